@@ -1,0 +1,27 @@
+# The two commands: `make quickstart` (main job on the embedded default) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+
+.PHONY: venv quickstart test bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -c constraints.txt torch==2.13.0
+	$(PIP) install -c constraints.txt -e ".[tflite,adb,dev]"
+	touch $@
+
+quickstart: venv
+	$(VENV)/bin/hwlat quickstart --out out/quickstart
+
+test: venv
+	$(PY) -m pytest -q
+
+bench: venv
+	$(PY) benchmarks/measure_repeatability.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

@@ -1,0 +1,28 @@
+"""Backends: one module per way of running ops, and the registry that names them.
+
+Backend modules import their heavy libraries lazily, so importing this package
+is cheap and ``hwlat devices`` can say why a backend is unavailable.
+"""
+
+from __future__ import annotations
+
+from hwlat.devices._base import Backend, DeviceInfo, DeviceSpec, Item, Runnable
+from hwlat.devices._registry import (
+    create_backend,
+    get_backend,
+    list_backends,
+    register_backend,
+)
+from hwlat.devices import fake, litert, onnxruntime, torch_cpu  # noqa: F401,E402  (fill the registry)
+
+__all__ = [
+    "Backend",
+    "DeviceInfo",
+    "DeviceSpec",
+    "Item",
+    "Runnable",
+    "create_backend",
+    "get_backend",
+    "list_backends",
+    "register_backend",
+]

@@ -1,0 +1,241 @@
+"""Backend protocol, device specs and device info shared by every backend."""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import dataclasses
+import hashlib
+import os
+import platform
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Union
+
+import numpy as np
+
+from hwlat.network import Network
+from hwlat.ops import OpSpec
+
+Item = Union[OpSpec, Network]
+
+__all__ = ["Backend", "DeviceSpec", "DeviceInfo", "Runnable", "Item", "cache_dir", "cpu_model", "torch_threads"]
+
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    """Where and how to run: backend name plus options.
+
+    ``key`` is stable and is what latency tables are keyed by, e.g.
+    ``onnxruntime-cpu/t1/b1/fp32``. Backend-specific options (``mode`` for CUDA,
+    ``serial`` for phones, ...) are a sorted tuple of ``(name, value)`` pairs.
+    """
+
+    backend: str
+    threads: int = 1
+    batch: int = 1
+    precision: str = "fp32"
+    options: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("threads", "batch"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"Invalid {name}={value!r} for device {self.backend!r}: must be an int >= 1")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"Invalid precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
+        object.__setattr__(self, "options", tuple(sorted((str(k), str(v)) for k, v in dict(self.options).items())))
+
+    @property
+    def key(self) -> str:
+        extra = "".join(f"/{k}={v}" for k, v in self.options)
+        return f"{self.backend}/t{self.threads}/b{self.batch}/{self.precision}{extra}"
+
+    def option(self, name: str, default: str | None = None) -> str | None:
+        return dict(self.options).get(name, default)
+
+    def replace(self, **changes: Any) -> DeviceSpec:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def parse(cls, text: str, **overrides: Any) -> DeviceSpec:
+        """Parse ``backend[:serial]`` or a full key ``backend/t1/b1/fp32[/k=v...]``."""
+        head, *rest = text.split("/")
+        kwargs: dict[str, Any] = {}
+        options: dict[str, str] = {}
+        if ":" in head:  # adb:SERIAL
+            head, serial = head.split(":", 1)
+            options["serial"] = serial
+        for part in rest:
+            if "=" in part:
+                k, v = part.split("=", 1)
+                options[k] = v
+            elif part[:1] == "t" and part[1:].isdigit():
+                kwargs["threads"] = int(part[1:])
+            elif part[:1] == "b" and part[1:].isdigit():
+                kwargs["batch"] = int(part[1:])
+            elif part in PRECISIONS:
+                kwargs["precision"] = part
+            else:
+                raise ValueError(f"Invalid device part {part!r} in {text!r}: expected tN, bN, a precision or k=v")
+        options.update(overrides.pop("options", {}) or {})
+        kwargs.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(head, options=tuple(options.items()), **kwargs)
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """What was found on the machine: the provenance stored with every row."""
+
+    backend: str
+    device_key: str
+    hardware: str
+    runtime: str
+    runtime_version: str
+    threads: int
+    hostname: str = field(default_factory=platform.node)
+    os: str = field(default_factory=lambda: f"{platform.system()} {platform.release()}")
+    python: str = field(default_factory=platform.python_version)
+    extra: tuple[tuple[str, str], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["extra"] = dict(self.extra)
+        return data
+
+
+class Runnable:
+    """A prepared op: ``call()`` runs one inference; ``close()`` frees it."""
+
+    def __init__(self, item: Item, call: Callable[[], Any], close: Callable[[], None] | None = None) -> None:
+        self.item = item
+        self.call = call
+        self._close = close
+
+    def close(self) -> None:
+        if self._close is not None:
+            self._close()
+            self._close = None
+
+
+class Backend(abc.ABC):
+    """One way of running ops on one device.
+
+    Subclasses set ``name``, ``install_hint`` and implement :meth:`check`,
+    :meth:`describe` and :meth:`prepare`; :meth:`run` times ``n`` calls with
+    the host's monotonic clock (backends with their own clock override it).
+    Heavy libraries are imported inside the methods, never at module import.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    install_hint: ClassVar[str] = ""
+
+    def __init__(self, spec: DeviceSpec) -> None:
+        self.spec = spec
+
+    @classmethod
+    @abc.abstractmethod
+    def check(cls) -> str | None:
+        """``None`` when usable here, else the reason and how to fix it."""
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        reason = cls.check()
+        return (reason is None, reason or "available")
+
+    @abc.abstractmethod
+    def describe(self) -> DeviceInfo: ...
+
+    @abc.abstractmethod
+    def prepare(self, item: Item) -> Runnable: ...
+
+    def run(self, runnable: Runnable, n: int) -> np.ndarray:
+        """Run ``n`` times; return each run's duration in seconds."""
+        times = np.empty(n)
+        call, clock = runnable.call, time.perf_counter_ns
+        for i in range(n):
+            t0 = clock()
+            call()
+            times[i] = clock() - t0
+        return times * 1e-9
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Backend]:
+        """Context in which measurements run (threads pinned, resources held)."""
+        yield self
+
+    def input_shape(self, item: Item) -> tuple[int, ...]:
+        return (self.spec.batch, *item.input_shape[1:])
+
+
+# ------------------------------------------------------------------ helpers
+def cache_dir(sub: str) -> Path:
+    """Folder for converted models: ``$HWLAT_CACHE`` or ``~/.cache/hwlat``."""
+    root = os.environ.get("HWLAT_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "hwlat")
+    path = Path(root) / sub
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cache_path(sub: str, item: Item, suffix: str, *salt: str) -> Path:
+    """Cache file for ``item`` converted with the given tool versions/options."""
+    text = "|".join([item.key, *(op.key for op in getattr(item, "ops", ()))] + list(salt))
+    return cache_dir(sub) / f"{hashlib.sha1(text.encode()).hexdigest()[:20]}{suffix}"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Pin torch's intra-op threads to ``n`` and restore the old value after."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def example_input(backend: Backend, item: Item, seed: int = 0):
+    """A fixed random input tensor for ``item`` at the device's batch size."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    return torch.rand(backend.input_shape(item), generator=gen) - 0.5
+
+
+@contextlib.contextmanager
+def quiet_fds() -> Iterator[None]:
+    """Silence C++ and Python output on fds 1 and 2 (converters print progress there)."""
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)

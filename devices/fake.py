@@ -1,0 +1,73 @@
+"""A deterministic backend for tests: roofline latency plus seeded noise, no sleeping.
+
+Latency of an op = ``overhead + max(flops / peak, bytes / bandwidth)`` times
+log-normal noise drawn from a generator seeded by the op key and the device
+key, so the same op gives the same samples in every run and every process.
+Options (``DeviceSpec.options``): ``noise`` (relative σ, default 0.03),
+``peak_gmacs`` (default 20), ``bandwidth_gbs`` (default 10), ``overhead_us``
+(default 20), ``unstable`` (a substring of op keys whose noise is 10x),
+``realtime`` (1: really sleep for the drawn times, for kill/resume tests).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import ClassVar
+
+import numpy as np
+
+from hwlat.devices._base import Backend, DeviceInfo, Item, Runnable
+from hwlat.devices._registry import register_backend
+
+
+def roofline_s(item: Item, peak_gmacs: float = 20.0, bandwidth_gbs: float = 10.0, overhead_us: float = 20.0) -> float:
+    """The fake device's true latency in seconds (networks: sum over ops)."""
+    ops = getattr(item, "ops", (item,))
+    return sum(overhead_us * 1e-6 + max(op.flops / (peak_gmacs * 1e9), op.bytes / (bandwidth_gbs * 1e9)) for op in ops)
+
+
+@register_backend
+class FakeBackend(Backend):
+    name: ClassVar[str] = "fake"
+    description: ClassVar[str] = "deterministic roofline model with seeded noise (for tests)"
+
+    @classmethod
+    def check(cls) -> str | None:
+        return None
+
+    def _opt(self, name: str, default: float) -> float:
+        return float(self.spec.option(name, str(default)))
+
+    def true_latency_s(self, item: Item) -> float:
+        return roofline_s(item, self._opt("peak_gmacs", 20.0), self._opt("bandwidth_gbs", 10.0),
+                          self._opt("overhead_us", 20.0)) * self.spec.batch  # fmt: skip
+
+    def describe(self) -> DeviceInfo:
+        return DeviceInfo("fake", self.spec.key, "fake roofline device", "hwlat-fake", "1", self.spec.threads)
+
+    def prepare(self, item: Item) -> Runnable:
+        base = self.true_latency_s(item)
+        noise = self._opt("noise", 0.03)
+        unstable = self.spec.option("unstable")
+        if unstable and unstable in item.key:
+            noise *= 10
+        seed = int.from_bytes(hashlib.sha1(f"{self.spec.key}|{item.key}".encode()).digest()[:8], "little")
+        return _FakeRunnable(item, base, noise, np.random.default_rng(seed))
+
+    def run(self, runnable: Runnable, n: int) -> np.ndarray:
+        if not isinstance(runnable, _FakeRunnable):
+            raise TypeError(f"the fake backend runs what its own prepare() made, not {type(runnable).__name__}")
+        times = runnable.draw(n)
+        if self.spec.option("realtime") == "1":
+            time.sleep(float(times.sum()))
+        return times
+
+
+class _FakeRunnable(Runnable):
+    def __init__(self, item: Item, base_s: float, noise: float, rng: np.random.Generator) -> None:
+        super().__init__(item, call=lambda: None)
+        self.base_s, self.noise, self.rng = base_s, noise, rng
+
+    def draw(self, n: int) -> np.ndarray:
+        return self.base_s * np.exp(self.rng.normal(0.0, self.noise, n))

@@ -1,0 +1,94 @@
+"""LiteRT (TFLite) on the CPU: convert with ``litert-torch``, run with XNNPACK.
+
+Ops are converted with NHWC inputs/outputs (``litert_torch.to_channel_last_io``)
+so the layout change does not add TRANSPOSE ops to the timed graph; prepare()
+checks the converted graph and refuses one with transposes at its boundary.
+Converted files are cached by op key, batch and library versions.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from importlib import metadata
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from hwlat.devices._base import Backend, DeviceInfo, Item, Runnable, cache_path, cpu_model, quiet_fds, torch_threads
+from hwlat.devices._registry import register_backend
+
+log = logging.getLogger(__name__)
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "missing"
+
+
+def convert_tflite(item: Item, batch: int) -> Path:
+    """Convert ``item`` to a .tflite file with channel-last I/O (cached)."""
+    path = cache_path("tflite", item, ".tflite", f"b{batch}", _version("litert-torch"), _version("torch"), "nhwc")
+    if path.exists():
+        return path
+    import torch
+
+    with quiet_fds():  # its import logs torchao/absl noise on stderr
+        import litert_torch
+
+    module = item.build()
+    shape = (batch, *item.input_shape[1:])
+    out_rank = len(item.ops[-1].output_shape) if hasattr(item, "ops") else len(item.output_shape)
+    if len(shape) == 4:
+        module = litert_torch.to_channel_last_io(module, args=[0], outputs=[0] if out_rank == 4 else [])
+        shape = (shape[0], shape[2], shape[3], shape[1])
+    x = torch.rand(shape) - 0.5
+    tmp = path.with_suffix(".tmp.tflite")
+    with torch_threads(1), quiet_fds():
+        litert_torch.convert(module, (x,)).export(str(tmp))
+    tmp.replace(path)
+    return path
+
+
+def graph_ops(interpreter) -> list[str]:
+    """Op names of the (delegated) graph, e.g. ['CONV_2D', 'DELEGATE']."""
+    return [op["op_name"] for op in interpreter._get_ops_details()]
+
+
+@register_backend
+class LiteRTCPUBackend(Backend):
+    name: ClassVar[str] = "litert-cpu"
+    description: ClassVar[str] = "LiteRT interpreter, XNNPACK delegate, fixed threads"
+    install_hint: ClassVar[str] = "pip install 'hwlat[tflite]' (ai-edge-litert and litert-torch)"
+
+    @classmethod
+    def check(cls) -> str | None:
+        # find_spec, not import: importing litert_torch takes seconds and logs a lot.
+        for mod, dist in (("ai_edge_litert", "ai-edge-litert"), ("litert_torch", "litert-torch")):
+            if importlib.util.find_spec(mod) is None:
+                return f"{dist} is not installed: {cls.install_hint}"
+        return None
+
+    def describe(self) -> DeviceInfo:
+        return DeviceInfo(
+            self.name, self.spec.key, cpu_model(), "ai-edge-litert", _version("ai-edge-litert"), self.spec.threads,
+            extra=(("converter", f"litert-torch {_version('litert-torch')}"), ("delegate", "XNNPACK (default)")),
+        )  # fmt: skip
+
+    def prepare(self, item: Item) -> Runnable:
+        from ai_edge_litert.interpreter import Interpreter
+
+        path = convert_tflite(item, self.spec.batch)
+        with quiet_fds():  # "INFO: Created TensorFlow Lite XNNPACK delegate" on every interpreter
+            interp = Interpreter(model_path=str(path), num_threads=self.spec.threads)
+            interp.allocate_tensors()
+        ops = graph_ops(interp)
+        if ops and (ops[0] == "TRANSPOSE" or ops[-1] == "TRANSPOSE"):
+            raise RuntimeError(f"{item.key}: the converted graph has layout TRANSPOSEs at its boundary: {ops}")
+        inp = interp.get_input_details()[0]
+        rng = np.random.default_rng(0)
+        interp.set_tensor(inp["index"], (rng.random(inp["shape"]) - 0.5).astype(inp["dtype"]))
+        return Runnable(item, interp.invoke)

@@ -1,0 +1,211 @@
+"""The ``hwlat`` command line. Errors become one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+log = logging.getLogger("hwlat")
+
+EXIT_ERROR, EXIT_INTERRUPTED = 2, 130
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit code 2."""
+
+
+# ------------------------------------------------------------------ devices
+def cmd_devices(args: argparse.Namespace) -> int:
+    from hwlat.devices import get_backend, list_backends
+
+    rows = []
+    for name in list_backends():
+        cls = get_backend(name)
+        ok, reason = cls.available()
+        rows.append((name, "yes" if ok else "no", cls.description if ok else reason))
+    width = max(len(r[0]) for r in rows)
+    print(f"{'device':{width}}  available  notes")
+    for name, ok, note in rows:
+        print(f"{name:{width}}  {ok:9}  {note}")
+    return 0
+
+
+# ------------------------------------------------------------------ measure
+def _protocol(args: argparse.Namespace):
+    from hwlat.timing import Protocol
+
+    if args.protocol == "fixed":
+        return Protocol.fixed()
+    changes = {}
+    if args.rel_ci is not None:
+        changes["rel_ci"] = args.rel_ci
+    if args.budget is not None:
+        changes["budget_s"] = args.budget
+    return Protocol(**changes)
+
+
+def _items(args: argparse.Namespace) -> list:
+    if args.networks:
+        from hwlat.zoo import resolve_networks
+
+        return resolve_networks(args.networks, seed=args.seed)
+    if not args.space:
+        raise CLIError("nothing to measure: give --space NAME (with --n) or --networks SPEC")
+    from hwlat.spaces import get_space
+
+    return get_space(args.space).sample(args.n, seed=args.seed)
+
+
+def run_measure(backend, items, store, protocol, *, quiet: bool = False) -> tuple[int, int]:
+    """Measure what ``store`` lacks; returns (new rows, already present)."""
+    from tqdm.auto import tqdm
+
+    from hwlat.timing import measure
+
+    done = store.done_keys(backend.spec.key, protocol.key)
+    todo = [it for it in items if it.key not in done]
+    if not todo:
+        return 0, len(items)
+    info_id = store.add_device(backend.describe())
+    new = 0
+
+    def save(m) -> None:
+        nonlocal new
+        new += store.add(m, info_id)
+
+    with tqdm(total=len(items), initial=len(items) - len(todo), desc=backend.spec.key, unit="op",
+              disable=quiet, file=sys.stderr, dynamic_ncols=True) as bar:  # fmt: skip
+        measure(backend, todo, protocol, on_result=save, progress=bar.update)
+    return new, len(items) - len(todo)
+
+
+def cmd_measure(args: argparse.Namespace) -> int:
+    from hwlat.devices import create_backend
+    from hwlat.store import LatencyStore
+
+    protocol = _protocol(args)
+    backend = create_backend(args.device, threads=args.threads, batch=args.batch)
+    items = _items(args)
+    with LatencyStore(args.db) as store:  # opened (and checked writable) before any measuring
+        t0 = time.perf_counter()
+        try:
+            new, skipped = run_measure(backend, items, store, protocol, quiet=args.quiet)
+        except KeyboardInterrupt:
+            n = len(store.done_keys(backend.spec.key, protocol.key))
+            print(f"interrupted: {n} rows are saved in {args.db}; run the same command again to resume",
+                  file=sys.stderr)  # fmt: skip
+            return EXIT_INTERRUPTED
+        rows = [m for m in store.measurements(backend.spec.key) if m.protocol == protocol.key]
+    unstable = sum(not m.stable for m in rows)
+    print(
+        f"{backend.spec.key}: {new} measured, {skipped} already in {args.db} "
+        f"({len(rows)} rows, {unstable} not settled) in {time.perf_counter() - t0:.1f} s"
+    )
+    return 0
+
+
+# -------------------------------------------------------------------- table
+def cmd_table(args: argparse.Namespace) -> int:
+    from hwlat.store import LatencyStore
+
+    if args.action == "import":
+        with LatencyStore(args.db) as store:
+            added = sum(store.import_file(p) for p in args.files)
+        print(f"{added} rows imported into {args.db}")
+        return 0
+    with LatencyStore(args.db, readonly=True) as store:
+        if args.action == "export":
+            if not args.out:
+                raise CLIError("table export needs --out FILE.parquet or FILE.csv")
+            path = store.export(args.out)
+            print(f"{len(store)} rows written to {path}")
+            return 0
+        df = store.frame(args.device)
+    if df.empty:
+        print(f"{args.db}: no rows" + (f" for device {args.device}" if args.device else ""))
+        return 0
+    summary = (
+        df.groupby(["device_key", "kind"])
+        .agg(rows=("op_key", "size"), median_ms=("median_ms", "median"), min_ms=("median_ms", "min"),
+             max_ms=("median_ms", "max"), settled=("stable", "mean"))
+        .reset_index()
+    )  # fmt: skip
+    summary["settled"] = (100 * summary["settled"]).round(1).astype(str) + " %"
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if args.rows:
+        cols = ["op_key", "median_ms", "iqr_ms", "n", "stable"]
+        print()
+        print(df[cols].head(args.rows).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return 0
+
+
+# --------------------------------------------------------------- quickstart
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    from hwlat.quickstart import run_quickstart
+
+    return run_quickstart(Path(args.out), n_ops=args.n, device=args.device)
+
+
+# ------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hwlat", description="Hardware-aware latency measurement and prediction.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("devices", help="list backends: available here or why not")
+    s.set_defaults(func=cmd_devices)
+
+    s = sub.add_parser("measure", help="measure ops or networks into a latency table")
+    s.add_argument("--device", required=True, help="backend name, e.g. onnxruntime-cpu (see `hwlat devices`)")
+    s.add_argument("--space", help="op space to sample (see hwlat.spaces), e.g. mbconv")
+    s.add_argument("--n", type=int, default=100, help="ops to sample from the space (default 100)")
+    s.add_argument("--networks", help="networks instead of ops: zoo names, random:N, or .json files, comma-separated")
+    s.add_argument("--db", required=True, help="SQLite latency table to write (created if missing; resumed)")
+    s.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+    s.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
+    s.add_argument("--protocol", choices=("adaptive", "fixed"), default="adaptive")
+    s.add_argument("--rel-ci", type=float, help="stop when the median's 95%% CI is within this fraction (0.02)")
+    s.add_argument("--budget", type=float, help="time budget per op in seconds (0.4)")
+    s.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_measure)
+
+    s = sub.add_parser("table", help="show, export or import a latency table")
+    s.add_argument("action", choices=("show", "export", "import"))
+    s.add_argument("--db", required=True, help="SQLite latency table")
+    s.add_argument("--out", help="export: .parquet or .csv file")
+    s.add_argument("--device", help="show: only this device key")
+    s.add_argument("--rows", type=int, default=0, help="show: also print the first N rows")
+    s.add_argument("files", nargs="*", help="import: .parquet/.csv files written by `table export`")
+    s.set_defaults(func=cmd_table)
+
+    s = sub.add_parser("quickstart", help="the embedded default job: a CPU latency table and its summary")
+    s.add_argument("--out", default="out/quickstart", help="output folder (default out/quickstart)")
+    s.add_argument("--device", default="onnxruntime-cpu")
+    s.add_argument("--n", type=int, default=120, help="ops to measure (default 120)")
+    s.set_defaults(func=cmd_quickstart)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (CLIError, ValueError, TypeError, RuntimeError, OSError) as exc:
+        if args.verbose:
+            raise
+        print(f"hwlat {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

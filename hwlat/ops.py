@@ -1,0 +1,303 @@
+"""Operator specifications: what to run, as frozen, hashable, parseable values.
+
+An :class:`OpSpec` names one operator (or block) and its shapes. It knows its
+canonical ``key`` (parseable back with :meth:`OpSpec.from_key`), its input
+shape, its cost counters (``flops`` in multiply-accumulates, ``params``,
+``bytes`` moved in fp32) and how to ``build()`` an ``nn.Module``. ``torch`` is
+imported only by :meth:`OpSpec.build`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+__all__ = ["OpSpec", "OP_KINDS", "ACTIVATIONS", "list_op_kinds", "conv_out"]
+
+ACTIVATIONS = ("relu", "relu6", "hswish", "none")
+BYTES_PER_ELEMENT = 4  # fp32
+
+# Which fields each kind uses (and so appear in its key), besides ``kind``.
+_KIND_FIELDS: dict[str, tuple[str, ...]] = {
+    "conv": ("cin", "cout", "h", "w", "kernel", "stride", "act"),
+    "stem": ("cin", "cout", "h", "w", "kernel", "stride", "act"),
+    "dwconv": ("cin", "h", "w", "kernel", "stride", "act"),
+    "pwconv": ("cin", "cout", "h", "w", "act"),
+    "mbconv": ("cin", "cout", "h", "w", "kernel", "stride", "expand", "act"),
+    "resblock": ("cin", "cout", "h", "w", "kernel", "stride", "act"),
+    "dsconv": ("cin", "cout", "h", "w", "kernel", "stride", "act"),
+    "dsconv_pw": ("cin", "cout", "h", "w", "kernel", "stride", "act"),
+    "linear": ("cin", "cout"),
+    "avgpool": ("cin", "h", "w", "kernel", "stride"),
+    "maxpool": ("cin", "h", "w", "kernel", "stride"),
+    "gap": ("cin", "h", "w"),
+    "identity": ("cin", "h", "w"),
+    "zero": ("cin", "cout", "h", "w", "stride"),
+    "head": ("cin", "mid", "cout", "h", "w", "act"),
+}
+OP_KINDS = tuple(_KIND_FIELDS)
+_ALLOWED = {
+    "kernel": {"mbconv": (3, 5, 7)},
+    "expand": {"mbconv": (1, 3, 6)},
+    "stride": {k: (1, 2) for k in _KIND_FIELDS},
+}
+_INT_FIELDS = ("cin", "cout", "h", "w", "kernel", "stride", "expand", "mid")
+
+
+def list_op_kinds() -> list[str]:
+    """Names of every operator kind, in registry order."""
+    return list(OP_KINDS)
+
+
+def conv_out(size: int, kernel: int, stride: int) -> int:
+    """Output size of a 'same'-padded convolution (padding ``kernel // 2``)."""
+    return (size + 2 * (kernel // 2) - kernel) // stride + 1
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """One operator with its shapes (batch size is a device option, not a field).
+
+    Parameters
+    ----------
+    kind : str
+        One of :data:`OP_KINDS`.
+    cin, cout : int
+        Input and output channels (``cout`` defaults to ``cin`` for kinds that
+        keep the channel count).
+    h, w : int
+        Input height and width (1 for ``linear``).
+    kernel, stride, expand : int
+        Kernel size, stride, MBConv expansion ratio.
+    act : str
+        Activation after the normalisation: one of :data:`ACTIVATIONS`.
+    mid : int
+        ``head`` only: width of the 1x1 feature-mix layer (0 = none).
+
+    Examples
+    --------
+    >>> op = OpSpec("mbconv", cin=16, cout=24, h=112, w=112, kernel=5, stride=2, expand=3)
+    >>> op.key
+    'mbconv:cin=16,cout=24,h=112,w=112,kernel=5,stride=2,expand=3,act=relu6'
+    >>> OpSpec.from_key(op.key) == op
+    True
+    """
+
+    kind: str
+    cin: int
+    cout: int = 0
+    h: int = 1
+    w: int = 1
+    kernel: int = 1
+    stride: int = 1
+    expand: int = 1
+    act: str = "relu6"
+    mid: int = 0
+
+    FIELDS: ClassVar[dict[str, tuple[str, ...]]] = _KIND_FIELDS
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KIND_FIELDS:
+            raise ValueError(f"Invalid op kind {self.kind!r}; valid kinds: {', '.join(OP_KINDS)}")
+        used = _KIND_FIELDS[self.kind]
+        if "cout" not in used or self.cout == 0:
+            object.__setattr__(self, "cout", self.cin)
+        # Fields a kind does not use are normalised so equal ops compare equal.
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for name in ("h", "w", "kernel", "stride", "expand", "act", "mid"):
+            if name not in used:
+                object.__setattr__(self, name, defaults[name])
+        for name in _INT_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"OpSpec field {name!r} must be an int, got {value!r}")
+        for name in ("cin", "cout", "h", "w", "kernel", "stride", "expand"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"Invalid {name}={getattr(self, name)} for {self.kind!r}: must be >= 1")
+        if self.mid < 0:
+            raise ValueError(f"Invalid mid={self.mid} for {self.kind!r}: must be >= 0")
+        if self.act not in ACTIVATIONS:
+            raise ValueError(f"Invalid act={self.act!r} for {self.kind!r}; valid: {', '.join(ACTIVATIONS)}")
+        for name, per_kind in _ALLOWED.items():
+            allowed = per_kind.get(self.kind)
+            if allowed is not None and name in used and getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"Invalid {name}={getattr(self, name)} for {self.kind!r}; allowed: {list(allowed)}"
+                )
+        if self.kind in ("conv", "stem", "dwconv", "dsconv", "dsconv_pw", "resblock", "avgpool", "maxpool") and (
+            self.kernel > max(self.h, self.w) + 2 * (self.kernel // 2)
+        ):
+            raise ValueError(f"Invalid kernel={self.kernel} for a {self.h}x{self.w} input")
+
+    # ----------------------------------------------------------------- keys
+    @property
+    def key(self) -> str:
+        """Canonical string, unique per op, parseable by :meth:`from_key`."""
+        parts = [f"{name}={getattr(self, name)}" for name in _KIND_FIELDS[self.kind]]
+        return f"{self.kind}:{','.join(parts)}"
+
+    @classmethod
+    def from_key(cls, key: str) -> OpSpec:
+        """Parse a key made by :attr:`key` back into an :class:`OpSpec`."""
+        if not isinstance(key, str) or ":" not in key:
+            raise ValueError(f"Invalid op key {key!r}: expected 'kind:field=value,...'")
+        kind, _, rest = key.partition(":")
+        kwargs: dict[str, Any] = {}
+        for item in filter(None, rest.split(",")):
+            name, sep, value = item.partition("=")
+            if not sep or name not in _KIND_FIELDS.get(kind, ()):
+                raise ValueError(f"Invalid field {item!r} in op key {key!r}")
+            kwargs[name] = value if name == "act" else int(value)
+        return cls(kind, **kwargs)
+
+    def replace(self, **changes: Any) -> OpSpec:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **{n: getattr(self, n) for n in _KIND_FIELDS[self.kind]}}
+
+    # --------------------------------------------------------------- shapes
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Input tensor shape for batch 1 (NCHW, or (1, C) for ``linear``)."""
+        if self.kind == "linear":
+            return (1, self.cin)
+        return (1, self.cin, self.h, self.w)
+
+    @property
+    def out_hw(self) -> tuple[int, int]:
+        if self.kind in ("linear", "gap", "head"):
+            return (1, 1)
+        if self.kind == "identity":
+            return (self.h, self.w)
+        if self.kind in ("avgpool", "maxpool"):
+            return (conv_out(self.h, self.kernel, self.stride), conv_out(self.w, self.kernel, self.stride))
+        if self.kind == "zero" or self.kind == "pwconv":
+            s = 1 if self.kind == "pwconv" else self.stride
+            return (-(-self.h // s), -(-self.w // s))
+        return (conv_out(self.h, self.kernel, self.stride), conv_out(self.w, self.kernel, self.stride))
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        if self.kind in ("linear", "head"):
+            return (1, self.cout)
+        if self.kind == "gap":
+            return (1, self.cin)
+        return (1, self.cout, *self.out_hw)
+
+    @property
+    def hidden(self) -> int:
+        """MBConv expanded width."""
+        return self.cin * self.expand
+
+    @property
+    def has_skip(self) -> bool:
+        """MBConv identity shortcut: present whenever the shapes allow it."""
+        return self.kind == "mbconv" and self.stride == 1 and self.cin == self.cout
+
+    @property
+    def has_projection(self) -> bool:
+        """ResNet basic block: 1x1 conv-BN shortcut when the shapes change."""
+        return self.kind == "resblock" and (self.stride != 1 or self.cin != self.cout)
+
+    # ---------------------------------------------------------------- costs
+    def _parts(self) -> list[tuple[str, int, int, int, int, int, int]]:
+        """Layers as (type, cin, cout, k, groups, out_h, out_w) for costing."""
+        ho, wo = self.out_hw
+        k, kind = self.kernel, self.kind
+        if kind in ("conv", "stem"):
+            return [("conv", self.cin, self.cout, k, 1, ho, wo)]
+        if kind == "dwconv":
+            return [("conv", self.cin, self.cin, k, self.cin, ho, wo)]
+        if kind == "pwconv":
+            return [("conv", self.cin, self.cout, 1, 1, ho, wo)]
+        if kind == "dsconv":
+            return [("conv", self.cin, self.cout, k, math.gcd(self.cin, self.cout), ho, wo)]
+        if kind == "dsconv_pw":
+            return [("conv", self.cin, self.cin, k, self.cin, ho, wo), ("conv", self.cin, self.cout, 1, 1, ho, wo)]
+        if kind == "mbconv":
+            parts = []
+            if self.expand > 1:
+                parts.append(("conv", self.cin, self.hidden, 1, 1, self.h, self.w))
+            parts.append(("conv", self.hidden, self.hidden, k, self.hidden, ho, wo))
+            parts.append(("conv", self.hidden, self.cout, 1, 1, ho, wo))
+            return parts
+        if kind == "resblock":
+            parts = [("conv", self.cin, self.cout, k, 1, ho, wo), ("conv", self.cout, self.cout, k, 1, ho, wo)]
+            if self.has_projection:
+                parts.append(("conv", self.cin, self.cout, 1, 1, ho, wo))
+            return parts
+        if kind == "linear":
+            return [("linear", self.cin, self.cout, 1, 1, 1, 1)]
+        if kind == "head":
+            parts = []
+            width = self.cin
+            if self.mid:
+                parts.append(("conv", self.cin, self.mid, 1, 1, self.h, self.w))
+                width = self.mid
+            parts.append(("linear", width, self.cout, 1, 1, 1, 1))
+            return parts
+        return []
+
+    @property
+    def flops(self) -> int:
+        """Multiply-accumulates for batch 1 (pooling counts one per window element)."""
+        total = 0
+        for typ, cin, cout, k, groups, ho, wo in self._parts():
+            total += ho * wo * cout * (cin // groups) * k * k
+        if self.kind in ("avgpool", "maxpool"):
+            ho, wo = self.out_hw
+            total += ho * wo * self.cin * self.kernel * self.kernel
+        elif self.kind == "gap" or (self.kind == "head"):
+            total += self.h * self.w * (self.mid or self.cin)
+        return total
+
+    @property
+    def params(self) -> int:
+        """Trainable parameters: conv weights, BatchNorm scale+shift, linear weight+bias."""
+        total = 0
+        for typ, cin, cout, k, groups, _, _ in self._parts():
+            if typ == "linear":
+                total += cin * cout + cout
+            else:
+                total += cout * (cin // groups) * k * k + 2 * cout
+        return total
+
+    @property
+    def bytes(self) -> int:
+        """Bytes moved in fp32: input + output + weights (intermediates excluded)."""
+        n_in = math.prod(self.input_shape)
+        n_out = math.prod(self.output_shape) if self.kind != "zero" else 0
+        return BYTES_PER_ELEMENT * (n_in + n_out + self.params)
+
+    @property
+    def intensity(self) -> float:
+        """Arithmetic intensity, MACs per byte moved."""
+        return self.flops / self.bytes
+
+    FEATURE_NAMES: ClassVar[tuple[str, ...]] = (
+        "cin", "cout", "h", "w", "kernel", "stride", "expand", "mid",
+        "out_h", "out_w", "flops", "params", "bytes", "intensity",
+    )  # fmt: skip
+
+    def features(self) -> dict[str, float]:
+        """Numeric features for predictors: shape parameters and cost counters."""
+        ho, wo = self.out_hw
+        return {
+            "cin": self.cin, "cout": self.cout, "h": self.h, "w": self.w,
+            "kernel": self.kernel, "stride": self.stride, "expand": self.expand, "mid": self.mid,
+            "out_h": ho, "out_w": wo, "flops": self.flops, "params": self.params,
+            "bytes": self.bytes, "intensity": self.intensity,
+        }  # fmt: skip
+
+    # ---------------------------------------------------------------- build
+    def build(self):
+        """Return an ``nn.Module`` (eval mode) computing this op on :attr:`input_shape`."""
+        from hwlat import _modules
+
+        return _modules.build_op(self).eval()
+
+    def __str__(self) -> str:
+        return self.key

@@ -1,0 +1,1 @@
+"""Search frontends that consume hwlat's latency predictions as a cost."""

@@ -1,0 +1,138 @@
+import hashlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from hwlat.devices import DeviceSpec, create_backend
+from hwlat.ops import OpSpec
+from hwlat.store import LatencyStore, StoreError
+from hwlat.timing import measure
+
+OPS = [OpSpec("pwconv", cin=c, cout=2 * c, h=14, w=14) for c in (8, 16, 24, 32, 40)]
+
+
+def filled(path, ops=OPS):
+    backend = create_backend("fake")
+    store = LatencyStore(path)
+    info_id = store.add_device(backend.describe())
+    results = measure(backend, ops, on_result=lambda m: store.add(m, info_id))
+    return store, results
+
+
+def test_round_trip_and_provenance(tmp_path):
+    store, results = filled(tmp_path / "t.db")
+    assert len(store) == len(OPS)
+    back = {m.op_key: m for m in store.measurements()}
+    for m in results:
+        assert back[m.op_key] == m
+    df = store.frame()
+    assert set(df["op_key"]) == {op.key for op in OPS}
+    assert (df["hardware"] == "fake roofline device").all()
+    assert (df["hwlat_version"] != "").all()
+    assert df["stable"].dtype == bool
+
+
+def test_rerun_adds_no_duplicates(tmp_path):
+    store, results = filled(tmp_path / "t.db")
+    info_id = store.add_device(create_backend("fake").describe())
+    assert not any(store.add(m, info_id) for m in results)
+    assert len(store) == len(OPS)
+    assert store.done_keys("fake/t1/b1/fp32", results[0].protocol) == {op.key for op in OPS}
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_export_import_round_trip(tmp_path, suffix):
+    store, _ = filled(tmp_path / "a.db")
+    store.export(tmp_path / f"t{suffix}")
+    other = LatencyStore(tmp_path / "b.db")
+    assert other.import_file(tmp_path / f"t{suffix}") == len(OPS)
+    assert other.import_file(tmp_path / f"t{suffix}") == 0
+    assert list(other.measurements()) == list(store.measurements())
+    assert other.devices() == store.devices()
+
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_foreign_sqlite_refused_untouched(tmp_path):
+    path = tmp_path / "foreign.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE t (x)")
+    conn.commit()
+    conn.close()
+    before = _digest(path)
+    with pytest.raises(StoreError, match="not an hwlat latency table"):
+        LatencyStore(path)
+    assert _digest(path) == before
+
+
+def test_corrupt_file_refused_untouched(tmp_path):
+    path = tmp_path / "corrupt.db"
+    path.write_bytes(b"this is not a database" * 20)
+    before = _digest(path)
+    with pytest.raises(StoreError, match="not an SQLite file"):
+        LatencyStore(path)
+    assert _digest(path) == before
+
+
+def test_truncated_table_refused(tmp_path):
+    store, _ = filled(tmp_path / "t.db")
+    store.close()
+    raw = (tmp_path / "t.db").read_bytes()
+    (tmp_path / "cut.db").write_bytes(raw[:100] + b"\x00" * 50)
+    with pytest.raises(StoreError):
+        LatencyStore(tmp_path / "cut.db").frame()
+
+
+def test_unwritable_path_fails_before_measuring(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match="cannot create folder"):
+        LatencyStore(blocker / "sub" / "t.db")
+    with pytest.raises(StoreError, match="is a folder"):
+        LatencyStore(tmp_path)
+
+
+def test_readonly_missing(tmp_path):
+    with pytest.raises(StoreError, match="no such latency table"):
+        LatencyStore(tmp_path / "none.db", readonly=True)
+
+
+def test_sigkill_mid_run_loses_only_ops_in_flight(tmp_path):
+    db = tmp_path / "kill.db"
+    args = [sys.executable, "-m", "hwlat.cli", "measure", "--device", "fake/realtime=1", "--space", "pwconv",
+            "--n", "40", "--db", str(db), "--quiet"]  # fmt: skip
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    rows_before = 0
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        if db.exists():
+            try:
+                with LatencyStore(db, readonly=True) as s:
+                    rows_before = len(s)
+            except StoreError:
+                continue
+            if rows_before >= 10:
+                break
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with LatencyStore(db, readonly=True) as s:
+        saved = {m.op_key: m for m in s.measurements()}
+    assert len(saved) >= rows_before >= 10
+    assert len(saved) < 40
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"{len(saved)} already in" in done.stdout
+    with LatencyStore(db, readonly=True) as s:
+        after = {m.op_key: m for m in s.measurements()}
+        assert len(after) == 40 == len(s)
+    for key, m in saved.items():  # completed rows survive unchanged
+        assert after[key] == m
