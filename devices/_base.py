@@ -21,7 +21,7 @@ from hwlat.ops import OpSpec
 
 Item = Union[OpSpec, Network]
 
-__all__ = ["Backend", "DeviceSpec", "DeviceInfo", "Runnable", "Item", "cache_dir", "cpu_model", "torch_threads"]
+__all__ = ["Backend", "DeviceSpec", "DeviceInfo", "Runnable", "Item", "cache_dir", "cpu_model", "pinned_cpus", "torch_threads"]
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
@@ -166,8 +166,10 @@ class Backend(abc.ABC):
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Backend]:
-        """Context in which measurements run (threads pinned, resources held)."""
-        yield self
+        """Context in which measurements run: the process is pinned to
+        ``threads`` CPUs (device option ``cores`` overrides which)."""
+        with pinned_cpus(self.spec.threads, self.spec.option("cores")):
+            yield self
 
     def input_shape(self, item: Item) -> tuple[int, ...]:
         return (self.spec.batch, *item.input_shape[1:])
@@ -239,3 +241,29 @@ def quiet_fds() -> Iterator[None]:
         os.dup2(saved[1], 2)
         for fd in (*saved, devnull):
             os.close(fd)
+
+
+@contextlib.contextmanager
+def pinned_cpus(threads: int, cores: str | None = None) -> Iterator[tuple[int, ...]]:
+    """Pin this process to ``threads`` CPUs (the last ones, away from core 0's
+    interrupts, unless ``cores`` lists them, e.g. "2,3") and restore after.
+
+    Migrations between cores are a main source of run-to-run spread on a
+    shared machine; benchmark_model on phones is run under ``taskset`` for the
+    same reason. Where affinity is not supported this does nothing.
+    """
+    if not hasattr(os, "sched_getaffinity"):
+        yield ()
+        return
+    old = os.sched_getaffinity(0)
+    if cores:
+        chosen = {int(c) for c in cores.split(",")}
+        if not chosen <= old:
+            raise ValueError(f"Invalid cores {cores!r}: this process may use CPUs {sorted(old)}")
+    else:
+        chosen = set(sorted(old)[-threads:])
+    os.sched_setaffinity(0, chosen)
+    try:
+        yield tuple(sorted(chosen))
+    finally:
+        os.sched_setaffinity(0, old)

@@ -11,7 +11,9 @@ Options (``DeviceSpec.options``): ``noise`` (relative σ, default 0.03),
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Iterator
 import time
 from typing import ClassVar
 
@@ -35,6 +37,10 @@ class FakeBackend(Backend):
     @classmethod
     def check(cls) -> str | None:
         return None
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Backend]:
+        yield self  # nothing to pin: the fake device does not use the CPU
 
     def _opt(self, name: str, default: float) -> float:
         return float(self.spec.option(name, str(default)))

@@ -36,7 +36,7 @@ class TorchCPUBackend(Backend):
     def session(self) -> Iterator[Backend]:
         import torch
 
-        with torch_threads(self.spec.threads), torch.inference_mode():
+        with super().session(), torch_threads(self.spec.threads), torch.inference_mode():
             yield self
 
     def prepare(self, item: Item) -> Runnable:

@@ -1,0 +1,63 @@
+import sqlite3
+
+from conftest import run_cli
+
+from hwlat.store import LatencyStore
+
+
+def one_line_error(proc, *needles):
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_devices_lists_backends():
+    proc = run_cli("devices")
+    assert proc.returncode == 0, proc.stderr
+    for name in ("fake", "torch-cpu", "onnxruntime-cpu", "litert-cpu"):
+        assert name in proc.stdout
+
+
+def test_measure_show_export_import_resume(tmp_path):
+    db = tmp_path / "t.db"
+    proc = run_cli("measure", "--device", "fake", "--space", "pwconv", "--n", "12", "--db", str(db))
+    assert proc.returncode == 0, proc.stderr
+    assert "12 measured, 0 already in" in proc.stdout
+    again = run_cli("measure", "--device", "fake", "--space", "pwconv", "--n", "12", "--db", str(db))
+    assert "0 measured, 12 already in" in again.stdout
+    more = run_cli("measure", "--device", "fake", "--space", "pwconv", "--n", "15", "--db", str(db), "-q")
+    assert "3 measured, 12 already in" in more.stdout
+    show = run_cli("table", "show", "--db", str(db), "--rows", "3")
+    assert show.returncode == 0 and "pwconv" in show.stdout and "fake/t1/b1/fp32" in show.stdout
+    out = tmp_path / "t.csv"
+    assert run_cli("table", "export", "--db", str(db), "--out", str(out)).returncode == 0
+    imp = run_cli("table", "import", "--db", str(tmp_path / "copy.db"), str(out))
+    assert imp.returncode == 0 and "15 rows imported" in imp.stdout
+    with LatencyStore(tmp_path / "copy.db", readonly=True) as a, LatencyStore(db, readonly=True) as b:
+        assert list(a.measurements()) == list(b.measurements())
+
+
+def test_unknown_device_and_space(tmp_path):
+    one_line_error(run_cli("measure", "--device", "tpu", "--space", "mbconv", "--db", str(tmp_path / "x.db")),
+                   "Unknown device 'tpu'", "onnxruntime-cpu")  # fmt: skip
+    one_line_error(run_cli("measure", "--device", "fake", "--space", "nope", "--db", str(tmp_path / "x.db")),
+                   "nope", "mbconv")  # fmt: skip
+    one_line_error(run_cli("measure", "--device", "fake", "--db", str(tmp_path / "x.db")), "--space")
+
+
+def test_foreign_db_and_unwritable_path(tmp_path):
+    foreign = tmp_path / "foreign.db"
+    conn = sqlite3.connect(foreign)
+    conn.execute("CREATE TABLE t (x)")
+    conn.commit()
+    conn.close()
+    before = foreign.read_bytes()
+    one_line_error(run_cli("measure", "--device", "fake", "--space", "pwconv", "--db", str(foreign)),
+                   "not an hwlat latency table")  # fmt: skip
+    assert foreign.read_bytes() == before
+    (tmp_path / "f").write_text("")
+    one_line_error(run_cli("measure", "--device", "fake", "--space", "pwconv", "--db", str(tmp_path / "f" / "x.db")),
+                   "cannot create folder")  # fmt: skip
+    one_line_error(run_cli("table", "show", "--db", str(tmp_path / "missing.db")), "no such latency table")
