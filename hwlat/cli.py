@@ -71,10 +71,13 @@ def run_measure(backend, items, store, protocol, *, quiet: bool = False) -> tupl
     if not todo:
         return 0, len(items)
     info_id = store.add_device(backend.describe())
+    by_key = {it.key: it for it in todo}
     new = 0
 
     def save(m) -> None:
         nonlocal new
+        if m.kind == "network":
+            store.add_network(by_key[m.op_key])
         new += store.add(m, info_id)
 
     with tqdm(total=len(items), initial=len(items) - len(todo), desc=backend.spec.key, unit="op",

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from hwlat.devices import DeviceInfo
+    from hwlat.network import Network
 
 __all__ = ["LatencyStore", "StoreError", "SCHEMA_VERSION"]
 
@@ -36,6 +37,10 @@ CREATE TABLE IF NOT EXISTS devices (
     device_key TEXT NOT NULL,
     info_json TEXT NOT NULL,
     info_id TEXT NOT NULL PRIMARY KEY
+);
+CREATE TABLE IF NOT EXISTS networks (
+    net_key TEXT NOT NULL PRIMARY KEY,
+    definition_json TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS measurements (
     device_key TEXT NOT NULL,
@@ -150,6 +155,20 @@ class LatencyStore:
         )
         return info_id
 
+    def add_network(self, net: Network) -> None:
+        """Keep a measured network's definition, so predictors can be checked against it."""
+        self._conn.execute(
+            "INSERT OR IGNORE INTO networks (net_key, definition_json) VALUES (?, ?)",
+            (net.key, json.dumps(net.to_dict())),
+        )
+
+    def networks(self) -> dict[str, Network]:
+        """Definitions of the networks measured in this table, by key."""
+        from hwlat.network import Network
+
+        rows = self._conn.execute("SELECT net_key, definition_json FROM networks")
+        return {k: Network.from_dict(json.loads(d)) for k, d in rows}
+
     def add(self, m: Measurement, info_id: str, replace: bool = False) -> bool:
         """Insert one row (committed at once). Returns False if it was already there."""
         from hwlat import __version__
@@ -226,6 +245,8 @@ class LatencyStore:
         df = self.frame(provenance=False)
         info = self.devices()
         df["device_info_json"] = [json.dumps(info.get(i, {}), sort_keys=True) for i in df["info_id"]]
+        nets = {k: json.dumps(n.to_dict()) for k, n in self.networks().items()}
+        df["network_json"] = [nets.get(k, "") for k in df["op_key"]]
         check_writable(path)
         if path.suffix == ".parquet":
             df.to_parquet(path, index=False)
@@ -261,6 +282,10 @@ class LatencyStore:
                     (rec["device_key"], text, info_id),
                 )
                 rec["info_id"] = info_id
+                if rec.get("network_json"):
+                    from hwlat.network import Network
+
+                    self.add_network(Network.from_dict(json.loads(rec["network_json"])))
                 added += self.add(_row_to_measurement(rec), info_id)
             self._conn.execute("COMMIT")
         except BaseException:

@@ -1,0 +1,397 @@
+"""Latency predictors: one scikit-learn regressor per op kind of one device.
+
+Each kind's model works in log-latency. The default is a structured prior, a
+log-linear roofline (``log t ~ log FLOPs + log bytes + log params``), plus a
+tree-ensemble fitted to the prior's residuals on the full feature set; the
+prior extrapolates sensibly, the trees pick up what the roofline misses
+(kernel sizes, strides, cache effects). Network latency is the sum over its
+ops plus a device overhead fitted by :meth:`LatencyPredictor.calibrate`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.ensemble import ExtraTreesRegressor, GradientBoostingRegressor, RandomForestRegressor
+from sklearn.linear_model import Ridge
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.validation import check_is_fitted
+
+from hwlat.network import Network
+from hwlat.ops import OpSpec
+
+__all__ = ["LatencyPredictor", "MODELS", "op_features", "UnknownKindError"]
+
+MODELS = ("prior", "gbr", "rf", "et", "prior+gbr", "prior+rf", "prior+et")
+_LOG_FEATURES = ("cin", "cout", "h", "w", "out_h", "out_w", "flops", "params", "bytes", "intensity", "mid")
+_RAW_FEATURES = ("kernel", "stride", "expand")
+FEATURES = _LOG_FEATURES + _RAW_FEATURES
+_PRIOR_FEATURES = (6, 7, 8)  # log flops, log params, log bytes: the roofline terms
+
+
+class UnknownKindError(ValueError):
+    """An op kind the predictor has no training data for."""
+
+
+def op_features(ops: Sequence[OpSpec]) -> np.ndarray:
+    """Feature matrix: log1p of sizes and cost counters, raw kernel/stride/expand."""
+    rows = []
+    for op in ops:
+        f = op.features()
+        rows.append([np.log1p(f[k]) for k in _LOG_FEATURES] + [float(f[k]) for k in _RAW_FEATURES])
+    return np.asarray(rows, dtype=float).reshape(len(rows), len(FEATURES))
+
+
+def _as_ops(X: Any) -> list[OpSpec]:
+    if isinstance(X, (OpSpec, str)):
+        X = [X]
+    ops = []
+    for x in X:
+        if isinstance(x, OpSpec):
+            ops.append(x)
+        elif isinstance(x, str):
+            ops.append(OpSpec.from_key(x))
+        else:
+            raise TypeError(f"expected OpSpec or op key strings, got {type(x).__name__}")
+    return ops
+
+
+class _KindModel(BaseEstimator, RegressorMixin):
+    """Log-latency model of one op kind: optional prior plus optional residual trees."""
+
+    def __init__(self, model: str = "prior+gbr", random_state: int = 0) -> None:
+        self.model = model
+        self.random_state = random_state
+
+    def _trees(self):
+        name = self.model.split("+")[-1]
+        rs = self.random_state
+        if name == "gbr":
+            return GradientBoostingRegressor(n_estimators=300, max_depth=3, learning_rate=0.05, subsample=0.8,
+                                             random_state=rs)  # fmt: skip
+        if name == "rf":
+            return RandomForestRegressor(n_estimators=200, min_samples_leaf=2, random_state=rs, n_jobs=1)
+        return ExtraTreesRegressor(n_estimators=200, min_samples_leaf=2, random_state=rs, n_jobs=1)
+
+    def fit(self, F: np.ndarray, logy: np.ndarray) -> _KindModel:
+        self.prior_ = None
+        resid = logy
+        if self.model.startswith("prior"):
+            self.prior_ = make_pipeline(StandardScaler(), Ridge(alpha=1e-3)).fit(F[:, _PRIOR_FEATURES], logy)
+            resid = logy - self.prior_.predict(F[:, _PRIOR_FEATURES])
+        self.trees_ = None
+        if self.model != "prior" and len(logy) >= 5:
+            self.trees_ = self._trees().fit(F, resid)
+        self.const_ = float(np.mean(resid)) if self.trees_ is None and self.prior_ is None else 0.0
+        return self
+
+    def predict(self, F: np.ndarray) -> np.ndarray:
+        out = np.full(len(F), self.const_)
+        if self.prior_ is not None:
+            out += self.prior_.predict(F[:, _PRIOR_FEATURES])
+        if self.trees_ is not None:
+            out += self.trees_.predict(F)
+        return out
+
+
+class LatencyPredictor(BaseEstimator, RegressorMixin):
+    """Predicts op and network latency (ms) on one device.
+
+    Parameters
+    ----------
+    model : str
+        Per-kind model: one of :data:`MODELS` (``prior`` = log-linear roofline,
+        ``gbr``/``rf``/``et`` = tree ensembles on all features, ``prior+X`` =
+        prior plus trees fitted to its residuals).
+    random_state : int
+        Seed of the tree ensembles.
+
+    Attributes
+    ----------
+    models_ : dict[str, estimator]
+        One fitted model per op kind.
+    overhead_ms_, scale_ : float
+        Network-level calibration: ``scale_ * sum(ops) + overhead_ms_``.
+    device_key_ : str
+        Device the training table came from ("" when fitted on raw arrays).
+
+    Examples
+    --------
+    >>> from hwlat.ops import OpSpec
+    >>> ops = [OpSpec("pwconv", cin=c, cout=c, h=14, w=14) for c in range(8, 200, 8)]
+    >>> p = LatencyPredictor(model="prior").fit(ops, [1e-4 * op.flops ** 0.9 for op in ops])
+    >>> float(p.predict([OpSpec("pwconv", cin=64, cout=64, h=14, w=14)])[0]) > 0
+    True
+    """
+
+    def __init__(self, model: str = "prior+gbr", random_state: int = 0) -> None:
+        self.model = model
+        self.random_state = random_state
+
+    # ------------------------------------------------------------- fitting
+    def fit(self, X: Any, y: Any, device_key: str = "") -> LatencyPredictor:
+        """Fit on ops (``OpSpec`` or op keys) and their latencies in ms."""
+        if self.model not in MODELS:
+            raise ValueError(
+                f"Invalid parameter model={self.model!r} for estimator LatencyPredictor; valid: {', '.join(MODELS)}"
+            )
+        ops = _as_ops(X)
+        y = np.asarray(y, dtype=float)
+        if len(ops) != len(y):
+            raise ValueError(f"X has {len(ops)} ops but y has {len(y)} latencies")
+        if len(ops) == 0:
+            raise ValueError("no training data: X is empty")
+        if not np.all(np.isfinite(y)) or np.any(y <= 0):
+            raise ValueError("latencies must be finite and > 0 (ms)")
+        kinds = np.array([op.kind for op in ops])
+        F = op_features(ops)
+        self.models_ = {}
+        self.n_train_ = {}
+        for kind in sorted(set(kinds)):
+            mask = kinds == kind
+            self.models_[kind] = _KindModel(self.model, self.random_state).fit(F[mask], np.log(y[mask]))
+            self.n_train_[kind] = int(mask.sum())
+        self.device_key_ = device_key
+        self.overhead_ms_ = 0.0
+        self.scale_ = 1.0
+        self.feature_names_ = list(FEATURES)
+        return self
+
+    def fit_table(self, table: Any, device: str | None = None, target: str = "median_ms") -> LatencyPredictor:
+        """Fit on a latency table (a ``LatencyStore``, a path to one, or its ``frame()``).
+
+        Op rows train the per-kind models; network rows (when the table holds
+        their definitions) calibrate the network overhead.
+        """
+        df, nets = _table_frame(table)
+        keys = sorted(df["device_key"].unique())
+        if device is None:
+            if len(keys) != 1:
+                raise ValueError(f"the table holds {len(keys)} devices ({', '.join(keys)}); pick one with device=")
+            device = keys[0]
+        elif device not in keys:
+            raise ValueError(f"no rows for device {device!r} in the table; devices there: {', '.join(keys)}")
+        df = df[df["device_key"] == device]
+        ops = df[df["kind"] != "network"]
+        self.fit(list(ops["op_key"]), ops[target].to_numpy(), device_key=device)
+        self.target_ = target
+        self.table_sha256_ = table_checksum(df)
+        net_rows = df[(df["kind"] == "network") & df["op_key"].isin(list(nets))]
+        if len(net_rows):
+            self.calibrate([nets[k] for k in net_rows["op_key"]], net_rows[target].to_numpy())
+        return self
+
+    def calibrate(self, networks: Sequence[Network], measured_ms: Any, scale: bool = False) -> LatencyPredictor:
+        """Fit the device overhead (and optionally a scale) from whole-network measurements.
+
+        Solves ``measured ≈ scale * Σ ops + overhead`` by least squares in
+        relative error (each network weighted by 1/measured).
+        """
+        check_is_fitted(self)
+        measured = np.asarray(measured_ms, dtype=float)
+        if len(networks) != len(measured) or len(measured) == 0:
+            raise ValueError("calibrate needs one measured latency per network (at least one)")
+        sums = np.array([self._sum_ops(n) for n in networks])
+        w = 1.0 / measured
+        if scale and len(measured) >= 2:
+            A = np.stack([sums, np.ones_like(sums)], 1) * w[:, None]
+            (self.scale_, self.overhead_ms_), *_ = np.linalg.lstsq(A, measured * w, rcond=None)
+        else:
+            self.scale_ = 1.0
+            self.overhead_ms_ = float(np.sum(w * w * (measured - sums)) / np.sum(w * w))
+        self.scale_, self.overhead_ms_ = float(self.scale_), float(self.overhead_ms_)
+        return self
+
+    # ---------------------------------------------------------- predicting
+    def predict(self, X: Any) -> np.ndarray:
+        """Latency in ms of each op (``OpSpec`` or op key), vectorised per kind."""
+        check_is_fitted(self)
+        ops = _as_ops(X)
+        out = np.empty(len(ops))
+        kinds = np.array([op.kind for op in ops])
+        F = op_features(ops)
+        for kind in set(kinds):
+            model = self.models_.get(kind)
+            if model is None:
+                raise UnknownKindError(self._unknown(kind))
+            mask = kinds == kind
+            out[mask] = np.exp(model.predict(F[mask]))
+        return out
+
+    def _unknown(self, kind: str) -> str:
+        dev = self.device_key_.split("/")[0] or "DEVICE"
+        space = kind if kind not in ("stem", "head", "mbconv") else "mbconv"
+        return (
+            f"no training data for op kind {kind!r} on {self.device_key_ or 'this device'} "
+            f"(trained kinds: {', '.join(sorted(self.models_))}); measure it with "
+            f"`hwlat measure --device {dev} --space {space} --n 300 --db TABLE` and re-fit with `hwlat fit`"
+        )
+
+    def _sum_ops(self, net: Network) -> float:
+        return float(self.predict(list(net.ops)).sum())
+
+    def predict_network(self, network: Network | Sequence[Network]) -> float | np.ndarray:
+        """Network latency (ms): calibrated sum over its ops plus the device overhead."""
+        check_is_fitted(self)
+        nets = [network] if isinstance(network, Network) else list(network)
+        all_ops = [op for n in nets for op in n.ops]
+        per_op = self.predict(all_ops)
+        bounds = np.cumsum([0] + [len(n.ops) for n in nets])
+        sums = np.array([per_op[a:b].sum() for a, b in zip(bounds[:-1], bounds[1:])])
+        out = self.scale_ * sums + self.overhead_ms_
+        return float(out[0]) if isinstance(network, Network) else out
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "models_")
+
+    @property
+    def kinds_(self) -> list[str]:
+        check_is_fitted(self)
+        return sorted(self.models_)
+
+    def clone_unfitted(self) -> LatencyPredictor:
+        return clone(self)
+
+
+def _table_frame(table: Any):
+    """(frame, networks) from a LatencyStore, a path, or a DataFrame."""
+    import pandas as pd
+
+    from hwlat.store import LatencyStore
+
+    if isinstance(table, pd.DataFrame):
+        return table, {}
+    if isinstance(table, LatencyStore):
+        return table.frame(provenance=False), table.networks()
+    with LatencyStore(table, readonly=True) as store:
+        return store.frame(provenance=False), store.networks()
+
+
+def table_checksum(df) -> str:
+    """SHA-256 over the sorted (device, op, protocol, median) rows: identifies the training data."""
+    cols = ["device_key", "op_key", "protocol", "median_ms"]
+    rows = sorted(map(tuple, df[cols].astype(str).to_numpy()))
+    return hashlib.sha256("\n".join("|".join(r) for r in rows).encode()).hexdigest()
+
+
+# ------------------------------------------------------------ persistence
+FORMAT = "hwlat.predictor/1"
+# Types a predictor file may contain beyond skops' defaults; anything else is refused.
+ALLOWED_TYPES = frozenset(
+    {
+        "hwlat.predict.LatencyPredictor",
+        "hwlat.predict._KindModel",
+        "sklearn.pipeline.Pipeline",
+        "sklearn.preprocessing._data.StandardScaler",
+        "sklearn.linear_model._ridge.Ridge",
+        "sklearn.ensemble._gb.GradientBoostingRegressor",
+        "sklearn.ensemble._forest.RandomForestRegressor",
+        "sklearn.ensemble._forest.ExtraTreesRegressor",
+        "sklearn.tree._classes.DecisionTreeRegressor",
+        "sklearn.tree._classes.ExtraTreeRegressor",
+        "sklearn.tree._tree.Tree",
+        "sklearn._loss.loss.HalfSquaredError",
+        "sklearn.ensemble._gb.DummyRegressor",
+        "sklearn.dummy.DummyRegressor",
+        "numpy.random._mt19937.MT19937",
+        "numpy.random.mtrand.RandomState",
+        "builtins.slice",
+    }
+)
+
+
+class PredictorFileError(ValueError):
+    """A predictor file that cannot be loaded safely (tampered, foreign, or from other versions)."""
+
+
+def _versions() -> dict[str, str]:
+    import platform
+
+    import sklearn
+
+    from hwlat import __version__
+
+    return {"hwlat": __version__, "scikit-learn": sklearn.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}  # fmt: skip
+
+
+def save_predictor(predictor: LatencyPredictor, path: str | Any, table: str | None = None,
+                   device_info: dict | None = None) -> tuple[Any, Any]:  # fmt: skip
+    """Write ``PATH`` (skops: no code runs on load) and ``PATH.json`` (metadata)."""
+    import json
+    from pathlib import Path
+
+    import skops.io as sio
+
+    check_is_fitted(predictor)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sio.dump(predictor, path)
+    meta = {
+        "format": FORMAT,
+        "device_key": predictor.device_key_,
+        "device_info": device_info or {},
+        "model": predictor.model,
+        "kinds": {k: predictor.n_train_[k] for k in predictor.kinds_},
+        "features": predictor.feature_names_,
+        "target": getattr(predictor, "target_", "median_ms"),
+        "overhead_ms": predictor.overhead_ms_,
+        "scale": predictor.scale_,
+        "training_table": str(table) if table else None,
+        "training_table_sha256": getattr(predictor, "table_sha256_", None),
+        "versions": _versions(),
+        "file_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+    }
+    meta_path = path.with_name(path.name + ".json")
+    meta_path.write_text(json.dumps(meta, indent=1) + "\n")
+    return path, meta_path
+
+
+def load_predictor(path: str | Any) -> LatencyPredictor:
+    """Load a predictor saved by :func:`save_predictor`, refusing anything unsafe."""
+    import json
+    from pathlib import Path
+
+    import skops.io as sio
+
+    path = Path(path)
+    meta_path = path.with_name(path.name + ".json")
+    if not path.exists():
+        raise PredictorFileError(f"{path}: no such predictor file")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise PredictorFileError(f"{meta_path}: missing or unreadable predictor metadata ({exc})") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise PredictorFileError(f"{meta_path}: not hwlat predictor metadata (expected format {FORMAT!r})")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != meta.get("file_sha256"):
+        raise PredictorFileError(f"{path}: checksum does not match its metadata: the file was modified; refusing to load")
+    refit = _refit_hint(meta)
+    try:
+        untrusted = set(sio.get_untrusted_types(file=path))
+    except Exception as exc:  # skops raises several types on a foreign/corrupt zip
+        raise PredictorFileError(f"{path}: not a readable skops file ({exc}); {refit}") from exc
+    bad = sorted(untrusted - ALLOWED_TYPES)
+    if bad:
+        raise PredictorFileError(f"{path}: contains types hwlat does not trust ({', '.join(bad)}); refusing to load")
+    try:
+        obj = sio.load(path, trusted=sorted(untrusted))
+    except Exception as exc:
+        now = _versions()
+        then = meta.get("versions", {})
+        diff = ", ".join(f"{k} {then.get(k)} -> {v}" for k, v in now.items() if then.get(k) != v) or "none"
+        raise PredictorFileError(f"{path}: cannot be loaded here (version changes: {diff}); {refit}") from exc
+    if not isinstance(obj, LatencyPredictor):
+        raise PredictorFileError(f"{path}: holds a {type(obj).__name__}, not a LatencyPredictor")
+    return obj
+
+
+def _refit_hint(meta: dict) -> str:
+    table = meta.get("training_table") or "TABLE"
+    return f"re-fit it with `hwlat fit --table {table} --device {meta.get('device_key') or 'DEVICE'} --out NEW.skops`"
