@@ -146,6 +146,69 @@ def cmd_table(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------- predictors
+def cmd_fit(args: argparse.Namespace) -> int:
+    from hwlat.predict import LatencyPredictor, save_predictor
+    from hwlat.store import LatencyStore
+
+    with LatencyStore(args.table, readonly=True) as store:
+        device = _device_key(store, args.device)
+        p = LatencyPredictor(model=args.model).fit_table(store, device=device, target=args.target)
+        info = next((v for v in store.devices().values() if v.get("device_key") == device), {})
+    path, meta = save_predictor(p, args.out, table=args.table, device_info=info)
+    kinds = ", ".join(f"{k} ({n})" for k, n in p.n_train_.items())
+    print(f"fitted {args.model} on {device}: {kinds}; network overhead {p.overhead_ms_:.3f} ms")
+    print(f"saved {path} and {meta}")
+    return 0
+
+
+def _device_key(store, device: str | None) -> str:
+    keys = store.device_keys()
+    if not keys:
+        raise CLIError(f"{store.path}: the table is empty")
+    if device is None:
+        if len(keys) > 1:
+            raise CLIError(f"the table holds several devices ({', '.join(keys)}); pick one with --device")
+        return keys[0]
+    matches = [k for k in keys if k == device or k.split("/")[0] == device]
+    if len(matches) != 1:
+        raise CLIError(f"device {device!r} matches {len(matches)} devices in the table; devices there: {', '.join(keys)}")
+    return matches[0]
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from hwlat.evaluate import HEADER, evaluate_table, scatter_png, write_report
+    from hwlat.predict import load_predictor
+
+    p = load_predictor(args.predictor)
+    result = evaluate_table(p, args.table, repeat_table=args.repeat, target=getattr(p, "target_", "median_ms"))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    title = f"Predictor {Path(args.predictor).name} on {args.table} ({p.device_key_})"
+    report = write_report(result, out / "evaluation.md", title)
+    png = scatter_png(result["points"], out / "evaluation.png", title) if result["points"] else None
+    print(HEADER)
+    print("\n".join(report.read_text().splitlines()[4:]))
+    print(f"report: {report}" + (f", plot: {png}" if png else ""))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from hwlat.predict import load_predictor
+    from hwlat.zoo import resolve_networks
+
+    p = load_predictor(args.predictor)
+    for net in resolve_networks(args.network):
+        per_op = p.predict(list(net.ops))
+        total = p.predict_network(net)
+        print(f"{net.name}: {total:.3f} ms predicted on {p.device_key_} "
+              f"({len(net.ops)} ops, {net.flops / 1e6:.1f} MMACs, overhead {p.overhead_ms_:.3f} ms)")  # fmt: skip
+        if args.ops:
+            for op, ms in zip(net.ops, per_op):
+                print(f"  {ms:9.4f} ms  {op.key}")
+    return 0
+
+
 # --------------------------------------------------------------- quickstart
 def cmd_quickstart(args: argparse.Namespace) -> int:
     from hwlat.quickstart import run_quickstart
@@ -185,6 +248,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rows", type=int, default=0, help="show: also print the first N rows")
     s.add_argument("files", nargs="*", help="import: .parquet/.csv files written by `table export`")
     s.set_defaults(func=cmd_table)
+
+    s = sub.add_parser("fit", help="fit a latency predictor on a table")
+    s.add_argument("--table", required=True, help="SQLite latency table")
+    s.add_argument("--device", help="device key or backend name (needed if the table holds several)")
+    s.add_argument("--out", required=True, help="predictor file to write (.skops, plus .skops.json metadata)")
+    s.add_argument("--model", default="prior+gbr", help="per-kind model (default prior+gbr)")
+    s.add_argument("--target", default="median_ms", help="statistic to predict (default median_ms)")
+    s.set_defaults(func=cmd_fit)
+
+    s = sub.add_parser("evaluate", help="RMSE, MAPE, ±5/±10 %% accuracy of a predictor on a table")
+    s.add_argument("--predictor", required=True)
+    s.add_argument("--table", required=True)
+    s.add_argument("--repeat", help="a second table of the same items, for the measurement noise floor")
+    s.add_argument("--out", default="out/evaluate", help="folder for evaluation.md and evaluation.png")
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("predict", help="predict network latency")
+    s.add_argument("--predictor", required=True)
+    s.add_argument("--network", required=True, help="zoo name, random:N, or a .json network/ProxylessNAS config")
+    s.add_argument("--ops", action="store_true", help="also print each op's prediction")
+    s.set_defaults(func=cmd_predict)
 
     s = sub.add_parser("quickstart", help="the embedded default job: a CPU latency table and its summary")
     s.add_argument("--out", default="out/quickstart", help="output folder (default out/quickstart)")

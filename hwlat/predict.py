@@ -148,7 +148,7 @@ class LatencyPredictor(BaseEstimator, RegressorMixin):
             raise ValueError("no training data: X is empty")
         if not np.all(np.isfinite(y)) or np.any(y <= 0):
             raise ValueError("latencies must be finite and > 0 (ms)")
-        kinds = np.array([op.kind for op in ops])
+        kinds = np.array([op.kind for op in ops], dtype=object)
         F = op_features(ops)
         self.models_ = {}
         self.n_train_ = {}

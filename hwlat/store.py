@@ -47,7 +47,7 @@ CREATE TABLE IF NOT EXISTS measurements (
     op_key TEXT NOT NULL,
     protocol TEXT NOT NULL,
     kind TEXT NOT NULL,
-    {", ".join(f"{f} REAL NOT NULL" for f in _MEAS_FIELDS)},
+    {", ".join(f"{f} REAL" + ("" if f == "loadavg" else " NOT NULL") for f in _MEAS_FIELDS)},
     round_medians_ms TEXT NOT NULL,
     extra_json TEXT NOT NULL,
     info_id TEXT NOT NULL REFERENCES devices(info_id),
@@ -173,16 +173,18 @@ class LatencyStore:
         """Insert one row (committed at once). Returns False if it was already there."""
         from hwlat import __version__
 
-        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
+        # ON CONFLICT only skips duplicates; OR IGNORE would also hide NOT NULL violations.
+        conflict = "" if replace else " ON CONFLICT (device_key, op_key, protocol) DO NOTHING"
+        verb = "INSERT OR REPLACE" if replace else "INSERT"
         cols = ("device_key", "op_key", "protocol", "kind", *_MEAS_FIELDS, "round_medians_ms", "extra_json",
                 "info_id", "hwlat_version", "created_at")  # fmt: skip
         values = (
-            m.device_key, m.op_key, m.protocol, m.kind, *(float(getattr(m, f)) for f in _MEAS_FIELDS),
+            m.device_key, m.op_key, m.protocol, m.kind, *(_real(getattr(m, f)) for f in _MEAS_FIELDS),
             json.dumps(list(m.round_medians_ms)), json.dumps(dict(m.extra)), info_id, __version__,
             time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         )  # fmt: skip
         cur = self._conn.execute(
-            f"{verb} INTO measurements ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", values
+            f"{verb} INTO measurements ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}){conflict}", values
         )
         return cur.rowcount > 0
 
@@ -297,6 +299,11 @@ class LatencyStore:
         return sum(self.add(m, i) for m, i in rows)
 
 
+def _real(value: Any) -> float | None:
+    value = float(value)
+    return None if value != value else value  # NaN (e.g. no load average) is stored as NULL
+
+
 def _row_to_measurement(r: dict[str, Any]) -> Measurement:
     extra = r.get("extra_json") or "{}"
     return Measurement(
@@ -305,7 +312,7 @@ def _row_to_measurement(r: dict[str, Any]) -> Measurement:
         p5_ms=float(r["p5_ms"]), p95_ms=float(r["p95_ms"]), iqr_ms=float(r["iqr_ms"]),
         ci_low_ms=float(r["ci_low_ms"]), ci_high_ms=float(r["ci_high_ms"]), rounds=int(r["rounds"]),
         round_medians_ms=tuple(json.loads(r["round_medians_ms"])), stable=bool(r["stable"]),
-        loadavg=float(r["loadavg"]), wall_s=float(r["wall_s"]),
+        loadavg=float("nan") if r["loadavg"] is None or r["loadavg"] == "" else float(r["loadavg"]), wall_s=float(r["wall_s"]),
         extra=tuple(sorted(json.loads(extra).items())),
     )  # fmt: skip
 
