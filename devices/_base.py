@@ -154,6 +154,14 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def prepare(self, item: Item) -> Runnable: ...
 
+    def convert(self, item: Item) -> Path | None:
+        """Convert ``item`` into the backend's cached format (None: nothing to convert).
+
+        Pure and cacheable, so ``hwlat measure --jobs N`` can run it in
+        parallel processes before measuring.
+        """
+        return None
+
     def run(self, runnable: Runnable, n: int) -> np.ndarray:
         """Run ``n`` times; return each run's duration in seconds."""
         times = np.empty(n)

@@ -78,10 +78,13 @@ class LiteRTCPUBackend(Backend):
             extra=(("converter", f"litert-torch {_version('litert-torch')}"), ("delegate", "XNNPACK (default)")),
         )  # fmt: skip
 
+    def convert(self, item: Item) -> Path:
+        return convert_tflite(item, self.spec.batch)
+
     def prepare(self, item: Item) -> Runnable:
         from ai_edge_litert.interpreter import Interpreter
 
-        path = convert_tflite(item, self.spec.batch)
+        path = self.convert(item)
         with quiet_fds():  # "INFO: Created TensorFlow Lite XNNPACK delegate" on every interpreter
             interp = Interpreter(model_path=str(path), num_threads=self.spec.threads)
             interp.allocate_tensors()

@@ -73,10 +73,13 @@ class OnnxRuntimeCPUBackend(Backend):
         so.log_severity_level = 3
         return so
 
+    def convert(self, item: Item) -> Path:
+        return export_onnx(item, self.spec.batch)
+
     def prepare(self, item: Item) -> Runnable:
         import onnxruntime as ort
 
-        path = export_onnx(item, self.spec.batch)
+        path = self.convert(item)
         sess = ort.InferenceSession(str(path), self.session_options(), providers=["CPUExecutionProvider"])
         # Trivial graphs (identity, zero) can export with no input at all.
         feed = {i.name: example_input(self, item).numpy() for i in sess.get_inputs()[:1]}

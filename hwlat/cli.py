@@ -60,7 +60,37 @@ def _items(args: argparse.Namespace) -> list:
     return get_space(args.space).sample(args.n, seed=args.seed)
 
 
-def run_measure(backend, items, store, protocol, *, quiet: bool = False) -> tuple[int, int]:
+def _convert_one(args):
+    from hwlat.devices import create_backend
+
+    spec, item = args
+    create_backend(spec, check=False).convert(item)
+
+
+def convert_parallel(backend, items, jobs: int, quiet: bool = False) -> None:
+    """Fill the backend's conversion cache with ``jobs`` worker processes.
+
+    Measuring pins the process to ``threads`` CPUs, which would also pin slow
+    converters (litert-torch takes seconds per op); converting first, in
+    parallel, keeps the timed phase short.
+    """
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm.auto import tqdm
+
+    from hwlat.devices import Backend
+
+    if jobs <= 1 or type(backend).convert is Backend.convert:
+        return
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool, tqdm(
+        total=len(items), desc="converting", unit="op", disable=quiet, file=sys.stderr, dynamic_ncols=True
+    ) as bar:
+        for _ in pool.map(_convert_one, [(backend.spec, it) for it in items], chunksize=4):
+            bar.update(1)
+
+
+def run_measure(backend, items, store, protocol, *, quiet: bool = False, jobs: int = 1) -> tuple[int, int]:
     """Measure what ``store`` lacks; returns (new rows, already present)."""
     from tqdm.auto import tqdm
 
@@ -70,6 +100,7 @@ def run_measure(backend, items, store, protocol, *, quiet: bool = False) -> tupl
     todo = [it for it in items if it.key not in done]
     if not todo:
         return 0, len(items)
+    convert_parallel(backend, todo, jobs, quiet)
     info_id = store.add_device(backend.describe())
     by_key = {it.key: it for it in todo}
     new = 0
@@ -96,7 +127,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
     with LatencyStore(args.db) as store:  # opened (and checked writable) before any measuring
         t0 = time.perf_counter()
         try:
-            new, skipped = run_measure(backend, items, store, protocol, quiet=args.quiet)
+            new, skipped = run_measure(backend, items, store, protocol, quiet=args.quiet, jobs=args.jobs)
         except KeyboardInterrupt:
             n = len(store.done_keys(backend.spec.key, protocol.key))
             print(f"interrupted: {n} rows are saved in {args.db}; run the same command again to resume",
@@ -122,8 +153,6 @@ def cmd_table(args: argparse.Namespace) -> int:
         return 0
     with LatencyStore(args.db, readonly=True) as store:
         if args.action == "export":
-            if not args.out:
-                raise CLIError("table export needs --out FILE.parquet or FILE.csv")
             path = store.export(args.out)
             print(f"{len(store)} rows written to {path}")
             return 0
@@ -237,16 +266,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rel-ci", type=float, help="stop when the median's 95%% CI is within this fraction (0.02)")
     s.add_argument("--budget", type=float, help="time budget per op in seconds (0.4)")
     s.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    s.add_argument("--jobs", type=int, default=1, help="convert models in N parallel processes first (default 1)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_measure)
 
-    s = sub.add_parser("table", help="show, export or import a latency table")
-    s.add_argument("action", choices=("show", "export", "import"))
+    t = sub.add_parser("table", help="show, export or import a latency table")
+    tsub = t.add_subparsers(dest="action", required=True, metavar="ACTION")
+    s = tsub.add_parser("show", help="per-kind summary of a table")
     s.add_argument("--db", required=True, help="SQLite latency table")
-    s.add_argument("--out", help="export: .parquet or .csv file")
-    s.add_argument("--device", help="show: only this device key")
-    s.add_argument("--rows", type=int, default=0, help="show: also print the first N rows")
-    s.add_argument("files", nargs="*", help="import: .parquet/.csv files written by `table export`")
+    s.add_argument("--device", help="only this device key")
+    s.add_argument("--rows", type=int, default=0, help="also print the first N rows")
+    s.set_defaults(func=cmd_table)
+    s = tsub.add_parser("export", help="write a table to .parquet or .csv")
+    s.add_argument("--db", required=True, help="SQLite latency table")
+    s.add_argument("--out", required=True, help=".parquet or .csv file")
+    s.set_defaults(func=cmd_table)
+    s = tsub.add_parser("import", help="add rows from .parquet/.csv files written by `table export`")
+    s.add_argument("--db", required=True, help="SQLite latency table (created if missing)")
+    s.add_argument("files", nargs="+", help=".parquet/.csv files")
     s.set_defaults(func=cmd_table)
 
     s = sub.add_parser("fit", help="fit a latency predictor on a table")

@@ -85,6 +85,8 @@ class Network:
     def from_dict(cls, data: dict[str, Any]) -> Network:
         if not isinstance(data, dict) or data.get("format") != "hwlat.network/1":
             raise ValueError("Not an hwlat network file: expected a JSON object with format 'hwlat.network/1'")
+        if "name" not in data or not isinstance(data.get("ops"), list):
+            raise ValueError("hwlat network file lacks 'name' or an 'ops' list of op keys")
         return cls(data["name"], tuple(OpSpec.from_key(k) for k in data["ops"]))
 
     def save(self, path: str | Path) -> Path:

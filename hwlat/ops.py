@@ -144,12 +144,17 @@ class OpSpec:
         if not isinstance(key, str) or ":" not in key:
             raise ValueError(f"Invalid op key {key!r}: expected 'kind:field=value,...'")
         kind, _, rest = key.partition(":")
+        if kind not in _KIND_FIELDS:  # say so, rather than blame the first field
+            raise ValueError(f"Invalid op kind {kind!r} in op key {key!r}; valid kinds: {', '.join(OP_KINDS)}")
         kwargs: dict[str, Any] = {}
         for item in filter(None, rest.split(",")):
             name, sep, value = item.partition("=")
-            if not sep or name not in _KIND_FIELDS.get(kind, ()):
+            if not sep or name not in _KIND_FIELDS[kind]:
                 raise ValueError(f"Invalid field {item!r} in op key {key!r}")
-            kwargs[name] = value if name == "act" else int(value)
+            try:
+                kwargs[name] = value if name == "act" else int(value)
+            except ValueError:
+                raise ValueError(f"Invalid {name}={value!r} in op key {key!r}: must be an int") from None
         return cls(kind, **kwargs)
 
     def replace(self, **changes: Any) -> OpSpec:

@@ -28,21 +28,38 @@ from hwlat.ops import OpSpec
 __all__ = ["LatencyPredictor", "MODELS", "op_features", "UnknownKindError"]
 
 MODELS = ("prior", "gbr", "rf", "et", "prior+gbr", "prior+rf", "prior+et")
-_LOG_FEATURES = ("cin", "cout", "h", "w", "out_h", "out_w", "flops", "params", "bytes", "intensity", "mid")
-_RAW_FEATURES = ("kernel", "stride", "expand")
+_LOG_FEATURES = ("cin", "cout", "h", "w", "out_h", "out_w", "flops", "params", "bytes", "intensity", "mid",
+                 "dense_flops", "dw_flops", "act_bytes")  # fmt: skip
+_RAW_FEATURES = ("kernel", "stride", "expand", "layers")
 FEATURES = _LOG_FEATURES + _RAW_FEATURES
-_PRIOR_FEATURES = (6, 7, 8)  # log flops, log params, log bytes: the roofline terms
+# Roofline terms of the prior: dense and depthwise MACs, weights, I/O and intermediate traffic.
+_PRIOR_FEATURES = tuple(FEATURES.index(f) for f in ("dense_flops", "dw_flops", "params", "bytes", "act_bytes"))
 
 
 class UnknownKindError(ValueError):
     """An op kind the predictor has no training data for."""
 
 
+def _layer_features(op: OpSpec) -> dict[str, float]:
+    """Per-layer roofline counters: a block's cost is the sum of its layers' costs,
+    and dense (1x1, kxk) and depthwise layers run at very different MACs/s."""
+    dense = dw = act = 0
+    layers = op._parts()
+    for typ, cin, cout, k, groups, ho, wo in layers:
+        macs = ho * wo * cout * (cin // groups) * k * k
+        if groups > 1 and groups == cin:
+            dw += macs
+        else:
+            dense += macs
+        act += 4 * ho * wo * cout
+    return {"dense_flops": dense, "dw_flops": dw, "act_bytes": act, "layers": len(layers)}
+
+
 def op_features(ops: Sequence[OpSpec]) -> np.ndarray:
-    """Feature matrix: log1p of sizes and cost counters, raw kernel/stride/expand."""
+    """Feature matrix: log1p of sizes and cost counters, raw kernel/stride/expand/layers."""
     rows = []
     for op in ops:
-        f = op.features()
+        f = {**op.features(), **_layer_features(op)}
         rows.append([np.log1p(f[k]) for k in _LOG_FEATURES] + [float(f[k]) for k in _RAW_FEATURES])
     return np.asarray(rows, dtype=float).reshape(len(rows), len(FEATURES))
 

@@ -108,6 +108,8 @@ class LatencyStore:
                     conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
                     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
                 conn.executescript(_SCHEMA)
+                if not exists and not memory:
+                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # header (application_id) on disk now
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: not a readable hwlat latency table ({exc}); the file was left untouched") from exc
         return conn
@@ -123,8 +125,16 @@ class LatencyStore:
             return  # an empty file (e.g. from mktemp) becomes a new table
         if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
             raise StoreError(f"{p}: not an SQLite file, so not an hwlat latency table; the file was left untouched")
-        app_id = int.from_bytes(header[68:72], "big")
-        version = int.from_bytes(header[60:64], "big")
+        # Ask SQLite read-only: with WAL the header on disk can lag the log.
+        try:
+            ro = sqlite3.connect(f"file:{p.resolve()}?mode=ro", uri=True)
+            try:
+                app_id = ro.execute("PRAGMA application_id").fetchone()[0]
+                version = ro.execute("PRAGMA user_version").fetchone()[0]
+            finally:
+                ro.close()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{p}: not a readable hwlat latency table ({exc}); the file was left untouched") from exc
         if app_id != APPLICATION_ID:
             raise StoreError(
                 f"{p}: an SQLite file that is not an hwlat latency table (application_id={app_id:#x}); "
