@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 import time
@@ -12,6 +13,8 @@ from pathlib import Path
 log = logging.getLogger("hwlat")
 
 EXIT_ERROR, EXIT_INTERRUPTED = 2, 130
+# Modules adding subcommands: each has `register(subparsers)` and imports heavy libraries only when run.
+_EXTENSIONS: tuple[str, ...] = ()
 
 
 class CLIError(Exception):
@@ -306,6 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--network", required=True, help="zoo name, random:N, or a .json network/ProxylessNAS config")
     s.add_argument("--ops", action="store_true", help="also print each op's prediction")
     s.set_defaults(func=cmd_predict)
+
+    for module in _EXTENSIONS:  # each defines register(subparsers); imported lazily-light modules only
+        importlib.import_module(module).register(sub)
 
     s = sub.add_parser("quickstart", help="the embedded default job: a CPU latency table and its summary")
     s.add_argument("--out", default="out/quickstart", help="output folder (default out/quickstart)")
