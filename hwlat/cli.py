@@ -241,6 +241,27 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lut(args: argparse.Namespace) -> int:
+    if args.action == "import":
+        from hwlat.lut import import_lut
+        from hwlat.store import LatencyStore
+
+        with LatencyStore(args.db) as store:
+            added = import_lut(args.file, store, args.device)
+        print(f"{added} rows imported into {args.db} as device lut/t1/b1/fp32/name={args.device}")
+        return 0
+    from hwlat.lut import export_lut
+    from hwlat.predict import load_predictor
+    from hwlat.spaces import get_space
+
+    p = load_predictor(args.predictor)
+    space = get_space(args.space)
+    ops = [op for op in space.configs() if op.kind in ("stem", "mbconv", "pwconv", "head")]
+    path = export_lut(p, ops, args.out)
+    print(f"{len(ops)} ops of space {args.space} written to {path} (ProxylessNAS LUT format, predicted on {p.device_key_})")
+    return 0
+
+
 # --------------------------------------------------------------- quickstart
 def cmd_quickstart(args: argparse.Namespace) -> int:
     from hwlat.quickstart import run_quickstart
@@ -309,6 +330,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--network", required=True, help="zoo name, random:N, or a .json network/ProxylessNAS config")
     s.add_argument("--ops", action="store_true", help="also print each op's prediction")
     s.set_defaults(func=cmd_predict)
+
+    t = sub.add_parser("lut", help="import or export ProxylessNAS/Once-for-All latency lookup tables (YAML)")
+    lsub = t.add_subparsers(dest="action", required=True, metavar="ACTION")
+    s = lsub.add_parser("import", help="add a LUT's entries to a latency table as an imported device")
+    s.add_argument("file", help="YAML lookup table (key -> mean, var/std, count)")
+    s.add_argument("--db", required=True, help="SQLite latency table (created if missing)")
+    s.add_argument("--device", required=True, help="name of the device the LUT was measured on, e.g. pixel1-tflite")
+    s.set_defaults(func=cmd_lut)
+    s = lsub.add_parser("export", help="write a predictor's latencies for a space as a LUT")
+    s.add_argument("--predictor", required=True)
+    s.add_argument("--space", default="mbconv-backbone", help="space whose configs to export (default mbconv-backbone)")
+    s.add_argument("--out", required=True, help="YAML file to write")
+    s.set_defaults(func=cmd_lut)
 
     for module in _EXTENSIONS:  # each defines register(subparsers); imported lazily-light modules only
         importlib.import_module(module).register(sub)

@@ -61,3 +61,29 @@ def test_foreign_db_and_unwritable_path(tmp_path):
     one_line_error(run_cli("measure", "--device", "fake", "--space", "pwconv", "--db", str(tmp_path / "f" / "x.db")),
                    "cannot create folder")  # fmt: skip
     one_line_error(run_cli("table", "show", "--db", str(tmp_path / "missing.db")), "no such latency table")
+
+
+def test_lut_import_fit_predict_export(tmp_path):
+    from pathlib import Path
+
+    pixel1 = Path(__file__).resolve().parents[2] / "shared" / "data" / "proxylessnas_mobile_trim.yaml"
+    if not pixel1.exists():
+        import pytest
+
+        pytest.skip(f"{pixel1} not present")
+    db, pred = tmp_path / "p.db", tmp_path / "p.skops"
+    proc = run_cli("lut", "import", str(pixel1), "--db", str(db), "--device", "pixel1")
+    assert proc.returncode == 0 and "73 rows imported" in proc.stdout, proc.stderr
+    proc = run_cli("fit", "--table", str(db), "--out", str(pred))
+    assert proc.returncode == 0 and "mbconv (69)" in proc.stdout, proc.stderr
+    proc = run_cli("predict", "--predictor", str(pred), "--network", "proxyless-mobile", "--ops")
+    assert proc.returncode == 0, proc.stderr
+    total = float(proc.stdout.split(":")[1].split("ms")[0])
+    per_op = [float(line.split("ms")[0]) for line in proc.stdout.splitlines()[1:]]
+    assert len(per_op) == 22 and abs(sum(per_op) - total) < 1e-2
+    assert 60 < total < 120  # the paper measured 78 ms on the Pixel 1
+    proc = run_cli("lut", "export", "--predictor", str(pred), "--out", str(tmp_path / "lut.yaml"))
+    assert proc.returncode == 0 and "71 ops" in proc.stdout, proc.stderr
+    one_line_error(run_cli("predict", "--predictor", str(tmp_path / "none.skops"), "--network", "resnet18"),
+                   "no such predictor file")  # fmt: skip
+    one_line_error(run_cli("predict", "--predictor", str(pred), "--network", "resnet18"), "no training data for op kind")
