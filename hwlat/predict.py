@@ -1,10 +1,12 @@
 """Latency predictors: one scikit-learn regressor per op kind of one device.
 
-Each kind's model works in log-latency. The default is a structured prior, a
-log-linear roofline (``log t ~ log FLOPs + log bytes + log params``), plus a
-tree-ensemble fitted to the prior's residuals on the full feature set; the
-prior extrapolates sensibly, the trees pick up what the roofline misses
-(kernel sizes, strides, cache effects). Network latency is the sum over its
+Each kind's model works in log-latency. The default is a structured prior, an
+additive roofline (``t = Σ c_i · counter_i`` over dense MACs, depthwise MACs
+per kernel size, bytes moved, intermediate activation bytes and layer count,
+fitted with non-negative least squares in relative error), times a
+tree-ensemble correction fitted to the prior's log-residuals on the full
+feature set: the prior extrapolates sensibly, the trees pick up what the
+roofline misses (kernel sizes, strides, cache effects). Network latency is the sum over its
 ops plus a device overhead fitted by :meth:`LatencyPredictor.calibrate`.
 """
 
@@ -17,9 +19,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.ensemble import ExtraTreesRegressor, GradientBoostingRegressor, RandomForestRegressor
-from sklearn.linear_model import Ridge
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from scipy.optimize import nnls
 from sklearn.utils.validation import check_is_fitted
 
 from hwlat.network import Network
@@ -32,8 +32,7 @@ _LOG_FEATURES = ("cin", "cout", "h", "w", "out_h", "out_w", "flops", "params", "
                  "dense_flops", "dw_flops", "act_bytes")  # fmt: skip
 _RAW_FEATURES = ("kernel", "stride", "expand", "layers")
 FEATURES = _LOG_FEATURES + _RAW_FEATURES
-# Roofline terms of the prior: dense and depthwise MACs, weights, I/O and intermediate traffic.
-_PRIOR_FEATURES = tuple(FEATURES.index(f) for f in ("dense_flops", "dw_flops", "params", "bytes", "act_bytes"))
+
 
 
 class UnknownKindError(ValueError):
@@ -44,15 +43,32 @@ def _layer_features(op: OpSpec) -> dict[str, float]:
     """Per-layer roofline counters: a block's cost is the sum of its layers' costs,
     and dense (1x1, kxk) and depthwise layers run at very different MACs/s."""
     dense = dw = act = 0
+    dw_by_k = {3: 0, 5: 0, 7: 0}
     layers = op._parts()
     for typ, cin, cout, k, groups, ho, wo in layers:
         macs = ho * wo * cout * (cin // groups) * k * k
         if groups > 1 and groups == cin:
             dw += macs
+            dw_by_k[min(dw_by_k, key=lambda kk: abs(kk - k))] += macs
         else:
             dense += macs
         act += 4 * ho * wo * cout
-    return {"dense_flops": dense, "dw_flops": dw, "act_bytes": act, "layers": len(layers)}
+    return {"dense_flops": dense, "dw_flops": dw, "act_bytes": act, "layers": len(layers),
+            "dw3": dw_by_k[3], "dw5": dw_by_k[5], "dw7": dw_by_k[7]}  # fmt: skip
+
+
+def _prior_columns(ops: Sequence[OpSpec]) -> np.ndarray:
+    """Additive roofline design matrix: time = Σ c_i · counter_i (all c_i >= 0).
+
+    Columns: constant (dispatch), dense MACs, depthwise MACs per kernel size,
+    input/output/weight bytes, intermediate activation bytes, layer count.
+    """
+    rows = []
+    for op in ops:
+        f = _layer_features(op)
+        rows.append([1.0, f["dense_flops"] * 1e-6, f["dw3"] * 1e-6, f["dw5"] * 1e-6, f["dw7"] * 1e-6,
+                     op.bytes * 1e-6, f["act_bytes"] * 1e-6, float(f["layers"])])  # fmt: skip
+    return np.asarray(rows, dtype=float).reshape(len(rows), 8)
 
 
 def op_features(ops: Sequence[OpSpec]) -> np.ndarray:
@@ -95,22 +111,28 @@ class _KindModel(BaseEstimator, RegressorMixin):
             return RandomForestRegressor(n_estimators=200, min_samples_leaf=2, random_state=rs, n_jobs=1)
         return ExtraTreesRegressor(n_estimators=200, min_samples_leaf=2, random_state=rs, n_jobs=1)
 
-    def fit(self, F: np.ndarray, logy: np.ndarray) -> _KindModel:
-        self.prior_ = None
+    def fit(self, F: np.ndarray, P: np.ndarray, logy: np.ndarray) -> _KindModel:
+        self.prior_coef_ = None
         resid = logy
         if self.model.startswith("prior"):
-            self.prior_ = make_pipeline(StandardScaler(), Ridge(alpha=1e-3)).fit(F[:, _PRIOR_FEATURES], logy)
-            resid = logy - self.prior_.predict(F[:, _PRIOR_FEATURES])
+            y = np.exp(logy)
+            # Non-negative least squares in relative error (rows scaled by 1/y).
+            self.prior_coef_, _ = nnls(P / y[:, None], np.ones_like(y), maxiter=50 * P.shape[1])
+            resid = logy - np.log(self._prior(P))
         self.trees_ = None
         if self.model != "prior" and len(logy) >= 5:
             self.trees_ = self._trees().fit(F, resid)
-        self.const_ = float(np.mean(resid)) if self.trees_ is None and self.prior_ is None else 0.0
+        self.const_ = float(np.mean(resid)) if self.trees_ is None else 0.0
         return self
 
-    def predict(self, F: np.ndarray) -> np.ndarray:
+    def _prior(self, P: np.ndarray) -> np.ndarray:
+        # Floor: an op with all-zero fitted terms still costs a little, never 0 or less.
+        return np.maximum(P @ self.prior_coef_, 1e-6)
+
+    def predict(self, F: np.ndarray, P: np.ndarray) -> np.ndarray:
         out = np.full(len(F), self.const_)
-        if self.prior_ is not None:
-            out += self.prior_.predict(F[:, _PRIOR_FEATURES])
+        if self.prior_coef_ is not None:
+            out += np.log(self._prior(P))
         if self.trees_ is not None:
             out += self.trees_.predict(F)
         return out
@@ -166,12 +188,12 @@ class LatencyPredictor(BaseEstimator, RegressorMixin):
         if not np.all(np.isfinite(y)) or np.any(y <= 0):
             raise ValueError("latencies must be finite and > 0 (ms)")
         kinds = np.array([op.kind for op in ops], dtype=object)
-        F = op_features(ops)
+        F, P = op_features(ops), _prior_columns(ops)
         self.models_ = {}
         self.n_train_ = {}
         for kind in sorted(set(kinds)):
             mask = kinds == kind
-            self.models_[kind] = _KindModel(self.model, self.random_state).fit(F[mask], np.log(y[mask]))
+            self.models_[kind] = _KindModel(self.model, self.random_state).fit(F[mask], P[mask], np.log(y[mask]))
             self.n_train_[kind] = int(mask.sum())
         self.device_key_ = device_key
         self.overhead_ms_ = 0.0
@@ -231,13 +253,13 @@ class LatencyPredictor(BaseEstimator, RegressorMixin):
         ops = _as_ops(X)
         out = np.empty(len(ops))
         kinds = np.array([op.kind for op in ops])
-        F = op_features(ops)
+        F, P = op_features(ops), _prior_columns(ops)
         for kind in set(kinds):
             model = self.models_.get(kind)
             if model is None:
                 raise UnknownKindError(self._unknown(kind))
             mask = kinds == kind
-            out[mask] = np.exp(model.predict(F[mask]))
+            out[mask] = np.exp(model.predict(F[mask], P[mask]))
         return out
 
     def _unknown(self, kind: str) -> str:
@@ -303,9 +325,6 @@ ALLOWED_TYPES = frozenset(
     {
         "hwlat.predict.LatencyPredictor",
         "hwlat.predict._KindModel",
-        "sklearn.pipeline.Pipeline",
-        "sklearn.preprocessing._data.StandardScaler",
-        "sklearn.linear_model._ridge.Ridge",
         "sklearn.ensemble._gb.GradientBoostingRegressor",
         "sklearn.ensemble._forest.RandomForestRegressor",
         "sklearn.ensemble._forest.ExtraTreesRegressor",
