@@ -87,3 +87,31 @@ def test_lut_import_fit_predict_export(tmp_path):
     one_line_error(run_cli("predict", "--predictor", str(tmp_path / "none.skops"), "--network", "resnet18"),
                    "no such predictor file")  # fmt: skip
     one_line_error(run_cli("predict", "--predictor", str(pred), "--network", "resnet18"), "no training data for op kind")
+
+
+def test_ctrl_c_saves_rows_and_says_how_to_resume(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    db = tmp_path / "int.db"
+    args = [sys.executable, "-m", "hwlat.cli", "measure", "--device", "fake/realtime=1", "--space", "pwconv",
+            "--n", "40", "--db", str(db), "--quiet"]  # fmt: skip
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        time.sleep(0.2)
+        try:
+            with LatencyStore(db, readonly=True) as s:
+                if len(s) >= 5:
+                    break
+        except Exception:
+            continue
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "rows are saved" in err and "run the same command again to resume" in err
+    assert "Traceback" not in err
+    with LatencyStore(db, readonly=True) as s:
+        assert 5 <= len(s) < 40
