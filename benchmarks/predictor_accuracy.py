@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -41,6 +42,8 @@ def load(csv: Path):
 
 
 def run_device(dev: str, data: Path) -> dict:
+    from tqdm.auto import tqdm
+
     from hwlat.evaluate import metrics, split_ops
     from hwlat.predict import LatencyPredictor
 
@@ -54,7 +57,7 @@ def run_device(dev: str, data: Path) -> dict:
     calib, evaluate = net_rows.iloc[:N_CALIBRATE], net_rows.iloc[N_CALIBRATE:]
     rng = np.random.default_rng(0)
     curves = []
-    for size in SIZES:
+    for size in tqdm(SIZES, desc=dev, file=sys.stderr):
         # Same subset for every model: per kind, `size` ops drawn from the training pool.
         chosen = []
         for kind, g in ops[train_pool].groupby("kind"):
@@ -109,8 +112,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=ROOT / "datasets_lat")
     ap.add_argument("--out", type=Path, default=HERE / "results")
+    ap.add_argument("--devices", default=",".join(DEVICES))
     args = ap.parse_args()
-    results = [run_device(dev, args.data) for dev in DEVICES]
+    results = [run_device(dev, args.data) for dev in args.devices.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "predictor_accuracy.json").write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "results": results}, indent=1) + "\n")
     plot(results, args.out / "predictor_accuracy.png")
