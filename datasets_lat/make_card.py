@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 
-def card(csv: Path, repeat: Path | None) -> str:
+def card(csv: Path, repeat: Path | None, note: str | None = None) -> str:
     df = pd.read_csv(csv, keep_default_na=False)
     df["median_ms"] = df["median_ms"].astype(float)
     info = json.loads(df["device_info_json"].iloc[0])
@@ -56,8 +56,9 @@ def card(csv: Path, repeat: Path | None) -> str:
                      f"median |diff| {100 * rel.median():.2f} % |")  # fmt: skip
     lines += [
         "",
-        "Measured on a shared 2-vCPU cloud VM: absolute numbers carry that machine's noise; compare",
-        "within the table, and use `stable` / `ci_low_ms`..`ci_high_ms` to weigh rows.",
+        *(note.splitlines() if note else [
+            "Measured on a shared 2-vCPU cloud VM: absolute numbers carry that machine's noise; compare",
+            "within the table, and use `stable` / `ci_low_ms`..`ci_high_ms` to weigh rows."]),
         "",
         "Columns: one row per (device, op, protocol) with `n`, `median_ms`, `mean_ms`, `std_ms`, `p5_ms`, `p95_ms`,",
         "`iqr_ms`, the median's 95 % CI, `round_medians_ms`, `stable`, `loadavg`, `wall_s`, provenance",
@@ -73,9 +74,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("csv", type=Path)
     ap.add_argument("--repeat", type=Path)
+    ap.add_argument("--note", help="replaces the default sentence about the machine the table was measured on")
     args = ap.parse_args()
     out = args.csv.with_suffix(".md")
-    out.write_text(card(args.csv, args.repeat))
+    out.write_text(card(args.csv, args.repeat, args.note))
     print(out.read_text())
 
 

@@ -172,6 +172,11 @@ class Backend(abc.ABC):
             times[i] = clock() - t0
         return times * 1e-9
 
+    def measurement_extra(self, item: Item) -> tuple[tuple[str, float], ...]:
+        """Extra values stored in ``item``'s Measurement.extra once it is final
+        (GPU backends: warm-up, clock, energy per inference). Nothing by default."""
+        return ()
+
     @contextlib.contextmanager
     def session(self) -> Iterator[Backend]:
         """Context in which measurements run: the process is pinned to

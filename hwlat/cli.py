@@ -14,7 +14,7 @@ log = logging.getLogger("hwlat")
 
 EXIT_ERROR, EXIT_INTERRUPTED = 2, 130
 # Modules adding subcommands: each has `register(subparsers)` and imports heavy libraries only when run.
-_EXTENSIONS: tuple[str, ...] = ()
+_EXTENSIONS: tuple[str, ...] = ("hwlat.cli_compare",)
 
 
 class CLIError(Exception):
@@ -34,7 +34,23 @@ def cmd_devices(args: argparse.Namespace) -> int:
     print(f"{'device':{width}}  available  notes")
     for name, ok, note in rows:
         print(f"{name:{width}}  {ok:9}  {note}")
+    _print_phones()
     return 0
+
+
+def _print_phones() -> None:
+    """Phones on a running adb server (none started; quiet and fast when there is none)."""
+    from hwlat.devices.adb import list_phones
+
+    phones = list_phones()
+    if not phones:
+        return
+    cols = ("serial", "state", "model", "soc", "abi", "android")
+    widths = {c: max(len(c), *(len(p[c]) for p in phones)) for c in cols}
+    print("\nphones (measure with --device adb:SERIAL --bench-binary PATH):")
+    print("  ".join(f"{c:{widths[c]}}" for c in cols).rstrip())
+    for p in phones:
+        print("  ".join(f"{p[c]:{widths[c]}}" for c in cols).rstrip())
 
 
 # ------------------------------------------------------------------ measure
@@ -125,7 +141,12 @@ def cmd_measure(args: argparse.Namespace) -> int:
     from hwlat.store import LatencyStore
 
     protocol = _protocol(args)
-    backend = create_backend(args.device, threads=args.threads, batch=args.batch)
+    options = {}
+    if args.bench_binary:
+        if not args.device.startswith("adb"):
+            raise CLIError(f"--bench-binary is for phones (--device adb:SERIAL), not {args.device!r}")
+        options["bench_binary"] = args.bench_binary
+    backend = create_backend(args.device, threads=args.threads, batch=args.batch, options=options)
     items = _items(args)
     with LatencyStore(args.db) as store:  # opened (and checked writable) before any measuring
         t0 = time.perf_counter()
@@ -291,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--budget", type=float, help="time budget per op in seconds (0.4)")
     s.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     s.add_argument("--jobs", type=int, default=1, help="convert models in N parallel processes first (default 1)")
+    s.add_argument("--bench-binary", metavar="PATH",
+                   help="adb: TFLite benchmark_model to push (a file here) or use (a path on the phone)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_measure)
 

@@ -271,8 +271,19 @@ def measure(
     ``on_result`` is called as soon as an op is final (the store writes it
     there, so a killed run loses only the group in flight); ``progress(k)``
     is called with the number of ops finished since the last call.
+    ``extra(item)`` gives values for ``Measurement.extra``; by default the
+    backend's ``measurement_extra`` (e.g. GPU energy per inference).
+
+    A backend whose device times runs itself and reports statistics, not
+    per-run times (the adb backend's ``benchmark_model``), provides
+    ``measure_items`` with this signature; it is used instead.
     """
     protocol = protocol or Protocol()
+    own = getattr(backend, "measure_items", None)
+    if own is not None:
+        return own(items, protocol, on_result=on_result, progress=progress, extra=extra)
+    if extra is None:
+        extra = getattr(backend, "measurement_extra", None)
     rng = np.random.default_rng(protocol.seed)
     results: list[Measurement] = []
     key = backend.spec.key

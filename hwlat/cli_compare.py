@@ -1,0 +1,76 @@
+"""``hwlat compare``: the same networks on several devices, one table and one plot.
+
+    hwlat compare --models proxyless-gpu,proxyless-cpu,proxyless-mobile,mobilenetv2,resnet18 \\
+        --devices onnxruntime-cpu,litert-cpu,torch-cpu[,cuda/b8/mode=graph] \\
+        [--predictors onnxruntime-cpu=ort.skops] [--db out/compare/compare.db] [--out out/compare]
+
+Measurements go through a latency table (``--db``), so running the command
+again measures only what is missing. Unavailable devices stop the command
+with one line naming the device and why, unless ``--skip-unavailable``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from hwlat.cli import EXIT_INTERRUPTED, CLIError, _protocol
+    from hwlat.compare import compare, parse_predictors, resolve_devices, split_devices, write_outputs
+    from hwlat.store import LatencyStore
+    from hwlat.zoo import resolve_networks
+
+    networks = resolve_networks(args.models, seed=args.seed)
+    try:
+        backends, labels, skipped = resolve_devices(split_devices(args.devices), args.skip_unavailable)
+    except RuntimeError as exc:
+        raise CLIError(str(exc)) from exc
+    for line in skipped:
+        print(f"warning: skipping {line}", file=sys.stderr)
+    paths = parse_predictors(args.predictors, labels, [b.spec.key for b in backends])
+    predictors = {}
+    if paths:
+        from hwlat.predict import load_predictor
+
+        predictors = {label: load_predictor(path) for label, path in paths.items()}
+    protocol = _protocol(args)
+    out = Path(args.out)
+    db = Path(args.db) if args.db else out / "compare.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with LatencyStore(db) as store:
+        try:
+            result = compare(networks, backends, store, protocol, labels=labels, predictors=predictors,
+                             quiet=args.quiet)  # fmt: skip
+        except KeyboardInterrupt:
+            print(f"interrupted: finished rows are saved in {db}; run the same command again to resume",
+                  file=sys.stderr)  # fmt: skip
+            return EXIT_INTERRUPTED
+    md, csv, png = write_outputs(result, out, args.title)
+    print(result.markdown(args.title), end="")
+    print(f"\n{sum(result.new_rows)} measured, {result.shape[0] * result.shape[1] - sum(result.new_rows)} already in "
+          f"{db} ({time.perf_counter() - t0:.1f} s); wrote {md}, {csv}, {png}")  # fmt: skip
+    return 0
+
+
+def register(subparsers) -> None:
+    s = subparsers.add_parser("compare", help="measure networks on several devices: one table and one plot")
+    s.add_argument("--models", required=True,
+                   help="comma-separated zoo names (hwlat.zoo), random:N, or .json network files")  # fmt: skip
+    s.add_argument("--devices", required=True,
+                   help="comma-separated devices: backend names or keys with options, "
+                        "e.g. onnxruntime-cpu/cores=0,torch-cpu,cuda/b8/mode=graph (see `hwlat devices`)")  # fmt: skip
+    s.add_argument("--predictors", help="DEVICE=PATH[,...]: put a fitted predictor's latency next to the measured one")
+    s.add_argument("--db", help="SQLite latency table that keeps the measurements (default OUT/compare.db; resumed)")
+    s.add_argument("--out", default="out/compare", help="folder for compare.md, compare.csv, compare.png")
+    s.add_argument("--title", help="heading of the markdown table")
+    s.add_argument("--skip-unavailable", action="store_true", help="skip devices not usable here (with a warning)")
+    s.add_argument("--protocol", choices=("adaptive", "fixed"), default="adaptive")
+    s.add_argument("--rel-ci", type=float, help="stop when the median's 95%% CI is within this fraction (0.02)")
+    s.add_argument("--budget", type=float, help="time budget per network in seconds (0.4)")
+    s.add_argument("--seed", type=int, default=0, help="seed for random:N models (default 0)")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_compare)
