@@ -51,7 +51,7 @@ def card(csv: Path, repeat: Path | None, note: str | None = None) -> str:
         rep = pd.read_csv(repeat, keep_default_na=False)
         m = df.merge(rep, on=["device_key", "op_key", "protocol"], suffixes=("", "_rep"))
         rel = np.abs(m["median_ms_rep"].astype(float) / m["median_ms"] - 1)
-        lines.append(f"| repeatability ({len(m)} rows re-measured later, `{repeat.name}`) | "
+        lines.append(f"| repeatability ({len(m)} rows measured again in a separate run, `{repeat.name}`) | "
                      f"{100 * (rel <= 0.05).mean():.1f} % within ±5 %, {100 * (rel <= 0.10).mean():.1f} % within ±10 %, "
                      f"median |diff| {100 * rel.median():.2f} % |")  # fmt: skip
     lines += [
