@@ -12,6 +12,7 @@ ops plus a device overhead fitted by :meth:`LatencyPredictor.calibrate`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from typing import Any
@@ -63,21 +64,26 @@ def _prior_columns(ops: Sequence[OpSpec]) -> np.ndarray:
     Columns: constant (dispatch), dense MACs, depthwise MACs per kernel size,
     input/output/weight bytes, intermediate activation bytes, layer count.
     """
-    rows = []
-    for op in ops:
-        f = _layer_features(op)
-        rows.append([1.0, f["dense_flops"] * 1e-6, f["dw3"] * 1e-6, f["dw5"] * 1e-6, f["dw7"] * 1e-6,
-                     op.bytes * 1e-6, f["act_bytes"] * 1e-6, float(f["layers"])])  # fmt: skip
-    return np.asarray(rows, dtype=float).reshape(len(rows), 8)
+    return np.asarray([_prior_row(op) for op in ops], dtype=float).reshape(len(ops), 8)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _prior_row(op: OpSpec) -> tuple[float, ...]:
+    f = _layer_features(op)
+    return (1.0, f["dense_flops"] * 1e-6, f["dw3"] * 1e-6, f["dw5"] * 1e-6, f["dw7"] * 1e-6,
+            op.bytes * 1e-6, f["act_bytes"] * 1e-6, float(f["layers"]))  # fmt: skip
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _feature_row(op: OpSpec) -> tuple[float, ...]:
+    # Cached: searches predict the same candidate ops over and over.
+    f = {**op.features(), **_layer_features(op)}
+    return tuple(float(np.log1p(f[k])) for k in _LOG_FEATURES) + tuple(float(f[k]) for k in _RAW_FEATURES)
 
 
 def op_features(ops: Sequence[OpSpec]) -> np.ndarray:
     """Feature matrix: log1p of sizes and cost counters, raw kernel/stride/expand/layers."""
-    rows = []
-    for op in ops:
-        f = {**op.features(), **_layer_features(op)}
-        rows.append([np.log1p(f[k]) for k in _LOG_FEATURES] + [float(f[k]) for k in _RAW_FEATURES])
-    return np.asarray(rows, dtype=float).reshape(len(rows), len(FEATURES))
+    return np.asarray([_feature_row(op) for op in ops], dtype=float).reshape(len(ops), len(FEATURES))
 
 
 def _as_ops(X: Any) -> list[OpSpec]:
