@@ -13,7 +13,7 @@ from hwlat.devices._registry import (
     list_backends,
     register_backend,
 )
-from hwlat.devices import cuda, fake, litert, onnxruntime, tensorrt, torch_cpu  # noqa: F401,E402  (fill the registry)
+from hwlat.devices import adb, cuda, fake, litert, onnxruntime, tensorrt, torch_cpu  # noqa: F401,E402  (fill the registry)
 
 __all__ = [
     "Backend",
