@@ -95,3 +95,156 @@ class LatencyLUT(nn.Module):
         if p.shape != self.table_ms.shape:
             raise ValueError(f"probs have shape {tuple(p.shape)}, the LUT is {tuple(self.table_ms.shape)}")
         return p * self.mask.to(p.dtype)
+
+
+__all__ += ["WidthLatency"]
+
+
+class WidthLatency(nn.Module):
+    """Predicted network latency (ms) as a smooth function of continuous per-layer widths.
+
+    The network is given as a builder ``widths -> Network``. Each op's latency
+    depends on at most two width slots (its input and output channels); it is
+    predicted once on a grid of channel counts and interpolated (linearly in
+    one slot, bilinearly in two), so :meth:`forward` is an autograd tensor
+    whose gradient is the marginal latency of one more channel per slot.
+
+    Parameters
+    ----------
+    predictor : LatencyPredictor
+        Fitted predictor of the target device.
+    build : callable
+        ``build(widths) -> Network`` for a sequence of ints, one per slot;
+        the op list must keep its length and order for every width vector.
+    base : sequence of int
+        Widths at which dependencies are probed (any valid widths).
+    grid : sequence of int, optional
+        Channel counts where the predictor is evaluated (default: about 24
+        geometrically spaced values from 1 to ``max_width``).
+    max_width : int, optional
+        Largest grid value (default ``4 * max(base)``); beyond it the last
+        cell is extrapolated linearly.
+    overhead : bool
+        Add the predictor's fitted network overhead (and apply its scale).
+    monotone : bool
+        Make each op's table non-decreasing in every width (a running maximum
+        along each axis). Tree predictors are piecewise constant and a little
+        noisy; a negative marginal cost would let a search add channels for free.
+
+    Examples
+    --------
+    >>> # lat = WidthLatency(predictor, lambda w: get_network("mobilenet-digits", widths=w), base)
+    >>> # ms = lat(torch.tensor(widths, dtype=torch.float64, requires_grad=True))   # differentiable
+    """
+
+    def __init__(self, predictor, build, base: Sequence[int], grid: Sequence[int] | None = None,
+                 max_width: int | None = None, overhead: bool = True, monotone: bool = True) -> None:  # fmt: skip
+        super().__init__()
+        import numpy as np
+
+        base = [int(b) for b in base]
+        if not base or min(base) < 1:
+            raise ValueError(f"Invalid base widths {base}: need at least one slot, every width >= 1")
+        top = int(max_width or 4 * max(base))
+        if grid is None:
+            grid = np.unique(np.round(np.geomspace(1, top, 24)).astype(int))
+        grid = np.unique(np.asarray(grid, dtype=int))
+        if len(grid) < 2 or grid[0] < 1:
+            raise ValueError(f"Invalid width grid {grid.tolist()}: need >= 2 distinct channel counts >= 1")
+        self.build, self.base, self.n_slots = build, tuple(base), len(base)
+        ref = build(base)
+        deps = self._dependencies(ref)
+        n_ops, g = len(ref.ops), len(grid)
+        # Ops to predict: (op index, grid position) -> OpSpec, then one vectorised predict call.
+        wanted: dict[tuple, OpSpec] = {}
+        fixed_ops = [ref.ops[i] for i in range(n_ops) if not deps[i]]
+        pairs: dict[tuple[int, ...], list[int]] = {}
+        for i, d in enumerate(deps):
+            if d:
+                pairs.setdefault(d, []).append(i)
+        for slots, ops_idx in pairs.items():
+            for pos in np.ndindex(*(g,) * len(slots)):
+                widths = list(base)
+                for s, p in zip(slots, pos):
+                    widths[s] = int(grid[p])
+                net = build(widths)
+                for i in ops_idx:
+                    wanted[(i, pos)] = net.ops[i]
+        keys = list(wanted)
+        values = dict(zip(keys, predictor.predict([wanted[k] for k in keys]))) if keys else {}
+        t1, s1, t2, s2 = [], [], [], []
+        for slots, ops_idx in pairs.items():
+            for i in ops_idx:
+                table = np.empty((g,) * len(slots))
+                for pos in np.ndindex(*table.shape):
+                    table[pos] = values[(i, pos)]
+                if monotone:
+                    for axis in range(table.ndim):
+                        table = np.maximum.accumulate(table, axis=axis)
+                (t1 if len(slots) == 1 else t2).append(table)
+                (s1 if len(slots) == 1 else s2).append(slots)
+        fixed_ms = float(predictor.predict(fixed_ops).sum()) if fixed_ops else 0.0
+        self.scale = float(getattr(predictor, "scale_", 1.0)) if overhead else 1.0
+        self.overhead_ms = float(getattr(predictor, "overhead_ms_", 0.0)) if overhead else 0.0
+        self.register_buffer("grid", torch.as_tensor(grid, dtype=torch.float64))
+        self.register_buffer("fixed_ms", torch.tensor(fixed_ms, dtype=torch.float64))
+        self.register_buffer("table1", torch.as_tensor(np.array(t1).reshape(len(t1), g), dtype=torch.float64))
+        self.register_buffer("slots1", torch.as_tensor(np.array(s1, dtype=int).reshape(len(s1)), dtype=torch.long))
+        self.register_buffer("table2", torch.as_tensor(np.array(t2).reshape(len(t2), g, g), dtype=torch.float64))
+        self.register_buffer("slots2", torch.as_tensor(np.array(s2, dtype=int).reshape(len(s2), 2), dtype=torch.long))
+
+    def _dependencies(self, ref) -> list[tuple[int, ...]]:
+        """Which width slots each op of ``ref`` depends on (found by changing one slot at a time)."""
+        deps: list[list[int]] = [[] for _ in ref.ops]
+        for s in range(self.n_slots):
+            widths = list(self.base)
+            widths[s] = self.base[s] + 1
+            other = self.build(widths)
+            if len(other.ops) != len(ref.ops):
+                raise ValueError("build(widths) must return the same number of ops for every width vector")
+            for i, (a, b) in enumerate(zip(ref.ops, other.ops)):
+                if a.key != b.key:
+                    deps[i].append(s)
+        for i, d in enumerate(deps):
+            if len(d) > 2:
+                raise ValueError(f"op {i} ({ref.ops[i].key}) depends on {len(d)} width slots {d}; "
+                                 "WidthLatency supports ops that depend on at most 2")  # fmt: skip
+        return [tuple(d) for d in deps]
+
+    def _cell(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Grid cell index and (differentiable) position within it; outside the grid: the end cells."""
+        grid = self.grid.to(x.dtype)
+        i = (torch.searchsorted(grid, x.detach().contiguous(), right=True) - 1).clamp(0, len(grid) - 2)
+        t = (x - grid[i]) / (grid[i + 1] - grid[i])
+        return i, t
+
+    def forward(self, widths: torch.Tensor) -> torch.Tensor:
+        """Predicted latency (ms) at continuous ``widths`` (one per slot), differentiable."""
+        w = torch.as_tensor(widths, dtype=torch.float64) if not isinstance(widths, torch.Tensor) else widths
+        if w.shape != (self.n_slots,):
+            raise ValueError(f"widths has shape {tuple(w.shape)}, expected ({self.n_slots},) (one per slot)")
+        total = self.fixed_ms.to(w.dtype)
+        if len(self.slots1):
+            i, t = self._cell(w[self.slots1])
+            rows = torch.arange(len(i))
+            tab = self.table1.to(w.dtype)
+            total = total + (tab[rows, i] * (1 - t) + tab[rows, i + 1] * t).sum()
+        if len(self.slots2):
+            i, t = self._cell(w[self.slots2[:, 0]])
+            j, u = self._cell(w[self.slots2[:, 1]])
+            rows = torch.arange(len(i))
+            tab = self.table2.to(w.dtype)
+            total = total + (tab[rows, i, j] * (1 - t) * (1 - u) + tab[rows, i + 1, j] * t * (1 - u)
+                             + tab[rows, i, j + 1] * (1 - t) * u + tab[rows, i + 1, j + 1] * t * u).sum()  # fmt: skip
+        return self.scale * total + self.overhead_ms
+
+    def latency_ms(self, widths: Sequence[float]) -> float:
+        """Surrogate latency (ms) at ``widths``, as a float."""
+        with torch.no_grad():
+            return float(self(torch.as_tensor(list(widths), dtype=torch.float64)))
+
+    def marginal_ms(self, widths: Sequence[float]):
+        """Marginal latency (ms per added channel) of each slot at ``widths``: the surrogate's gradient."""
+        w = torch.as_tensor(list(widths), dtype=torch.float64).requires_grad_(True)
+        (grad,) = torch.autograd.grad(self(w), w)
+        return grad.numpy()

@@ -2,7 +2,10 @@
 
 1. measure a CPU latency table of MBConv-space ops (default protocol; resumable),
 2. fit a latency predictor on 80 % of it and evaluate it on the held-out 20 %,
-3. write ``report.md`` (and the predictor) to the output folder.
+3. measure the ops of the digits ProxylessNAS space, fit its predictor, run a
+   short latency-aware ProxylessNAS search on scikit-learn's digits and
+   measure the found network on the device,
+4. write ``report.md`` (and the predictors, the found network) to the output folder.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ def run_quickstart(out: Path, n_ops: int = 120, device: str = "onnxruntime-cpu")
     protocol = Protocol()
     ops = get_space("mbconv").sample(n_ops, seed=0)
     t0 = time.perf_counter()
-    print(f"[1/2] measuring {len(ops)} MBConv-space ops on {backend.spec.key} -> {out / 'table.db'}", flush=True)
+    print(f"[1/4] measuring {len(ops)} MBConv-space ops on {backend.spec.key} -> {out / 'table.db'}", flush=True)
     with LatencyStore(out / "table.db") as store:
         new, skipped = run_measure(backend, ops, store, protocol, jobs=2)
         df = store.frame(backend.spec.key)
@@ -35,11 +38,13 @@ def run_quickstart(out: Path, n_ops: int = 120, device: str = "onnxruntime-cpu")
     df = df[(df["protocol"] == protocol.key) & df["op_key"].isin({op.key for op in ops})]
     t_measure = time.perf_counter() - t0
 
-    print("[2/2] fitting a predictor on 80 % of the table, evaluating on the other 20 %", flush=True)
+    print("[2/4] fitting a predictor on 80 % of the table, evaluating on the other 20 %", flush=True)
     train, test = split_ops(df["op_key"], 0.2, seed=0)
     predictor = LatencyPredictor().fit(list(df["op_key"][train]), df["median_ms"][train], device_key=backend.spec.key)
     held_out = metrics(predictor.predict(list(df["op_key"][test])), df["median_ms"][test].to_numpy())
     save_predictor(predictor, out / "predictor.skops", table=str(out / "table.db"), device_info=info)
+
+    search_lines = _search(out, backend, protocol)
 
     lines = [
         "# hwlat quickstart",
@@ -58,6 +63,8 @@ def run_quickstart(out: Path, n_ops: int = 120, device: str = "onnxruntime-cpu")
         HEADER,
         held_out.row("held-out ops"),
         "",
+        *search_lines,
+        "",
         f"Files: `{out / 'table.db'}`, `{out / 'predictor.skops'}`; wall time {time.perf_counter() - t0:.0f} s.",
     ]
     report = out / "report.md"
@@ -65,3 +72,58 @@ def run_quickstart(out: Path, n_ops: int = 120, device: str = "onnxruntime-cpu")
     print("\n".join(lines[2:]))
     print(f"report: {report}", file=sys.stderr)
     return 0
+
+
+def _search(out: Path, backend, protocol) -> list[str]:
+    """Steps 3-4: a short latency-aware ProxylessNAS search on digits, measured on the device."""
+    import math
+
+    from hwlat.cli import run_measure
+    from hwlat.predict import LatencyPredictor, save_predictor
+    from hwlat.search.proxyless import (
+        DIGITS_BACKBONE,
+        DIGITS_CONFIG,
+        build_lut,
+        calibrate,
+        calibration_networks,
+        candidate_ops,
+        run_proxyless,
+    )
+    from hwlat.store import LatencyStore
+
+    ops = candidate_ops(DIGITS_BACKBONE)
+    print(f"[3/4] measuring the {len(ops)} ops of the digits ProxylessNAS space, fitting their predictor", flush=True)
+    with LatencyStore(out / "digits.db") as store:
+        run_measure(backend, ops, store, protocol)
+        predictor = LatencyPredictor().fit_table(store, device=backend.spec.key)
+    save_predictor(predictor, out / "digits-predictor.skops", table=str(out / "digits.db"))
+    # These networks are tens of microseconds: per-network overheads matter, so
+    # calibrate the op sums on a few measured networks before choosing a target.
+    calibrated = calibrate(predictor, backend.spec.key, calibration_networks(DIGITS_BACKBONE, 4))
+    lut = build_lut(calibrated, DIGITS_BACKBONE)
+    cheapest, dearest = lut.latency(_extreme(lut, True)), lut.latency(_extreme(lut, False))
+    target = round(math.sqrt(cheapest * dearest), 4)  # the middle of the space, on a log scale
+    config = DIGITS_CONFIG.replace(target_ms=target, epochs=12, warmup_epochs=4, final_epochs=6)
+    print(f"[4/4] ProxylessNAS search on digits, loss {config.loss}, target {target} ms "
+          f"(space: {cheapest:.4f}-{dearest:.4f} ms predicted), then measuring the found network", flush=True)
+    result = run_proxyless(calibrated, config=config, device=backend.spec.key, quiet=False)
+    path = result.network.save(out / "found-network.json")
+    return [
+        f"## Latency-aware search (ProxylessNAS on digits, {config.epochs} epochs, loss `{config.loss}`)",
+        "",
+        f"- target {target:.4f} ms; the space spans {cheapest:.4f}-{dearest:.4f} ms (predicted)",
+        f"- found network: {len(result.network.ops)} ops, choices {list(result.choices)}",
+        f"- predicted {result.predicted_ms:.4f} ms, **measured {result.measured_ms:.4f} ms** on {backend.spec.key} "
+        f"({100 * (result.measured_ms / result.predicted_ms - 1):+.1f} %), test accuracy {100 * result.test_acc:.1f} %",
+        f"- predictor: {result.calibration}",
+        f"- saved: `{path}` (use with `hwlat predict --network` or `hwlat measure --networks`)",
+    ]
+
+
+def _extreme(lut, cheapest: bool) -> list[int]:
+    """Per layer, the cheapest (or dearest) existing candidate of a LatencyLUT."""
+    import torch
+
+    fill = float("inf") if cheapest else float("-inf")
+    table = torch.where(lut.mask, lut.table_ms, torch.full_like(lut.table_ms, fill))
+    return (table.argmin(1) if cheapest else table.argmax(1)).tolist()

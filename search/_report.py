@@ -1,0 +1,58 @@
+"""Measuring found networks on a device and plotting latency-accuracy trade-offs (matplotlib Agg)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from hwlat.network import Network
+
+__all__ = ["measure_networks", "tradeoff_png", "check_predictor_device"]
+
+
+def measure_networks(device: str, networks: Sequence[Network], protocol=None) -> dict[str, float]:
+    """Median latency (ms) of each network on ``device``, keyed by network key (duplicates measured once)."""
+    from hwlat.devices import create_backend
+    from hwlat.timing import Protocol, measure
+
+    unique = list({n.key: n for n in networks}.values())
+    if not unique:
+        return {}
+    backend = create_backend(device)
+    return {m.op_key: m.median_ms for m in measure(backend, unique, protocol or Protocol())}
+
+
+def check_predictor_device(predictor, device: str) -> str | None:
+    """A warning when the predictor was fitted on another backend than ``device`` (None when they agree)."""
+    fitted = (getattr(predictor, "device_key_", "") or "").split("/")[0]
+    wanted = device.split("/")[0].split(":")[0]
+    if fitted and fitted != wanted:
+        return f"the predictor was fitted on {predictor.device_key_!r} but latency is measured on {device!r}"
+    return None
+
+
+def tradeoff_png(curves: Mapping[str, Sequence[tuple[float, float]]], path: str | Path, title: str,
+                 xlabel: str = "measured latency (ms)") -> Path:  # fmt: skip
+    """Accuracy (%) against latency, one marked line per curve; returns the PNG path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for (label, points), marker in zip(curves.items(), "osD^v<>"):
+        pts = sorted(points)
+        if not pts:
+            continue
+        ax.plot([p[0] for p in pts], [100 * p[1] for p in pts], marker=marker, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
