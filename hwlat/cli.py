@@ -14,7 +14,7 @@ log = logging.getLogger("hwlat")
 
 EXIT_ERROR, EXIT_INTERRUPTED = 2, 130
 # Modules adding subcommands: each has `register(subparsers)` and imports heavy libraries only when run.
-_EXTENSIONS: tuple[str, ...] = ("hwlat.cli_compare",)
+_EXTENSIONS: tuple[str, ...] = ("hwlat.cli_compare", "hwlat.cli_search")
 
 
 class CLIError(Exception):

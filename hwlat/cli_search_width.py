@@ -19,7 +19,7 @@ from pathlib import Path
 
 
 def _setup(args: argparse.Namespace):
-    """Predictor, digits loaders factory, device warning; torch kept to the cores we were given."""
+    """The predictor (context-calibrated when --calibrate is given); warns when it is for another device."""
     from hwlat.predict import load_predictor
     from hwlat.search._report import check_predictor_device
 
@@ -27,6 +27,10 @@ def _setup(args: argparse.Namespace):
     warning = check_predictor_device(predictor, args.device)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
+    if args.calibrate:
+        from hwlat.search._calibration import calibrate_from_table
+
+        predictor = calibrate_from_table(predictor, args.calibrate)
     return predictor
 
 
@@ -56,8 +60,12 @@ def cmd_split(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     modes = MODES if args.mode == "both" else (args.mode,)
-    seed = get_network("mobilenet-digits", width_mult=args.seed_width, resolution=args.resolution,
-                       network_name=f"mobilenet-digits-seed{args.seed_width:g}")  # fmt: skip
+    if args.seed_channels:
+        seed = get_network("mobilenet-digits", widths=[args.seed_channels] * 10, resolution=args.resolution,
+                           network_name=f"mobilenet-digits-seed{args.seed_channels}")  # fmt: skip
+    else:
+        seed = get_network("mobilenet-digits", width_mult=args.seed_width, resolution=args.resolution,
+                           network_name=f"mobilenet-digits-seed{args.seed_width:g}")  # fmt: skip
     runs = {}
     for mode in modes:
         # Fresh loaders per mode: both modes see the same shuffles, so their Splitting-0 is the same network.
@@ -120,9 +128,10 @@ def cmd_width(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     arch = DigitsArch(resolution=args.resolution)
     _, config_cls = WIDTH_OPTIMIZERS[args.optimizer]
-    train_cfg = TrainConfig(epochs=args.opt_epochs, seed=args.seed)
-    config = config_cls(train=train_cfg, strength=args.strength) if args.optimizer == "morphnet" else config_cls(
-        seed_train=train_cfg)  # fmt: skip
+    if args.optimizer == "morphnet":
+        config = config_cls(train=TrainConfig(seed=args.seed), steps=args.opt_steps, strength=args.strength)
+    else:
+        config = config_cls(seed_train=TrainConfig(epochs=10, seed=args.seed))
 
     def loaders_for(resolution: int, fraction: float):
         return digits_loaders(resolution, args.batch_size, data_fraction=fraction * args.data_fraction, seed=args.seed)
@@ -180,6 +189,9 @@ def _common(s: argparse.ArgumentParser, out: str) -> None:
     s.add_argument("--device", default="onnxruntime-cpu",
                    help="where to measure the found networks (default onnxruntime-cpu)")
     s.add_argument("--predictor", required=True, help="predictor fitted on the digits-widths space (.skops)")
+    s.add_argument("--calibrate", metavar="TABLE",
+                   help="re-calibrate network latency on the networks measured in TABLE, with a per-op "
+                        "activation-size term (more accurate for ONNX Runtime; see docs/widths.md)")
     s.add_argument("--resolution", type=int, default=32, help="input resolution of the digits images (default 32)")
     s.add_argument("--batch-size", type=int, default=64, help="training batch size (default 64)")
     s.add_argument("--data-fraction", type=float, default=1.0,
@@ -204,6 +216,8 @@ def register_search(search_subparsers) -> None:
     s.add_argument("--sweeps", type=int, default=40, help="fast method: passes over the data (default 40)")
     s.add_argument("--epsilon", type=float, default=0.1, help="split step ε (default 0.1)")
     s.add_argument("--seed-width", type=float, default=0.25, help="width multiplier of the seed network (default 0.25)")
+    s.add_argument("--seed-channels", type=int, default=0,
+                   help="seed with this many channels in every layer instead (paper Sec. 5.1 style), e.g. 4")
     s.add_argument("--epochs", type=int, default=30, help="epochs training the seed (default 30)")
     s.add_argument("--stage-epochs", type=int, default=15, help="epochs after each split (default 15)")
     s.set_defaults(func=cmd_split)
@@ -221,7 +235,8 @@ def register_search(search_subparsers) -> None:
                    help="width optimiser (default morphnet)")
     s.add_argument("--rule", choices=STACK_RULES, default="average", help="stacking rule (default average)")
     s.add_argument("--strength", type=float, default=0.2, help="morphnet: latency-weighted sparsity strength (0.2)")
-    s.add_argument("--opt-epochs", type=int, default=20, help="epochs of the width optimiser (default 20)")
+    s.add_argument("--opt-steps", type=int, default=340,
+                   help="morphnet: SGD steps, the same on a projection (default 340: 20 epochs of digits)")
     s.add_argument("--epochs", type=int, default=30, help="epochs training each found network (default 30)")
     s.add_argument("--seeds", type=int, default=1, help="training seeds per found network (default 1)")
     s.set_defaults(func=cmd_width)

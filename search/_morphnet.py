@@ -7,7 +7,9 @@ network's width, before any uniform rescaling to a budget (that is
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -47,14 +49,20 @@ class MorphNetConfig:
         that pruned γ become exactly 0.
     train : TrainConfig
         Training while the penalty acts.
+    steps : int, optional
+        Train for this many SGD steps instead of ``train.epochs`` epochs. The
+        penalty's total shrinkage grows with the number of steps, so a
+        projected run on a fraction of the data needs the same steps (each
+        one cheaper) to prune as much as the direct run.
     alive : float
         A channel is alive when |γ| exceeds this.
     min_width : int
         Each slot keeps at least this many channels.
     """
 
-    strength: float = 0.5
+    strength: float = 0.2
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=20))
+    steps: int | None = None
     alive: float = 1e-3
     min_width: int = 2
 
@@ -102,9 +110,12 @@ def morphnet_ratios(network: Network, loaders, latency, config: MorphNetConfig |
                     g = m.bn.weight
                     g.copy_(torch.sign(g) * torch.clamp(g.abs() - lr * config.strength * float(w), min=0.0))
 
+    train_cfg = config.train
+    if config.steps is not None:
+        train_cfg = dataclasses.replace(train_cfg, epochs=max(1, math.ceil(config.steps / max(1, len(loaders.train)))))
     reweight()
     t0 = time.perf_counter()
-    stats = train(model, loaders.train, config.train, forward_macs=network.flops, after_step=prox, on_epoch=reweight,
+    stats = train(model, loaders.train, train_cfg, forward_macs=network.flops, after_step=prox, on_epoch=reweight,
                   desc="morphnet", quiet=quiet)  # fmt: skip
     alive = _alive(model, config.alive, config.min_width)
     ratios = tuple(a / b for a, b in zip(alive, base))

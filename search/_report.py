@@ -5,21 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from hwlat.network import Network
+from hwlat.search._latency import measure_networks  # noqa: F401  (re-exported)
 
 __all__ = ["measure_networks", "tradeoff_png", "check_predictor_device"]
-
-
-def measure_networks(device: str, networks: Sequence[Network], protocol=None) -> dict[str, float]:
-    """Median latency (ms) of each network on ``device``, keyed by network key (duplicates measured once)."""
-    from hwlat.devices import create_backend
-    from hwlat.timing import Protocol, measure
-
-    unique = list({n.key: n for n in networks}.values())
-    if not unique:
-        return {}
-    backend = create_backend(device)
-    return {m.op_key: m.median_ms for m in measure(backend, unique, protocol or Protocol())}
 
 
 def check_predictor_device(predictor, device: str) -> str | None:

@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from hwlat.search._common import evaluate  # noqa: F401  (re-exported)
+
 __all__ = ["TrainConfig", "TrainStats", "train", "evaluate", "TRAIN_MACS_PER_FORWARD"]
 
 log = logging.getLogger(__name__)
@@ -115,14 +117,3 @@ def train(
     return TrainStats(config.epochs, samples, seconds, TRAIN_MACS_PER_FORWARD * forward_macs * samples, loss_value)
 
 
-@torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader) -> float:
-    """Top-1 accuracy (0..1) of ``model`` in eval mode; the model's mode is restored."""
-    was = model.training
-    model.eval()
-    correct = total = 0
-    for x, y in loader:
-        correct += int((model(x).argmax(1) == y).sum())
-        total += len(y)
-    model.train(was)
-    return correct / max(total, 1)

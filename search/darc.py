@@ -81,10 +81,13 @@ class DARCConfig:
     lr, alpha_lr : float
         Initial step sizes of the weights (Nesterov SGD, momentum 0.9) and of
         ``α`` (plain projected gradient); both halve after each block [η = 0.01].
-    lam0 : float
+    lam0 : float, optional
         Initial ``λ``, in units of the base network's searchable cost: the
         penalty is ``λ · Σ_lj C_lj α_lj / Σ_l C_l,original``, so one ``λ``
-        suits ms and parameter counts alike [paper: raw costs, λ = 10⁴·L or 10⁻⁵·L].
+        suits ms and parameter counts alike. None (default): the paper's rule,
+        "balance the orders of magnitude of the empirical loss and the
+        regularisation term at the beginning": ``λ0 = CE / penalty`` on the
+        first training batch [the paper then fixed λ = 10⁴·L or 10⁻⁵·L per dataset].
     finetune_epochs, finetune_lr : int, float
         Fine-tuning of each snapshot with ``λ = 0`` [20 epochs].
     seed : int
@@ -100,7 +103,7 @@ class DARCConfig:
     max_blocks: int = 8
     lr: float = 0.01
     alpha_lr: float = 0.1
-    lam0: float = 0.1
+    lam0: float | None = None
     finetune_epochs: int = 5
     finetune_lr: float = 0.01
     seed: int = 0
@@ -114,9 +117,12 @@ class DARCConfig:
         for name in ("block_epochs", "max_blocks"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Invalid {name}={getattr(self, name)}: must be >= 1")
-        for name in ("lr", "alpha_lr", "lam0", "init_lr", "finetune_lr"):
+        for name in ("lr", "alpha_lr", "init_lr", "finetune_lr"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"Invalid {name}={getattr(self, name)}: must be > 0")
+
+        if self.lam0 is not None and self.lam0 <= 0:
+            raise ValueError(f"Invalid lam0={self.lam0}: must be > 0 (or None for the automatic start)")
 
     def replace(self, **changes: Any) -> DARCConfig:
         return dataclasses.replace(self, **changes)
@@ -445,10 +451,18 @@ def _train_blocks(model: DARCModel, lut: LatencyLUT, loaders, budget: float, con
     fixed = float(lut.fixed_ms)
     costs = lut.table_ms.tolist()
     alphas = model.alphas()
+    lam0 = config.lam0
+    if lam0 is None:  # balance the data loss and the penalty on the first batch
+        x, y = next(iter(loaders.train))
+        with torch.no_grad():
+            ce0 = float(F.cross_entropy(model.train()(x), y))
+            pen0 = (float(lut.expected_latency(list(alphas))) - fixed) / ref
+        lam0 = ce0 / max(pen0, 1e-12)
+        log.info("λ0 = CE %.4f / penalty %.4f = %.4g", ce0, pen0, lam0)
     snapshots = []
     bar = tqdm(range(config.max_blocks), desc=f"DARC ({config.mode})", unit="block", disable=quiet, file=sys.stderr)
     for block in bar:
-        lam = config.lam0 * 2**block
+        lam = lam0 * 2**block
         lr, alpha_lr = config.lr / 2**block, config.alpha_lr / 2**block
         w_opt = torch.optim.SGD(model.weight_parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
         model.train()

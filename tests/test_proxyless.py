@@ -259,3 +259,31 @@ def test_end_to_end_search_on_the_fake_device(predictor, tmp_path):
     path = net.save(tmp_path / "found.json")
     assert Network.load(path) == net
     assert result.to_dict()["network"]["ops"] == [op.key for op in net.ops]
+
+
+# ------------------------------------------------------------------ CLI
+def test_cli_search_proxyless_then_predict_and_darc_errors(tmp_path):
+    from hwlat import cli_search
+    from hwlat.predict import save_predictor
+    from hwlat.search import darc
+    from conftest import run_cli
+
+    assert cli_search.LOSSES == px.LOSSES and cli_search.DARC_MODES == darc.MODES
+    ops = px.candidate_ops(DIGITS_BACKBONE) + get_space("digits-darc").configs()
+    p = LatencyPredictor(model="prior").fit(ops, [FAKE.true_latency_s(o) * 1e3 for o in ops], device_key="fake/t1/b1/fp32")
+    path, _ = save_predictor(p, tmp_path / "p.skops")
+    out = tmp_path / "out"
+    res = run_cli("search", "proxyless", "--device", "fake", "--predictor", str(path), "--target-ms", "0.4",
+                  "--epochs", "1", "--warmup-epochs", "0", "--final-epochs", "0", "--calibrate", "2",
+                  "--out", str(out), "-q")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "measured latency on fake" in res.stdout and "predicted latency" in res.stdout
+    (found,) = out.glob("proxyless-*ms.json")
+    assert Network.load(found).input_shape == (1, 3, 32, 32)
+    res = run_cli("predict", "--predictor", str(path), "--network", str(found))
+    assert res.returncode == 0 and "ms predicted" in res.stdout, res.stderr
+    res = run_cli("search", "proxyless", "--device", "fake", "--predictor", str(path), "--out", str(out))
+    assert res.returncode == 2 and "needs a target latency" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    res = run_cli("search", "darc", "--device", "fake", "--predictor", str(path), "--budget-ms", "0.0001",
+                  "--out", str(out))  # fmt: skip
+    assert res.returncode == 2 and "cheapest" in res.stderr and len(res.stderr.strip().splitlines()) == 1

@@ -189,7 +189,7 @@ def test_cli_split_and_width_on_the_fake_backend(predictor, tmp_path, capsys):
     assert (tmp_path / "s" / "splitting_tradeoff.png").stat().st_size > 0
     assert (tmp_path / "s" / "splitting-energy-1.json").exists() and "energy" in out
     out = _cli(["search", "width", *common, "--budget-ms", "0.6", "--transfer", "width=0.5,depth=0.5,res=8,data=0.5",
-                "--compare", "--opt-epochs", "1", "--epochs", "1", "--out", str(tmp_path / "w")], capsys)  # fmt: skip
+                "--compare", "--opt-steps", "2", "--epochs", "1", "--out", str(tmp_path / "w")], capsys)  # fmt: skip
     data = json.loads((tmp_path / "w" / "width.json").read_text())
     assert sorted(r["method"] for r in data["results"]) == ["direct", "transfer", "uniform"]
     assert all(abs(r["budget_error"]) < 0.02 and r["measured_ms"] > 0 for r in data["results"])

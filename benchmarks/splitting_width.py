@@ -1,0 +1,461 @@
+"""Splitting and width-transfer acceptance numbers on digits with a measured CPU predictor.
+
+Phases (all by default; each merges its part into the JSON, so phases can be re-run alone):
+
+- ``table``: measure the digits-widths op space and random-width mobilenet-digits networks
+  on the device, fit a predictor (network overhead calibrated on half the networks,
+  network error reported on the other half), save it;
+- ``eigen``: fast (Rayleigh-quotient) vs exact splitting index on a trained seed network,
+  on the neurons the energy-aware and vanilla choices split;
+- ``knapsack``: LP-relaxed knapsack (β > 0.9) vs exact dynamic programming, random instances;
+- ``split``: energy-aware vs vanilla splitting, accuracy against measured latency, several seeds;
+- ``width``: width transfer vs direct optimisation vs uniform widths at latency budgets.
+
+    taskset -c 0 .venv/bin/python benchmarks/splitting_width.py [--phases table,eigen,...] [--quick]
+
+Writes benchmarks/results/splitting_width.{json,md}, splitting_tradeoff.png and width_tradeoff.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+PHASES = ("table", "eigen", "knapsack", "split", "width")
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------- table
+def calibration_networks(n: int, seed: int = 0):
+    """Random-width mobilenet-digits networks at resolution 32 (per-slot multipliers 1/8-4, log-uniform)."""
+    from hwlat.spaces import DIGITS_CHANNEL_MULTIPLE as q
+    from hwlat.spaces import DIGITS_WIDTH_RANGE
+    from hwlat.zoo import MOBILENET_DIGITS_STAGES, MOBILENET_DIGITS_STEM, get_network
+
+    base = [MOBILENET_DIGITS_STEM] + [c for c, n, _ in MOBILENET_DIGITS_STAGES for _ in range(n)]
+    rng = random.Random(seed)
+    nets = []
+    for i in range(n):
+        widths = [max(q, round(b * 2 ** rng.uniform(*DIGITS_WIDTH_RANGE) / q) * q) for b in base]
+        nets.append(get_network("mobilenet-digits", widths=widths, network_name=f"digits-random-{i}"))
+    return nets
+
+
+def phase_table(args) -> dict:
+    from hwlat.cli import run_measure
+    from hwlat.devices import create_backend
+    from hwlat.evaluate import metrics
+    from hwlat.search._calibration import calibrate_from_table
+    from hwlat.predict import LatencyPredictor, save_predictor
+    from hwlat.search._calibration import ContextCalibrated
+    from hwlat.spaces import get_space
+    from hwlat.store import LatencyStore
+    from hwlat.timing import Protocol
+
+    backend = create_backend(args.device)
+    ops = get_space("digits-widths").sample(args.n_ops, seed=0)
+    nets = calibration_networks(args.n_nets)
+    with LatencyStore(args.db) as store:
+        log(f"measuring {len(ops)} ops and {len(nets)} networks on {backend.spec.key} into {args.db}")
+        run_measure(backend, ops, store, Protocol(), quiet=True)
+        run_measure(backend, nets, store, Protocol(), quiet=True)
+        df = store.frame(backend.spec.key, provenance=False)
+        store.export(args.csv)
+    measured = dict(zip(df["op_key"], df["median_ms"]))
+    op_rows = df[df["kind"] != "network"]
+    half = len(nets) // 2
+    p = LatencyPredictor(model="prior+gbr").fit(list(op_rows["op_key"]), op_rows["median_ms"].to_numpy(),
+                                                device_key=backend.spec.key)  # fmt: skip
+    # Scale and overhead: ORT fuses and keeps layouts inside a network, so a network costs
+    # about 0.83 x the sum of its isolated ops (offset-only calibration leaves 10 % MAPE here).
+    p.calibrate(nets[:half], [measured[n.key] for n in nets[:half]], scale=True)
+    held = nets[half:]
+    y = np.array([measured[n.key] for n in held])
+    yhat = np.asarray(p.predict_network(held))
+    held_metrics = dataclasses.asdict(metrics(yhat, y))
+    ctx = ContextCalibrated.fit(p, nets[:half], [measured[n.key] for n in nets[:half]])
+    ctx_metrics = dataclasses.asdict(metrics(np.asarray(ctx.predict_network(held)), y))
+    final = LatencyPredictor(model="prior+gbr").fit_table(args.db, device=backend.spec.key)
+    final.calibrate(nets, [measured[n.key] for n in nets], scale=True)
+    save_predictor(final, args.predictor, table=str(args.db))
+    log(f"predictor saved to {args.predictor}; held-out networks: {held_metrics}")
+    return {
+        "device_key": backend.spec.key,
+        "ops": {k: int(v) for k, v in op_rows["kind"].value_counts().items()},
+        "networks": len(nets),
+        "network_ms_range": [float(y.min()), float(y.max())],
+        "held_out_network_metrics": {k: float(v) for k, v in held_metrics.items()},
+        "held_out_network_metrics_context": {k: float(v) for k, v in ctx_metrics.items()},
+        "context_calibration": calibrate_from_table(final, str(args.db)).to_dict(),
+        "overhead_ms": final.overhead_ms_,
+        "scale": final.scale_,
+        "predictor": str(args.predictor),
+        "table_csv": str(args.csv),
+    }
+
+
+def load_predictor(args):
+    """The saved predictor, context-calibrated on the table's networks (see search/_calibration.py)."""
+    from hwlat.predict import load_predictor as load
+    from hwlat.search._calibration import calibrate_from_table
+
+    if not Path(args.predictor).exists():
+        raise SystemExit(f"{args.predictor} missing: run the table phase first (--phases table)")
+    return calibrate_from_table(load(args.predictor), str(args.db))
+
+
+# --------------------------------------------------------------------- eigen
+def phase_eigen(args) -> dict:
+    import torch
+
+    from hwlat.cost import WidthLatency
+    from hwlat.search._trainloop import TrainConfig, train
+    from hwlat.search.data import digits_loaders
+    from hwlat.search.splitting import EigenConfig, SplitNet, choose_neurons, neuron_widths, resize_network
+    from hwlat.search.splitting import splitting_index
+    from hwlat.zoo import get_network
+
+    predictor = load_predictor(args)
+    loaders = digits_loaders(32, 64)
+    seed = get_network("mobilenet-digits", width_mult=0.25)
+    torch.manual_seed(0)
+    model = SplitNet(seed)
+    train(model, loaders.train, TrainConfig(epochs=args.epochs))
+    t0 = time.perf_counter()
+    exact = splitting_index(model, loaders.train, EigenConfig(method="exact"))
+    t_exact = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fast = splitting_index(model, loaders.train, EigenConfig(method="fast", sweeps=args.sweeps))
+    t_fast = time.perf_counter() - t0
+    widths = neuron_widths(seed)
+    latency = WidthLatency(predictor, lambda w: resize_network(seed, w), widths, max_width=8 * max(widths))
+    from hwlat.search.splitting import _cost_floor
+
+    costs = _cost_floor(latency.marginal_ms(widths))
+    caps = [8 * w for w in widths]
+    out = {"exact_seconds": t_exact, "fast_seconds": t_fast, "sweeps": args.sweeps, "neurons": int(sum(widths))}
+    lam = np.concatenate([s.eigenvalues for s in exact])
+    lam_f = np.concatenate([s.eigenvalues for s in fast])
+    cos = np.concatenate([(a.eigenvectors * b.eigenvectors).sum(1).abs().numpy() for a, b in zip(exact, fast)])
+    offsets = np.cumsum([0] + widths)
+    for mode in ("energy", "vanilla"):
+        choice = choose_neurons(exact, mode, 0.5, widths=widths, max_widths=caps, costs_ms=costs,
+                                budget_ms=0.5 * latency.latency_ms(widths), granularity=4)  # fmt: skip
+        idx = np.concatenate([offsets[k] + v for k, v in choice.items()])
+        out[mode] = _agreement(lam[idx], lam_f[idx], cos[idx], np.abs(lam).max())
+    # The neurons worth splitting: the most negative half (what vanilla splits at α = 0.5).
+    half = np.argsort(lam)[: len(lam) // 2]
+    out["most_negative_half"] = _agreement(lam[half], lam_f[half], cos[half], np.abs(lam).max())
+    neg = lam < 0
+    out["all_negative"] = {"neurons": int(neg.sum()),
+                           "rel_err_median": float(np.median(np.abs(lam_f[neg] - lam[neg]) / np.abs(lam[neg]))),
+                           "cos_median": float(np.median(cos[neg]))}  # fmt: skip
+    log(f"eigen: {out}")
+    return out
+
+
+def _agreement(lam, lam_f, cos, scale) -> dict:
+    rel = np.abs(lam_f - lam) / np.abs(lam)
+    return {"split_neurons": int(len(lam)), "rel_err_median": float(np.median(rel)), "rel_err_max": float(rel.max()),
+            "within_5pct": float(np.mean(rel <= 0.05)), "abs_err_max_over_max_abs_lambda":
+            float(np.max(np.abs(lam_f - lam)) / scale), "cos_min": float(cos.min()),
+            "cos_median": float(np.median(cos)), "cos_above_095": float(np.mean(cos > 0.95))}  # fmt: skip
+
+
+# ------------------------------------------------------------------ knapsack
+def phase_knapsack(args) -> dict:
+    from hwlat.search.splitting import knapsack_dp, knapsack_lp
+
+    rng = np.random.default_rng(0)
+    gaps, feasible, bound_ok, optimal = [], 0, 0, 0
+    t_lp = t_dp = 0.0
+    for _ in range(args.instances):
+        n = int(rng.integers(5, 31))
+        gains, costs = rng.uniform(0.1, 10, n), rng.integers(1, 101, n)
+        budget = max(int(rng.uniform(0.1, 0.7) * costs.sum()), int(costs.max()))
+        t0 = time.perf_counter()
+        lp = knapsack_lp(gains, costs, budget)
+        t1 = time.perf_counter()
+        _, best = knapsack_dp(gains, costs, budget)
+        t2 = time.perf_counter()
+        t_lp, t_dp = t_lp + t1 - t0, t_dp + t2 - t1
+        feasible += lp.cost <= budget
+        bound_ok += lp.value <= best + 1e-9 <= lp.lp_value + 1e-6
+        optimal += abs(lp.value - best) < 1e-9
+        gaps.append((best - lp.value) / best)
+    gaps = np.array(gaps)
+    out = {"instances": args.instances, "n_range": [5, 30], "feasible": feasible / args.instances,
+           "within_lp_bound": bound_ok / args.instances, "optimal": optimal / args.instances,
+           "gap_mean": float(gaps.mean()), "gap_median": float(np.median(gaps)), "gap_max": float(gaps.max()),
+           "lp_ms_mean": 1e3 * t_lp / args.instances, "dp_ms_mean": 1e3 * t_dp / args.instances}  # fmt: skip
+    log(f"knapsack: {out}")
+    return out
+
+
+# --------------------------------------------------------------------- split
+def _interp(x: float, xs, ys) -> float | None:
+    order = np.argsort(xs)
+    xs, ys = np.asarray(xs)[order], np.asarray(ys)[order]
+    if x < xs[0] or x > xs[-1]:
+        return None
+    return float(np.interp(np.log(x), np.log(xs), ys))
+
+
+def phase_split(args) -> dict:
+    from hwlat.search._report import measure_networks, tradeoff_png
+    from hwlat.search._trainloop import TrainConfig
+    from hwlat.search.data import digits_loaders
+    from hwlat.search.splitting import EigenConfig, SplitConfig, run_splitting
+    from hwlat.zoo import get_network
+
+    predictor = load_predictor(args)
+    runs = []
+    for s in range(args.seeds):
+        seed_net = get_network("mobilenet-digits", widths=[args.seed_channels] * 10,
+                               network_name=f"mobilenet-digits-seed{args.seed_channels}")  # fmt: skip
+        for mode in ("energy", "vanilla"):
+            loaders = digits_loaders(32, 64, seed=s)  # fresh: both modes see the same shuffles, same Splitting-0
+            config = SplitConfig(growth=0.5, stages=args.stages, mode=mode, eigen=EigenConfig(method=args.eigen),
+                                 seed_train=TrainConfig(epochs=args.epochs, seed=s),
+                                 stage_train=TrainConfig(epochs=args.stage_epochs, lr=0.02, seed=s))  # fmt: skip
+            t0 = time.perf_counter()
+            stages = run_splitting(seed_net, loaders, predictor, config)
+            log(f"split seed {s} {mode}: {time.perf_counter() - t0:.0f} s, "
+                f"acc {[round(r.test_acc, 3) for r in stages]}")  # fmt: skip
+            runs.append({"seed": s, "mode": mode, "stages": stages})
+    measured = measure_networks(args.device, [r.network for run in runs for r in run["stages"]])
+    rows, diffs = [], []
+    for run in runs:
+        for r in run["stages"]:
+            rows.append({"seed": run["seed"], "mode": run["mode"], "stage": r.stage, "widths": list(r.widths),
+                         "predicted_ms": r.predicted_ms, "measured_ms": measured[r.network.key],
+                         "test_acc": r.test_acc, "valid_acc": r.valid_acc, "n_split": r.n_split,
+                         "index_seconds": r.index_seconds, "train_seconds": r.train_seconds})  # fmt: skip
+    # Each stage of one mode against the other mode's curve (accuracy interpolated in log latency),
+    # where the other curve covers that latency; diff = energy-aware − vanilla.
+    for s in range(args.seeds):
+        curve = {m: [r for r in rows if r["seed"] == s and r["mode"] == m] for m in ("energy", "vanilla")}
+        for mode, other, sign in (("energy", "vanilla", 1), ("vanilla", "energy", -1)):
+            for r in curve[mode]:
+                if r["stage"] == 0:
+                    continue
+                v = _interp(r["measured_ms"], [x["measured_ms"] for x in curve[other]],
+                            [x["test_acc"] for x in curve[other]])  # fmt: skip
+                if v is not None:
+                    diffs.append({"seed": s, "mode": mode, "stage": r["stage"], "measured_ms": r["measured_ms"],
+                                  "acc": r["test_acc"], "other_acc_interp": v, "diff": sign * (r["test_acc"] - v)})
+    curves = {}
+    for mode, label in (("energy", "energy-aware"), ("vanilla", "vanilla")):
+        for k in range(args.stages + 1):
+            sel = [r for r in rows if r["mode"] == mode and r["stage"] == k]
+            if sel:
+                curves.setdefault(label, []).append((float(np.mean([r["measured_ms"] for r in sel])),
+                                                     float(np.mean([r["test_acc"] for r in sel]))))  # fmt: skip
+    tradeoff_png(curves, RESULTS / "splitting_tradeoff.png",
+                 f"Splitting on digits, growth 0.5, mean of {args.seeds} seeds",
+                 f"measured latency on {args.device} (ms)")  # fmt: skip
+    d = np.array([x["diff"] for x in diffs]) if diffs else np.zeros(0)
+    summary = {"equal_latency_pairs": len(d), "mean_acc_diff": float(d.mean()) if len(d) else None,
+               "wins": int((d > 0).sum()), "losses": int((d < 0).sum()), "ties": int((d == 0).sum())}  # fmt: skip
+    for mode in ("energy", "vanilla"):
+        final_stage = max(x["stage"] for x in rows if x["mode"] == mode)
+        last = [r for r in rows if r["mode"] == mode and r["stage"] == final_stage]
+        summary[f"{mode}_final"] = {"measured_ms": float(np.mean([r["measured_ms"] for r in last])),
+                                    "test_acc": float(np.mean([r["test_acc"] for r in last])),
+                                    "widths": [r["widths"] for r in last]}  # fmt: skip
+    log(f"split: {summary}")
+    return {"config": {"growth": 0.5, "stages": args.stages, "seeds": args.seeds, "eigen": args.eigen,
+                       "epochs": args.epochs, "stage_epochs": args.stage_epochs,
+                       "seed_channels": args.seed_channels, "max_growth": 8},
+            "rows": rows, "equal_latency": diffs, "summary": summary, "curves": curves}  # fmt: skip
+
+
+# --------------------------------------------------------------------- width
+def phase_width(args) -> dict:
+    from hwlat.search._report import measure_networks, tradeoff_png
+    from hwlat.search._trainloop import TrainConfig
+    from hwlat.search.data import digits_loaders
+    from hwlat.search.width import (
+        DigitsArch,
+        MorphNetConfig,
+        Projection,
+        cost_saved,
+        fit_ratios,
+        optimize_widths,
+        train_and_test,
+        transfer_ratios,
+    )
+
+    predictor = load_predictor(args)
+    arch = DigitsArch()
+    projection = Projection.parse(args.projection)
+    config = MorphNetConfig(strength=args.strength, steps=args.opt_steps)
+    loaders = digits_loaders(32, 64)
+    budgets = [float(predictor.predict_network(DigitsArch(width_mult=m).network())) for m in args.budget_widths]
+    ratio_sets = {"uniform": ([1.0] * arch.n_slots, None)}
+    ratio_sets["direct"] = ((opt := optimize_widths("morphnet", arch, loaders, predictor, config)).ratios, opt)
+    log(f"direct: ratios {np.round(opt.ratios, 2).tolist()}, {opt.seconds:.0f} s")
+    ratio_sets["transfer"] = transfer_ratios(
+        arch, projection, predictor, loaders_for=lambda r, f: digits_loaders(r, 64, data_fraction=f),
+        optimizer="morphnet", config=config, rule=args.rule)  # fmt: skip
+    ratios, opt = ratio_sets["transfer"]
+    log(f"transfer: ratios {np.round(ratios, 2).tolist()}, {opt.seconds:.0f} s")
+    results = [fit_ratios(arch, r, predictor, b, method=m, opt=o) for b in budgets for m, (r, o) in ratio_sets.items()]
+    measured = measure_networks(args.device, [r.network for r in results])
+    rows = []
+    for r in results:
+        acc, accs = train_and_test(r.network, loaders, TrainConfig(epochs=args.epochs), range(args.seeds))
+        meas = measured[r.network.key]
+        rows.append({"method": r.method, "budget_ms": r.budget, "widths": list(r.widths), "ratios": list(r.ratios),
+                     "multiplier": r.multiplier, "predicted_ms": r.predicted_ms, "predicted_err": r.budget_error,
+                     "measured_ms": meas, "measured_err": meas / r.budget - 1, "mmacs": r.flops / 1e6,
+                     "test_acc": acc, "test_accs": accs})  # fmt: skip
+        log(f"width {r.method} @ {r.budget:.4f} ms: pred {r.predicted_ms:.4f}, meas {meas:.4f}, acc {acc:.4f}")
+    direct = next(r for r in results if r.method == "direct")
+    transfer = next(r for r in results if r.method == "transfer")
+    saved = cost_saved(direct, transfer)
+    saved.update({"direct_macs": direct.optimizer_macs, "transfer_macs": transfer.optimizer_macs,
+                  "direct_seconds": direct.optimizer_seconds,
+                  "transfer_seconds": transfer.optimizer_seconds})  # fmt: skip
+    curves = {}
+    for row in rows:
+        curves.setdefault(row["method"], []).append((row["measured_ms"], row["test_acc"]))
+    tradeoff_png(curves, RESULTS / "width_tradeoff.png",
+                 f"Widths on digits: transfer ({args.projection}) vs direct vs uniform",
+                 f"measured latency on {args.device} (ms)")  # fmt: skip
+    acc_gap = [next(x for x in rows if x["method"] == "transfer" and x["budget_ms"] == b)["test_acc"]
+               - next(x for x in rows if x["method"] == "direct" and x["budget_ms"] == b)["test_acc"] for b in budgets]
+    log(f"width: cost saved {saved}, transfer - direct accuracy {acc_gap}")
+    return {"config": {"projection": args.projection, "rule": args.rule, "strength": args.strength,
+                       "opt_steps": args.opt_steps, "epochs": args.epochs, "seeds": args.seeds,
+                       "budget_widths": args.budget_widths, "projected": transfer.detail.get("projected")},
+            "budgets_ms": budgets, "rows": rows, "cost_saved": saved, "transfer_minus_direct_acc": acc_gap}  # fmt: skip
+
+
+# ------------------------------------------------------------------ summary
+def markdown(res: dict) -> str:
+    lines = ["# Splitting and width transfer on digits", "",
+             "Produced by `taskset -c 0 .venv/bin/python benchmarks/splitting_width.py`; "
+             "numbers from `splitting_width.json`.", ""]  # fmt: skip
+    if t := res.get("table"):
+        m, mc, cc = t["held_out_network_metrics"], t["held_out_network_metrics_context"], t["context_calibration"]
+        lines += ["## Predictor (digits-widths space)", "",
+                  f"Device `{t['device_key']}`; ops per kind {t['ops']}; {t['networks']} random-width networks "
+                  f"({t['network_ms_range'][0]:.3f}-{t['network_ms_range'][1]:.3f} ms). Held-out networks, "
+                  "calibration fitted on the other half:", "",
+                  "| network calibration | MAPE | ±10 % accuracy | Spearman |", "|---|---|---|---|",
+                  f"| scale · Σ ops + overhead (`LatencyPredictor.calibrate(scale=True)`) | {100 * m['mape']:.1f} % | "
+                  f"{100 * m['acc10']:.0f} % | {m['spearman']:.3f} |",
+                  f"| Σ (op − b · input MB) − a (`search._calibration`) | {100 * mc['mape']:.1f} % | "
+                  f"{100 * mc['acc10']:.0f} % | {mc['spearman']:.3f} |", "",
+                  f"All phases below use the second (fitted on all networks: a = {cc['a_ms']:.4f} ms, "
+                  f"b = {cc['b_ms_per_mb']:.4f} ms/MB).", ""]  # fmt: skip
+    if e := res.get("eigen"):
+        lines += ["## Fast vs exact splitting index", "",
+                  f"Trained seed (width 0.25, {e['neurons']} neurons); fast = {e['sweeps']} sweeps of RMSprop on v. "
+                  f"Time: exact {e['exact_seconds']:.1f} s, fast {e['fast_seconds']:.1f} s.", "",
+                  "| neurons | n | λ rel. err median | max | within 5 % | max abs err / max abs λ "
+                  "| min abs cos | cos > 0.95 |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for mode, label in (("energy", "split by energy-aware (stage 1)"), ("vanilla", "split by vanilla (stage 1)"),
+                            ("most_negative_half", "most negative half")):  # fmt: skip
+            x = e[mode]
+            lines.append(f"| {label} | {x['split_neurons']} | {100 * x['rel_err_median']:.2f} % | "
+                         f"{100 * x['rel_err_max']:.2f} % | {100 * x['within_5pct']:.0f} % | "
+                         f"{100 * x['abs_err_max_over_max_abs_lambda']:.2f} % | {x['cos_min']:.3f} | "
+                         f"{100 * x['cos_above_095']:.0f} % |")  # fmt: skip
+        lines.append("")
+    if k := res.get("knapsack"):
+        lines += ["## LP-relaxed knapsack vs exact DP", "",
+                  f"{k['instances']} random instances, n = 5-30: feasible {100 * k['feasible']:.0f} %, within the LP "
+                  f"bound {100 * k['within_lp_bound']:.0f} %, optimal {100 * k['optimal']:.0f} %; gap to the optimum "
+                  f"mean {100 * k['gap_mean']:.2f} %, max {100 * k['gap_max']:.2f} % "
+                  f"(LP {k['lp_ms_mean']:.1f} ms, DP {k['dp_ms_mean']:.1f} ms per instance).", ""]  # fmt: skip
+    if s := res.get("split"):
+        su, c = s["summary"], s["config"]
+        lines += ["## Energy-aware vs vanilla splitting", "",
+                  f"Seed: {c.get('seed_channels')} channels in every layer (layers may grow 8x), growth {c['growth']}, "
+                  f"{c['stages']} stages, {c['seeds']} seeds, "
+                  f"eigen {c['eigen']}. At equal measured latency (vanilla interpolated): mean accuracy difference "
+                  f"energy − vanilla {100 * (su['mean_acc_diff'] or 0):+.2f} points over {su['equal_latency_pairs']} "
+                  f"stage-vs-curve pairs ({su['wins']} better, {su['losses']} worse, {su['ties']} equal).", "",
+                  "| mode | stage | measured ms (mean) | test acc (mean) |", "|---|---|---|---|"]  # fmt: skip
+        for label, pts in s["curves"].items():
+            for k2, (ms, acc) in enumerate(pts):
+                lines.append(f"| {label} | {k2} | {ms:.4f} | {100 * acc:.2f} % |")
+        lines += ["", "![splitting](splitting_tradeoff.png)", ""]
+    if w := res.get("width"):
+        c, cs = w["config"], w["cost_saved"]
+        lines += ["## Width transfer vs direct optimisation vs uniform", "",
+                  f"MorphNet-style optimiser (strength {c['strength']}, {c.get('opt_steps')} SGD steps); projection "
+                  f"`{c['projection']}`, stacking `{c['rule']}`; each network trained {c['epochs']} epochs × "
+                  f"{c['seeds']} seeds. Optimisation cost saved by transfer: {cs['macs_ratio']:.1f}× in MACs, "
+                  f"{cs['seconds_ratio']:.1f}× in wall time.", "",
+                  "| method | budget ms | predicted ms (err) | measured ms (err) | test acc | widths |",
+                  "|---|---|---|---|---|---|"]  # fmt: skip
+        for r in w["rows"]:
+            lines.append(f"| {r['method']} | {r['budget_ms']:.4f} | {r['predicted_ms']:.4f} "
+                         f"({100 * r['predicted_err']:+.1f} %) | {r['measured_ms']:.4f} "
+                         f"({100 * r['measured_err']:+.1f} %)"
+                         f" | {100 * r['test_acc']:.2f} % | {r['widths']} |")  # fmt: skip
+        lines += ["", "![width](width_tradeoff.png)", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated subset of {','.join(PHASES)}")
+    p.add_argument("--device", default="onnxruntime-cpu/cores=0", help="measuring device (default: pinned to CPU 0)")
+    p.add_argument("--db", type=Path, default=ROOT / "out" / "digits" / "digits-widths.db")
+    p.add_argument("--csv", type=Path, default=ROOT / "datasets_lat" / "onnxruntime-cpu_digits-widths.csv")
+    p.add_argument("--predictor", type=Path, default=ROOT / "out" / "digits" / "digits-widths.skops")
+    p.add_argument("--n-ops", type=int, default=1000)
+    p.add_argument("--n-nets", type=int, default=48)
+    p.add_argument("--epochs", type=int, default=30, help="seed / final training epochs")
+    p.add_argument("--stage-epochs", type=int, default=15)
+    p.add_argument("--stages", type=int, default=4)
+    p.add_argument("--seed-channels", type=int, default=4, help="splitting seed: this many channels in every layer")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--eigen", default="exact", help="splitting index in the trade-off runs (exact is faster here)")
+    p.add_argument("--sweeps", type=int, default=40, help="fast splitting index: sweeps in the eigen phase")
+    p.add_argument("--instances", type=int, default=500)
+    p.add_argument("--projection", default="width=0.5,depth=0.5,res=16,data=0.2")
+    p.add_argument("--rule", default="average")
+    p.add_argument("--strength", type=float, default=0.2)
+    p.add_argument("--opt-steps", type=int, default=340, help="width optimiser SGD steps (20 epochs of digits)")
+    p.add_argument("--budget-widths", type=float, nargs="+", default=[0.5, 1.0],
+                   help="budgets = predicted latency of the uniform network at these width multipliers")
+    args = p.parse_args(argv)
+    phases = [x.strip() for x in args.phases.split(",") if x.strip()]
+    bad = sorted(set(phases) - set(PHASES))
+    if bad:
+        p.error(f"unknown phases {bad}; valid: {', '.join(PHASES)}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    args.db.parent.mkdir(parents=True, exist_ok=True)
+    out_json = RESULTS / "splitting_width.json"
+    res = json.loads(out_json.read_text()) if out_json.exists() else {}
+    for phase in phases:
+        t0 = time.perf_counter()
+        res[phase] = globals()[f"phase_{phase}"](args)
+        res[phase]["seconds"] = time.perf_counter() - t0
+        out_json.write_text(json.dumps(res, indent=1, default=float) + "\n")
+        (RESULTS / "splitting_width.md").write_text(markdown(res) + "\n")
+        log(f"phase {phase} done in {time.perf_counter() - t0:.0f} s")
+    print((RESULTS / "splitting_width.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
