@@ -79,6 +79,7 @@ def _search(out: Path, backend, protocol) -> list[str]:
     import math
 
     from hwlat.cli import run_measure
+    from hwlat.devices._base import torch_threads
     from hwlat.predict import LatencyPredictor, save_predictor
     from hwlat.search.proxyless import (
         DIGITS_BACKBONE,
@@ -106,7 +107,10 @@ def _search(out: Path, backend, protocol) -> list[str]:
     config = DIGITS_CONFIG.replace(target_ms=target, epochs=12, warmup_epochs=4, final_epochs=6)
     print(f"[4/4] ProxylessNAS search on digits, loss {config.loss}, target {target} ms "
           f"(space: {cheapest:.4f}-{dearest:.4f} ms predicted), then measuring the found network", flush=True)
-    result = run_proxyless(calibrated, config=config, device=backend.spec.key, quiet=False)
+    # One training thread: the digits models are tiny, and on a shared machine
+    # two spinning OpenMP threads next to another busy process slow training 10x or more.
+    with torch_threads(1):
+        result = run_proxyless(calibrated, config=config, device=backend.spec.key, quiet=False)
     path = result.network.save(out / "found-network.json")
     return [
         f"## Latency-aware search (ProxylessNAS on digits, {config.epochs} epochs, loss `{config.loss}`)",
