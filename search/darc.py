@@ -37,7 +37,7 @@ from torch import nn
 from hwlat.cost import LatencyLUT
 from hwlat.network import Network
 from hwlat.ops import OpSpec
-from hwlat.search._common import cosine_sgd, evaluate, finetune
+from hwlat.search._common import evaluate, finetune
 from hwlat.search._latency import CalibratedPredictor, NetworkCalibration, measure_networks
 from hwlat.spaces import DARC_CANDIDATES, darc_candidates
 
@@ -412,7 +412,7 @@ def run_darc(base: Network, budget: float, predictor=None, loaders=None, *, conf
     lut = cost_table(model, predictor, config.mode)
     costs = lut.table_ms.tolist()
     cheapest = float(lut.fixed_ms) + lut.scale * sum(min(row[: len(l.ops)]) for row, l in zip(costs, model.darc_layers))
-    base_cost = _l0_cost_of(lut, [0] * len(model.darc_layers))
+    base_cost = lut.latency([0] * len(model.darc_layers))
     unit = "ms" if config.mode == "latency" else "parameters"
     if budget < cheapest:
         raise ValueError(f"budget {budget:g} {unit} is below the cheapest network DARC can reach "
@@ -436,10 +436,6 @@ def run_darc(base: Network, budget: float, predictor=None, loaders=None, *, conf
     describe = predictor.describe() if isinstance(predictor, CalibratedPredictor) else ""
     return DARCResult(config, budget, base, base_cost, base_acc, tuple(snapshots), chosen, measured.get(base.key),
                       describe, time.perf_counter() - t0, tuple(init_mse))  # fmt: skip
-
-
-def _l0_cost_of(lut: LatencyLUT, choices: Sequence[int]) -> float:
-    return lut.latency(list(choices))
 
 
 def _train_blocks(model: DARCModel, lut: LatencyLUT, loaders, budget: float, config: DARCConfig,

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import itertools
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from hwlat.devices import create_backend
