@@ -57,13 +57,14 @@ class LatencyLUT(nn.Module):
                 table[i, j] = float(v)
         for i, j, _ in flat:
             mask[i, j] = True
-        fixed_ms = float(predictor.predict(list(fixed)).sum()) if fixed else 0.0
+        # Same calibration as LatencyPredictor.predict_network: scale · Σ ops + overhead, fixed ops included.
+        self.scale = float(getattr(predictor, "scale_", 1.0))
+        fixed_ms = self.scale * float(predictor.predict(list(fixed)).sum()) if fixed else 0.0
         if overhead:
             fixed_ms += float(getattr(predictor, "overhead_ms_", 0.0))
         self.register_buffer("table_ms", table.float())
         self.register_buffer("mask", mask)
         self.register_buffer("fixed_ms", torch.tensor(fixed_ms, dtype=torch.float32))
-        self.scale = float(getattr(predictor, "scale_", 1.0))
 
     @property
     def n_layers(self) -> int:
@@ -71,6 +72,9 @@ class LatencyLUT(nn.Module):
 
     def expected_latency(self, probs: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
         """E[latency] = scale · Σ_l Σ_j p_lj · LUT_lj + fixed (ms), differentiable in ``probs``.
+
+        ``fixed`` is scale · Σ fixed ops + the device overhead, so a one-hot ``probs`` gives exactly
+        ``predictor.predict_network`` of that architecture.
 
         ``probs`` is an (L, J) tensor or a list of L 1-D tensors (padded here).
         """

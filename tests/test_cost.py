@@ -66,3 +66,20 @@ def test_ragged_layers_and_fixed_parts(predictor):
         lut.latency([3, 0])
     with pytest.raises(ValueError, match="shape"):
         lut.expected_latency(torch.ones(2, 3))
+
+
+def test_one_hot_latency_equals_predict_network_of_a_calibrated_predictor(predictor):
+    """Fixed ops get the predictor's scale too: the LUT and predict_network must agree exactly."""
+    import copy
+
+    from hwlat.network import Network
+
+    calibrated = copy.deepcopy(predictor)
+    calibrated.scale_, calibrated.overhead_ms_ = 1.7, 0.4
+    stem = OpSpec("stem", cin=3, cout=24, h=112, w=112, kernel=3, stride=2)
+    layer = [OpSpec("mbconv", cin=24, cout=24, h=56, w=56, kernel=k, stride=1, expand=3) for k in (3, 5)]
+    lut = LatencyLUT(calibrated, [layer + [None]], fixed=[stem])
+    for j, op in enumerate(layer):
+        net = Network("n", (stem, op))
+        assert lut.latency([j]) == pytest.approx(calibrated.predict_network(net), rel=1e-5)
+    assert lut.latency([2]) == pytest.approx(calibrated.predict_network(Network("n", (stem,))), rel=1e-5)
