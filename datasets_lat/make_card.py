@@ -16,7 +16,12 @@ import numpy as np
 import pandas as pd
 
 
-def card(csv: Path, repeat: Path | None, note: str | None = None) -> str:
+NETWORKS = "random ProxylessNAS-backbone networks at 224x224 (`random:200`, seed 0)"
+REGENERATE = "`bash datasets_lat/regenerate.sh`"
+
+
+def card(csv: Path, repeat: Path | None, note: str | None = None, networks: str = NETWORKS,
+         regenerate: str = REGENERATE) -> str:  # fmt: skip
     df = pd.read_csv(csv, keep_default_na=False)
     df["median_ms"] = df["median_ms"].astype(float)
     info = json.loads(df["device_info_json"].iloc[0])
@@ -41,7 +46,7 @@ def card(csv: Path, repeat: Path | None, note: str | None = None) -> str:
         f"| protocol | `{df['protocol'].iloc[0]}` |",
         f"| measured | {dates[0][:16]} – {dates[-1][:16]} UTC |",
         f"| op rows | {len(ops)}: {kinds} |",
-        f"| network rows | {len(nets)} random ProxylessNAS-backbone networks at 224x224 (`random:200`, seed 0) |",
+        f"| network rows | {len(nets)} {networks} |",
         f"| op latency (median) | {ops['median_ms'].median():.3f} ms (range {ops['median_ms'].min():.3f}–{ops['median_ms'].max():.3f} ms) |",
         f"| network latency (median) | {nets['median_ms'].median():.2f} ms (range {nets['median_ms'].min():.2f}–{nets['median_ms'].max():.2f} ms) |" if len(nets) else "| network latency | – |",
         f"| settled rows (CI ±2 % and rounds agree) | {100 * df['stable'].astype(str).isin(['True', '1', '1.0']).mean():.1f} % |",
@@ -65,7 +70,7 @@ def card(csv: Path, repeat: Path | None, note: str | None = None) -> str:
         "(`device_info_json`, `hwlat_version`, `created_at`) and, for network rows, `network_json` (its op list).",
         "",
         "Use: `hwlat table import --db t.db " + f"datasets_lat/{csv.name}` then `hwlat fit --table t.db --out p.skops`.",
-        "Regenerate on your machine: `bash datasets_lat/regenerate.sh`.",
+        f"Regenerate on your machine: {regenerate}.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -75,9 +80,11 @@ def main() -> None:
     ap.add_argument("csv", type=Path)
     ap.add_argument("--repeat", type=Path)
     ap.add_argument("--note", help="replaces the default sentence about the machine the table was measured on")
+    ap.add_argument("--networks", default=NETWORKS, help="what the network rows are")
+    ap.add_argument("--regenerate", default=REGENERATE, help="how to regenerate the table (markdown)")
     args = ap.parse_args()
     out = args.csv.with_suffix(".md")
-    out.write_text(card(args.csv, args.repeat, args.note))
+    out.write_text(card(args.csv, args.repeat, args.note, args.networks, args.regenerate))
     print(out.read_text())
 
 
