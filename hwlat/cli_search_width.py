@@ -19,7 +19,7 @@ from pathlib import Path
 
 
 def _setup(args: argparse.Namespace):
-    """The predictor (context-calibrated when --calibrate is given); warns when it is for another device."""
+    """The predictor (input-MB calibrated when --calibrate is given); warns when it is for another device."""
     from hwlat.predict import load_predictor
     from hwlat.search._report import check_predictor_device
 
@@ -28,7 +28,7 @@ def _setup(args: argparse.Namespace):
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
     if args.calibrate:
-        from hwlat.search._calibration import calibrate_from_table
+        from hwlat.search._latency import calibrate_from_table
 
         predictor = calibrate_from_table(predictor, args.calibrate)
     return predictor

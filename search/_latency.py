@@ -5,15 +5,31 @@ the fixed cost of a call (on ONNX Runtime about 5 µs, as much as a whole small
 MBConv block). A network pays that cost once, not once per op: summing ops
 over-predicts small networks, by up to 2x on the digits backbone. A search can
 therefore calibrate the predictor on a few networks of its own space measured
-on the target device: ``measured ≈ scale · Σ predicted(op) + per_op · n_ops + offset``
-(least squares in relative error). :class:`CalibratedPredictor` applies that
-per op, so :class:`hwlat.cost.LatencyLUT` built from it stays a plain sum.
+on the target device (least squares in relative error), with one of two term
+sets (:data:`CALIBRATION_TERMS`):
+
+- ``"count"`` (default): ``measured ≈ scale · Σ p(op) + per_op · n_ops + offset``.
+- ``"input-mb"``: ``measured ≈ Σ p(op) + per_mb · Σ input MB(op) + offset``.
+  Inside a network a runtime keeps its blocked memory layout between ops, so
+  each op saves, besides a fixed dispatch cost, a cost proportional to its
+  input activation size. On the digits networks with ONNX Runtime (CPU) the
+  ``scale · Σ ops + overhead`` calibration leaves 5 % mean and 15 % worst
+  error, this one 3 % and 7 % (benchmarks/results/splitting_width.md).
+  ``per_mb`` and ``offset`` come out negative: they are the savings ``b``
+  (ms/MB) and ``a`` (ms) of ``Σ (p(op) − b · input MB) − a``.
+
+:class:`CalibratedPredictor` applies the fitted terms per op, so
+:class:`hwlat.cost.LatencyLUT` and :class:`hwlat.cost.WidthLatency` built from
+it stay plain sums; :func:`calibrate_from_table` fits the ``"input-mb"`` terms
+on the networks stored in a latency table.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,35 +37,111 @@ import numpy as np
 from hwlat.network import Network
 from hwlat.ops import OpSpec
 
-__all__ = ["NetworkCalibration", "CalibratedPredictor", "measure_networks"]
+__all__ = [
+    "CALIBRATION_TERMS",
+    "NetworkCalibration",
+    "CalibratedPredictor",
+    "calibrate_from_table",
+    "input_mb",
+    "measure_networks",
+]
 
 log = logging.getLogger(__name__)
 
 
+def input_mb(ops: Sequence[OpSpec]) -> np.ndarray:
+    """Input activation size of each op in MB (fp32, batch 1)."""
+    return np.array([4e-6 * float(np.prod(op.input_shape)) for op in ops])
+
+
+# Each fitter maps (Σ p(op), n_ops, Σ input MB, measured ms), one entry per network, to
+# (scale, per_op_ms, per_mb_ms, offset_ms).
+_Fitter = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], tuple[float, float, float, float]]
+
+
+def _fit_count(sums: np.ndarray, counts: np.ndarray, mb: np.ndarray, measured: np.ndarray):
+    """scale, per_op (only from >= 3 networks with different op counts) and offset; one network: a scale only."""
+    columns = [sums, np.ones_like(sums)]
+    with_count = len(measured) >= 3 and np.ptp(counts) > 0
+    if with_count:
+        columns.insert(1, counts)
+    A = np.stack(columns, 1) / measured[:, None]
+    if len(measured) == 1:
+        coef = np.array([measured[0] / sums[0], 0.0])
+    else:
+        coef, *_ = np.linalg.lstsq(A, np.ones_like(measured), rcond=None)
+    scale = float(coef[0])
+    per_op = float(coef[1]) if with_count else 0.0
+    offset = float(coef[-1])
+    if scale <= 0:
+        # A non-positive scale would reward the search for slower ops: keep the plain sum instead.
+        log.warning("calibration gave scale %.3f <= 0; using scale 1 and a fitted offset", scale)
+        scale, per_op = 1.0, 0.0
+        offset = float(np.mean(measured - sums))
+    return scale, per_op, 0.0, offset
+
+
+def _fit_input_mb(sums: np.ndarray, counts: np.ndarray, mb: np.ndarray, measured: np.ndarray):
+    """scale 1, per_mb and offset: least squares of ``(measured − Σ p) / measured``."""
+    if len(measured) < 2:
+        raise ValueError(f"terms='input-mb' fits 2 terms and needs at least 2 measured networks, got {len(measured)}")
+    A = np.stack([np.ones_like(measured), mb], 1) / measured[:, None]
+    (offset, per_mb), *_ = np.linalg.lstsq(A, (measured - sums) / measured, rcond=None)
+    return 1.0, 0.0, float(per_mb), float(offset)
+
+
+_FITTERS: dict[str, _Fitter] = {"count": _fit_count, "input-mb": _fit_input_mb}
+CALIBRATION_TERMS: tuple[str, ...] = tuple(_FITTERS)
+
+
 @dataclass(frozen=True)
 class NetworkCalibration:
-    """``network ms ≈ scale · Σ op predictions + per_op_ms · n_ops + offset_ms``.
+    """``network ms ≈ scale · Σ op predictions + per_op_ms · n_ops + per_mb_ms · Σ input MB + offset_ms``.
 
     Parameters
     ----------
-    scale, per_op_ms, offset_ms : float
+    scale, per_op_ms, per_mb_ms, offset_ms : float
         The fitted terms (``per_op_ms`` is negative when single-op timings
-        include a per-call cost that a network pays once).
+        include a per-call cost that a network pays once; ``per_mb_ms`` is
+        negative when a network saves activation traffic between its ops).
     n_networks : int
         How many measured networks the terms were fitted on (0 = not fitted).
     max_rel_error : float
         Largest relative error of the fit on those networks.
+    terms : str
+        The term set :meth:`fit` used, one of :data:`CALIBRATION_TERMS`.
     """
 
     scale: float = 1.0
     per_op_ms: float = 0.0
+    per_mb_ms: float = 0.0
     offset_ms: float = 0.0
     n_networks: int = 0
     max_rel_error: float = float("nan")
+    terms: str = "count"
 
     @classmethod
-    def fit(cls, predictor, networks: Sequence[Network], measured_ms: Sequence[float]) -> NetworkCalibration:
-        """Least squares in relative error; fewer than 3 networks (or one op count) fit fewer terms."""
+    def fit(cls, predictor, networks: Sequence[Network], measured_ms: Sequence[float],
+            terms: str = "count") -> NetworkCalibration:  # fmt: skip
+        """Fit the ``terms`` set by least squares in relative error.
+
+        ``terms="count"`` fits scale, per_op and offset (fewer than 3 networks or a single
+        op count: scale and offset; one network: a scale only); ``terms="input-mb"`` fits
+        per_mb and offset with the scale fixed at 1 (at least 2 networks).
+
+        Raises
+        ------
+        ValueError
+            For an unknown ``terms``, a latency count that does not match the networks, too
+            few networks, or latencies that are not finite and positive.
+
+        Examples
+        --------
+        >>> # calib = NetworkCalibration.fit(predictor, networks, measured_ms, terms="input-mb")
+        >>> # CalibratedPredictor(predictor, calib).predict_network(networks[0])
+        """
+        if terms not in _FITTERS:
+            raise ValueError(f"unknown calibration terms {terms!r}; choose one of {', '.join(CALIBRATION_TERMS)}")
         measured = np.asarray(measured_ms, dtype=float)
         if len(networks) != len(measured) or len(measured) == 0:
             raise ValueError(f"calibration needs one measured latency per network, got {len(networks)} networks "
@@ -58,64 +150,90 @@ class NetworkCalibration:
             raise ValueError("measured latencies must be finite and > 0 ms")
         sums = np.array([float(predictor.predict(list(n.ops)).sum()) for n in networks])
         counts = np.array([len(n.ops) for n in networks], dtype=float)
-        columns = [sums, np.ones_like(sums)]
-        with_count = len(measured) >= 3 and np.ptp(counts) > 0
-        if with_count:
-            columns.insert(1, counts)
-        A = np.stack(columns, 1) / measured[:, None]
-        if len(measured) == 1:  # one network: a scale only
-            coef = np.array([measured[0] / sums[0], 0.0])
-        else:
-            coef, *_ = np.linalg.lstsq(A, np.ones_like(measured), rcond=None)
-        scale = float(coef[0])
-        per_op = float(coef[1]) if with_count else 0.0
-        offset = float(coef[-1])
-        if scale <= 0:
-            # A non-positive scale would reward the search for slower ops: keep the plain sum instead.
-            log.warning("calibration gave scale %.3f <= 0; using scale 1 and a fitted offset", scale)
-            scale, per_op = 1.0, 0.0
-            offset = float(np.mean(measured - sums))
-        pred = scale * sums + per_op * counts + offset
+        mb = np.array([input_mb(n.ops).sum() for n in networks])
+        scale, per_op, per_mb, offset = _FITTERS[terms](sums, counts, mb, measured)
+        pred = scale * sums + per_op * counts + per_mb * mb + offset
         err = float(np.max(np.abs(pred / measured - 1)))
-        return cls(scale, per_op, offset, len(measured), err)
+        return cls(scale=scale, per_op_ms=per_op, per_mb_ms=per_mb, offset_ms=offset, n_networks=len(measured),
+                   max_rel_error=err, terms=terms)  # fmt: skip
 
 
 class CalibratedPredictor:
     """A fitted :class:`~hwlat.predict.LatencyPredictor` seen through a :class:`NetworkCalibration`.
 
     ``predict(ops)`` gives each op's share of a network's latency
-    (``scale · p(op) + per_op_ms``); ``predict_network`` adds ``offset_ms``.
-    Without a calibration it predicts exactly what the predictor does.
-    Provides what :class:`hwlat.cost.LatencyLUT` reads (``predict``,
-    ``overhead_ms_``, ``scale_``).
+    (``scale · p(op) + per_op_ms + per_mb_ms · input MB(op)``); ``predict_network``
+    adds ``offset_ms``. Without a calibration it predicts exactly what the predictor
+    does. Provides what :class:`hwlat.cost.LatencyLUT` and
+    :class:`hwlat.cost.WidthLatency` read (``predict``, ``overhead_ms_``, ``scale_``).
     """
 
     def __init__(self, predictor, calibration: NetworkCalibration | None = None) -> None:
         self.predictor = predictor
         self.calibration = calibration
         if calibration is None:
-            self._scale = float(getattr(predictor, "scale_", 1.0))
-            self._per_op, self.overhead_ms_ = 0.0, float(getattr(predictor, "overhead_ms_", 0.0))
+            self._scale, self._per_op, self._per_mb = float(getattr(predictor, "scale_", 1.0)), 0.0, 0.0
+            self.overhead_ms_ = float(getattr(predictor, "overhead_ms_", 0.0))
         else:
-            self._scale, self._per_op, self.overhead_ms_ = calibration.scale, calibration.per_op_ms, calibration.offset_ms
-        self.scale_ = 1.0
+            c = calibration
+            self._scale, self._per_op, self._per_mb, self.overhead_ms_ = c.scale, c.per_op_ms, c.per_mb_ms, c.offset_ms
+        self.scale_ = 1.0  # already applied per op by predict()
         self.device_key_ = getattr(predictor, "device_key_", "")
 
     def predict(self, ops: Sequence[OpSpec]) -> np.ndarray:
         ops = list(ops)
         if not ops:
             return np.zeros(0)
-        return self._scale * np.asarray(self.predictor.predict(ops), dtype=float) + self._per_op
+        out = self._scale * np.asarray(self.predictor.predict(ops), dtype=float) + self._per_op
+        if self._per_mb:
+            out = out + self._per_mb * input_mb(ops)
+        return out
 
-    def predict_network(self, network: Network) -> float:
-        return float(self.predict(network.ops).sum() + self.overhead_ms_)
+    def predict_network(self, network: Network | Sequence[Network]) -> float | np.ndarray:
+        """Network latency (ms): Σ predict(ops) + offset; an array for a sequence of networks."""
+        if isinstance(network, Network):
+            return float(self.predict(network.ops).sum() + self.overhead_ms_)
+        return np.array([self.predict_network(n) for n in network])
 
     def describe(self) -> str:
         c = self.calibration
         if c is None:
             return "uncalibrated (sum of op predictions + the predictor's overhead)"
+        mb = f" {c.per_mb_ms * 1e3:+.2f} us/MB of op input" if c.per_mb_ms else ""
         return (f"calibrated on {c.n_networks} measured networks: {c.scale:.3f} x sum(ops) "
-                f"{c.per_op_ms * 1e3:+.2f} us/op {c.offset_ms * 1e3:+.2f} us (max fit error {100 * c.max_rel_error:.1f} %)")  # fmt: skip
+                f"{c.per_op_ms * 1e3:+.2f} us/op{mb} {c.offset_ms * 1e3:+.2f} us "
+                f"(max fit error {100 * c.max_rel_error:.1f} %)")  # fmt: skip
+
+    def to_dict(self) -> dict:
+        """The terms in use (JSON-ready; ``max_rel_error`` is None when not fitted)."""
+        c = self.calibration or NetworkCalibration(scale=self._scale, offset_ms=self.overhead_ms_, terms="")
+        d = dataclasses.asdict(c)
+        if not math.isfinite(d["max_rel_error"]):
+            d["max_rel_error"] = None
+        return {"format": "hwlat.network-calibration/1", **d, "device_key": self.device_key_}
+
+
+def calibrate_from_table(predictor, table: str, device_key: str | None = None) -> CalibratedPredictor:
+    """``predictor`` calibrated (``terms="input-mb"``) on the whole networks measured in a latency table (SQLite).
+
+    Raises
+    ------
+    ValueError
+        When the table holds fewer than 2 networks for the device.
+    """
+    from hwlat.store import LatencyStore
+
+    device_key = device_key or predictor.device_key_
+    with LatencyStore(table, readonly=True) as store:
+        df = store.frame(device_key or None, provenance=False)
+        nets = store.networks()
+    rows = df[(df["kind"] == "network") & df["op_key"].isin(list(nets))]
+    if len(rows) < 2:
+        raise ValueError(f"{table}: {len(rows)} measured networks for {device_key or 'the device'}; need >= 2 "
+                         "(measure some with `hwlat measure --networks ... --db TABLE`)")  # fmt: skip
+    networks = [nets[k] for k in rows["op_key"]]
+    calibration = NetworkCalibration.fit(predictor, networks, rows["median_ms"].to_numpy(), terms="input-mb")
+    return CalibratedPredictor(predictor, calibration)
 
 
 def measure_networks(device: str, networks: Sequence[Network], protocol=None) -> dict[str, float]:

@@ -1,0 +1,122 @@
+"""Network calibration (hwlat.search._latency): term sets, per-op application, input-MB fit, latency tables."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hwlat.cli import run_measure
+from hwlat.devices import create_backend
+from hwlat.ops import OpSpec
+from hwlat.predict import LatencyPredictor
+from hwlat.search import proxyless as px
+from hwlat.search._latency import (
+    CALIBRATION_TERMS,
+    CalibratedPredictor,
+    NetworkCalibration,
+    calibrate_from_table,
+    input_mb,
+)
+from hwlat.spaces import Backbone
+from hwlat.store import LatencyStore
+from hwlat.timing import Protocol
+
+FAKE = create_backend("fake")
+TINY = Backbone(resolution=16, stem=8, first=8, stages=((8, 2, 2), (16, 2, 1)), mix=16, classes=10)
+A_MS, B_MS_PER_MB = 0.012, 0.35  # network = Σ (p(op) − b · input MB) − a
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    ops = px.candidate_ops(TINY)
+    return LatencyPredictor(model="prior").fit(ops, [FAKE.true_latency_s(o) * 1e3 for o in ops], device_key="fake")
+
+
+@pytest.fixture(scope="module")
+def networks():
+    return px.calibration_networks(TINY, n=6)
+
+
+def _in_network_ms(predictor, net) -> float:
+    return float(predictor.predict(list(net.ops)).sum() - B_MS_PER_MB * input_mb(net.ops).sum() - A_MS)
+
+
+def test_input_mb_is_fp32_batch1_input_size():
+    ops = [OpSpec("pwconv", cin=16, cout=32, h=32, w=32), OpSpec("linear", cin=1000, cout=10)]
+    assert input_mb(ops) == pytest.approx([4e-6 * 16 * 32 * 32, 4e-6 * 1000], rel=1e-12)
+
+
+def test_input_mb_fit_recovers_a_and_b_exactly(predictor, networks):
+    truth = [_in_network_ms(predictor, n) for n in networks]
+    calib = NetworkCalibration.fit(predictor, networks, truth, terms="input-mb")
+    assert calib.terms == "input-mb" and (calib.scale, calib.per_op_ms) == (1.0, 0.0)
+    assert calib.offset_ms == pytest.approx(-A_MS, abs=1e-9)
+    assert calib.per_mb_ms == pytest.approx(-B_MS_PER_MB, abs=1e-9)
+    assert calib.n_networks == len(networks) and calib.max_rel_error < 1e-9
+    cp = CalibratedPredictor(predictor, calib)
+    assert cp.predict_network(networks) == pytest.approx(truth, abs=1e-9)
+    ops = list(networks[2].ops)
+    assert cp.predict(ops) == pytest.approx(predictor.predict(ops) - B_MS_PER_MB * input_mb(ops), abs=1e-9)
+
+
+@pytest.mark.parametrize("terms", CALIBRATION_TERMS)
+def test_predict_network_is_sum_of_op_shares_plus_offset(predictor, networks, terms):
+    measured = [FAKE.true_latency_s(n) * 1e3 * (0.8 + 0.05 * i) for i, n in enumerate(networks)]
+    cp = CalibratedPredictor(predictor, NetworkCalibration.fit(predictor, networks, measured, terms=terms))
+    for net in networks:
+        expected = cp.predict(net.ops).sum() + cp.calibration.offset_ms
+        assert cp.predict_network(net) == pytest.approx(expected, rel=1e-12)
+    assert cp.overhead_ms_ == cp.calibration.offset_ms and cp.scale_ == 1.0
+    assert isinstance(cp.predict_network(networks), np.ndarray)
+
+
+def test_count_terms_keep_the_default_and_no_mb_term(predictor, networks):
+    measured = [FAKE.true_latency_s(n) * 1e3 for n in networks]
+    calib = NetworkCalibration.fit(predictor, networks, measured)
+    assert calib == NetworkCalibration.fit(predictor, networks, measured, terms="count")
+    assert calib.terms == "count" and calib.per_mb_ms == 0.0
+    assert "us/MB" not in CalibratedPredictor(predictor, calib).describe()
+
+
+def test_unknown_terms_and_too_few_networks_raise(predictor, networks):
+    truth = [_in_network_ms(predictor, n) for n in networks]
+    with pytest.raises(ValueError, match="'mb'.*count, input-mb"):
+        NetworkCalibration.fit(predictor, networks, truth, terms="mb")
+    with pytest.raises(ValueError, match="at least 2 measured networks, got 1"):
+        NetworkCalibration.fit(predictor, networks[:1], truth[:1], terms="input-mb")
+
+
+def test_to_dict_and_describe_report_every_term(predictor, networks):
+    truth = [_in_network_ms(predictor, n) for n in networks]
+    cp = CalibratedPredictor(predictor, NetworkCalibration.fit(predictor, networks, truth, terms="input-mb"))
+    d = json.loads(json.dumps(cp.to_dict()))
+    assert d["format"] == "hwlat.network-calibration/1" and d["terms"] == "input-mb"
+    assert (d["scale"], d["per_op_ms"], d["n_networks"], d["device_key"]) == (1.0, 0.0, len(networks), "fake")
+    assert (d["per_mb_ms"], d["offset_ms"]) == pytest.approx((-B_MS_PER_MB, -A_MS), abs=1e-9)
+    assert d["max_rel_error"] < 1e-9
+    assert "-350.00 us/MB of op input" in cp.describe()
+    plain = CalibratedPredictor(predictor).to_dict()
+    assert plain["n_networks"] == 0 and plain["max_rel_error"] is None and plain["per_mb_ms"] == 0.0
+
+
+def test_calibrate_from_table_fits_input_mb_terms_on_stored_networks(tmp_path, predictor, networks):
+    db = str(tmp_path / "t.db")
+    with LatencyStore(db) as store:
+        run_measure(FAKE, networks[:1], store, Protocol(), quiet=True)
+    key = FAKE.spec.key  # the table's device key; the predictor's ("fake") is only its prefix
+    with pytest.raises(ValueError, match="1 measured networks .* need >= 2"):
+        calibrate_from_table(predictor, db, device_key=key)
+    with LatencyStore(db) as store:
+        run_measure(FAKE, networks, store, Protocol(), quiet=True)
+        df = store.frame(key, provenance=False)
+    cp = calibrate_from_table(predictor, db, device_key=key)
+    assert isinstance(cp, CalibratedPredictor) and cp.calibration.terms == "input-mb"
+    measured = dict(zip(df["op_key"], df["median_ms"]))
+    unique = list({n.key: n for n in networks}.values())
+    expected = NetworkCalibration.fit(predictor, unique, [measured[n.key] for n in unique], terms="input-mb")
+    assert cp.calibration.n_networks == len(unique) > 2
+    assert (cp.calibration.per_mb_ms, cp.calibration.offset_ms) == pytest.approx(
+        (expected.per_mb_ms, expected.offset_ms), rel=1e-9
+    )
