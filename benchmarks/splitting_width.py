@@ -58,9 +58,8 @@ def phase_table(args) -> dict:
     from hwlat.cli import run_measure
     from hwlat.devices import create_backend
     from hwlat.evaluate import metrics
-    from hwlat.search._calibration import calibrate_from_table
     from hwlat.predict import LatencyPredictor, save_predictor
-    from hwlat.search._calibration import ContextCalibrated
+    from hwlat.search._latency import CalibratedPredictor, NetworkCalibration, calibrate_from_table
     from hwlat.spaces import get_space
     from hwlat.store import LatencyStore
     from hwlat.timing import Protocol
@@ -86,7 +85,8 @@ def phase_table(args) -> dict:
     y = np.array([measured[n.key] for n in held])
     yhat = np.asarray(p.predict_network(held))
     held_metrics = dataclasses.asdict(metrics(yhat, y))
-    ctx = ContextCalibrated.fit(p, nets[:half], [measured[n.key] for n in nets[:half]])
+    ctx = CalibratedPredictor(p, NetworkCalibration.fit(p, nets[:half], [measured[n.key] for n in nets[:half]],
+                                                        terms="input-mb"))  # fmt: skip
     ctx_metrics = dataclasses.asdict(metrics(np.asarray(ctx.predict_network(held)), y))
     final = LatencyPredictor(model="prior+gbr").fit_table(args.db, device=backend.spec.key)
     final.calibrate(nets, [measured[n.key] for n in nets], scale=True)
@@ -108,9 +108,9 @@ def phase_table(args) -> dict:
 
 
 def load_predictor(args):
-    """The saved predictor, context-calibrated on the table's networks (see search/_calibration.py)."""
+    """The saved predictor, input-MB calibrated on the table's networks (see search/_latency.py)."""
     from hwlat.predict import load_predictor as load
-    from hwlat.search._calibration import calibrate_from_table
+    from hwlat.search._latency import calibrate_from_table
 
     if not Path(args.predictor).exists():
         raise SystemExit(f"{args.predictor} missing: run the table phase first (--phases table)")
@@ -151,11 +151,17 @@ def phase_eigen(args) -> dict:
     lam_f = np.concatenate([s.eigenvalues for s in fast])
     cos = np.concatenate([(a.eigenvectors * b.eigenvectors).sum(1).abs().numpy() for a, b in zip(exact, fast)])
     offsets = np.cumsum([0] + widths)
-    for mode in ("energy", "vanilla"):
-        choice = choose_neurons(exact, mode, 0.5, widths=widths, max_widths=caps, costs_ms=costs,
+    def chosen(index, mode):
+        choice = choose_neurons(index, mode, 0.5, widths=widths, max_widths=caps, costs_ms=costs,
                                 budget_ms=0.5 * latency.latency_ms(widths), granularity=4)  # fmt: skip
-        idx = np.concatenate([offsets[k] + v for k, v in choice.items()])
+        return np.concatenate([offsets[k] + v for k, v in choice.items()])
+
+    for mode in ("energy", "vanilla"):
+        idx = chosen(exact, mode)
         out[mode] = _agreement(lam[idx], lam_f[idx], cos[idx], np.abs(lam).max())
+        # What matters to the search: does the fast index choose the same neurons?
+        idx_f = chosen(fast, mode)
+        out[mode]["same_choice"] = len(np.intersect1d(idx, idx_f)) / max(len(np.union1d(idx, idx_f)), 1)
     # The neurons worth splitting: the most negative half (what vanilla splits at α = 0.5).
     half = np.argsort(lam)[: len(lam) // 2]
     out["most_negative_half"] = _agreement(lam[half], lam_f[half], cos[half], np.abs(lam).max())
@@ -169,7 +175,9 @@ def phase_eigen(args) -> dict:
 
 def _agreement(lam, lam_f, cos, scale) -> dict:
     rel = np.abs(lam_f - lam) / np.abs(lam)
-    return {"split_neurons": int(len(lam)), "rel_err_median": float(np.median(rel)), "rel_err_max": float(rel.max()),
+    off = rel > 0.05
+    return {"outliers_abs_lambda_over_max": [float(x) for x in np.sort(np.abs(lam[off]) / scale)],
+            "outliers_lambda_sign": [int(x) for x in np.sign(lam[off])], "split_neurons": int(len(lam)), "rel_err_median": float(np.median(rel)), "rel_err_max": float(rel.max()),
             "within_5pct": float(np.mean(rel <= 0.05)), "abs_err_max_over_max_abs_lambda":
             float(np.max(np.abs(lam_f - lam)) / scale), "cos_min": float(cos.min()),
             "cos_median": float(np.median(cos)), "cos_above_095": float(np.mean(cos > 0.95))}  # fmt: skip
@@ -214,6 +222,41 @@ def _interp(x: float, xs, ys) -> float | None:
     return float(np.interp(np.log(x), np.log(xs), ys))
 
 
+# (label, mode, growth α, stages). α means latency growth per stage for energy-aware splitting and
+# the fraction of neurons split per stage for vanilla; both pairs end in a similar latency range.
+SPLIT_VARIANTS = (
+    ("energy α=0.5", "energy", 0.5, 4),
+    ("vanilla α=0.5", "vanilla", 0.5, 4),
+    ("energy α=0.1", "energy", 0.1, 7),
+    ("vanilla α=0.25", "vanilla", 0.25, 7),
+)
+SPLIT_PAIRS = (
+    ("energy α=0.5", "vanilla α=0.5"),
+    ("energy α=0.1", "vanilla α=0.25"),
+    ("energy α=0.1", "vanilla α=0.5"),
+)
+
+
+def _equal_latency(rows, a: str, b: str, seeds: int) -> dict:
+    """Each stage of one curve against the other curve of the same seed (accuracy interpolated in log
+    latency, where the other curve covers that latency); diff = a − b."""
+    diffs = []
+    for s in range(seeds):
+        curve = {v: [r for r in rows if r["seed"] == s and r["variant"] == v] for v in (a, b)}
+        for mine, other, sign in ((a, b, 1), (b, a, -1)):
+            for r in curve[mine]:
+                if r["stage"] == 0:
+                    continue
+                v = _interp(r["measured_ms"], [x["measured_ms"] for x in curve[other]],
+                            [x["test_acc"] for x in curve[other]])  # fmt: skip
+                if v is not None:
+                    diffs.append({"seed": s, "variant": mine, "stage": r["stage"], "measured_ms": r["measured_ms"],
+                                  "acc": r["test_acc"], "other_acc_interp": v, "diff": sign * (r["test_acc"] - v)})
+    d = np.array([x["diff"] for x in diffs]) if diffs else np.zeros(0)
+    return {"a": a, "b": b, "pairs": len(d), "mean_acc_diff": float(d.mean()) if len(d) else None,
+            "wins": int((d > 0).sum()), "losses": int((d < 0).sum()), "ties": int((d == 0).sum()), "detail": diffs}
+
+
 def phase_split(args) -> dict:
     from hwlat.search._report import measure_networks, tradeoff_png
     from hwlat.search._trainloop import TrainConfig
@@ -222,65 +265,48 @@ def phase_split(args) -> dict:
     from hwlat.zoo import get_network
 
     predictor = load_predictor(args)
+    seed_net = get_network("mobilenet-digits", widths=[args.seed_channels] * 10,
+                           network_name=f"mobilenet-digits-seed{args.seed_channels}")  # fmt: skip
     runs = []
     for s in range(args.seeds):
-        seed_net = get_network("mobilenet-digits", widths=[args.seed_channels] * 10,
-                               network_name=f"mobilenet-digits-seed{args.seed_channels}")  # fmt: skip
-        for mode in ("energy", "vanilla"):
-            loaders = digits_loaders(32, 64, seed=s)  # fresh: both modes see the same shuffles, same Splitting-0
-            config = SplitConfig(growth=0.5, stages=args.stages, mode=mode, eigen=EigenConfig(method=args.eigen),
+        for label, mode, growth, stages in SPLIT_VARIANTS:
+            loaders = digits_loaders(32, 64, seed=s)  # fresh: every variant sees the same shuffles, same Splitting-0
+            config = SplitConfig(growth=growth, stages=stages, mode=mode, eigen=EigenConfig(method=args.eigen),
                                  seed_train=TrainConfig(epochs=args.epochs, seed=s),
                                  stage_train=TrainConfig(epochs=args.stage_epochs, lr=0.02, seed=s))  # fmt: skip
             t0 = time.perf_counter()
-            stages = run_splitting(seed_net, loaders, predictor, config)
-            log(f"split seed {s} {mode}: {time.perf_counter() - t0:.0f} s, "
-                f"acc {[round(r.test_acc, 3) for r in stages]}")  # fmt: skip
-            runs.append({"seed": s, "mode": mode, "stages": stages})
+            result = run_splitting(seed_net, loaders, predictor, config)
+            log(f"split seed {s} {label}: {time.perf_counter() - t0:.0f} s, "
+                f"acc {[round(r.test_acc, 3) for r in result]}")  # fmt: skip
+            runs.append({"seed": s, "variant": label, "mode": mode, "stages": result})
     measured = measure_networks(args.device, [r.network for run in runs for r in run["stages"]])
-    rows, diffs = [], []
+    rows = []
     for run in runs:
         for r in run["stages"]:
-            rows.append({"seed": run["seed"], "mode": run["mode"], "stage": r.stage, "widths": list(r.widths),
-                         "predicted_ms": r.predicted_ms, "measured_ms": measured[r.network.key],
-                         "test_acc": r.test_acc, "valid_acc": r.valid_acc, "n_split": r.n_split,
-                         "index_seconds": r.index_seconds, "train_seconds": r.train_seconds})  # fmt: skip
-    # Each stage of one mode against the other mode's curve (accuracy interpolated in log latency),
-    # where the other curve covers that latency; diff = energy-aware − vanilla.
-    for s in range(args.seeds):
-        curve = {m: [r for r in rows if r["seed"] == s and r["mode"] == m] for m in ("energy", "vanilla")}
-        for mode, other, sign in (("energy", "vanilla", 1), ("vanilla", "energy", -1)):
-            for r in curve[mode]:
-                if r["stage"] == 0:
-                    continue
-                v = _interp(r["measured_ms"], [x["measured_ms"] for x in curve[other]],
-                            [x["test_acc"] for x in curve[other]])  # fmt: skip
-                if v is not None:
-                    diffs.append({"seed": s, "mode": mode, "stage": r["stage"], "measured_ms": r["measured_ms"],
-                                  "acc": r["test_acc"], "other_acc_interp": v, "diff": sign * (r["test_acc"] - v)})
-    curves = {}
-    for mode, label in (("energy", "energy-aware"), ("vanilla", "vanilla")):
-        for k in range(args.stages + 1):
-            sel = [r for r in rows if r["mode"] == mode and r["stage"] == k]
+            rows.append({"seed": run["seed"], "variant": run["variant"], "mode": run["mode"], "stage": r.stage,
+                         "widths": list(r.widths), "predicted_ms": r.predicted_ms,
+                         "measured_ms": measured[r.network.key], "test_acc": r.test_acc, "valid_acc": r.valid_acc,
+                         "n_split": r.n_split, "index_seconds": r.index_seconds,
+                         "train_seconds": r.train_seconds})  # fmt: skip
+    comparisons = [_equal_latency(rows, a, b, args.seeds) for a, b in SPLIT_PAIRS]
+    curves, finals = {}, {}
+    for label, _, _, stages in SPLIT_VARIANTS:
+        for k in range(stages + 1):
+            sel = [r for r in rows if r["variant"] == label and r["stage"] == k]
             if sel:
                 curves.setdefault(label, []).append((float(np.mean([r["measured_ms"] for r in sel])),
                                                      float(np.mean([r["test_acc"] for r in sel]))))  # fmt: skip
+        last_stage = max(x["stage"] for x in rows if x["variant"] == label)
+        last = [r for r in rows if r["variant"] == label and r["stage"] == last_stage]
+        finals[label] = {"widths": [r["widths"] for r in last]}
     tradeoff_png(curves, RESULTS / "splitting_tradeoff.png",
-                 f"Splitting on digits, growth 0.5, mean of {args.seeds} seeds",
+                 f"Splitting on digits from {args.seed_channels} channels per layer, mean of {args.seeds} seeds",
                  f"measured latency on {args.device} (ms)")  # fmt: skip
-    d = np.array([x["diff"] for x in diffs]) if diffs else np.zeros(0)
-    summary = {"equal_latency_pairs": len(d), "mean_acc_diff": float(d.mean()) if len(d) else None,
-               "wins": int((d > 0).sum()), "losses": int((d < 0).sum()), "ties": int((d == 0).sum())}  # fmt: skip
-    for mode in ("energy", "vanilla"):
-        final_stage = max(x["stage"] for x in rows if x["mode"] == mode)
-        last = [r for r in rows if r["mode"] == mode and r["stage"] == final_stage]
-        summary[f"{mode}_final"] = {"measured_ms": float(np.mean([r["measured_ms"] for r in last])),
-                                    "test_acc": float(np.mean([r["test_acc"] for r in last])),
-                                    "widths": [r["widths"] for r in last]}  # fmt: skip
-    log(f"split: {summary}")
-    return {"config": {"growth": 0.5, "stages": args.stages, "seeds": args.seeds, "eigen": args.eigen,
-                       "epochs": args.epochs, "stage_epochs": args.stage_epochs,
-                       "seed_channels": args.seed_channels, "max_growth": 8},
-            "rows": rows, "equal_latency": diffs, "summary": summary, "curves": curves}  # fmt: skip
+    log(f"split: {[{k: c[k] for k in ('a', 'b', 'pairs', 'mean_acc_diff', 'wins', 'losses')} for c in comparisons]}")
+    return {"config": {"variants": SPLIT_VARIANTS, "seeds": args.seeds, "eigen": args.eigen, "epochs": args.epochs,
+                       "stage_epochs": args.stage_epochs, "seed_channels": args.seed_channels, "max_growth": 8,
+                       "granularity": 4},
+            "rows": rows, "comparisons": comparisons, "finals": finals, "curves": curves}  # fmt: skip
 
 
 # --------------------------------------------------------------------- width
@@ -352,17 +378,20 @@ def markdown(res: dict) -> str:
              "numbers from `splitting_width.json`.", ""]  # fmt: skip
     if t := res.get("table"):
         m, mc, cc = t["held_out_network_metrics"], t["held_out_network_metrics_context"], t["context_calibration"]
+        # Older runs stored a, b of Σ (op − b · input MB) − a; to_dict() stores offset_ms = −a, per_mb_ms = −b.
+        a_ms = cc["a_ms"] if "a_ms" in cc else -cc["offset_ms"]
+        b_ms_per_mb = cc["b_ms_per_mb"] if "b_ms_per_mb" in cc else -cc["per_mb_ms"]
         lines += ["## Predictor (digits-widths space)", "",
                   f"Device `{t['device_key']}`; ops per kind {t['ops']}; {t['networks']} random-width networks "
                   f"({t['network_ms_range'][0]:.3f}-{t['network_ms_range'][1]:.3f} ms). Held-out networks, "
                   "calibration fitted on the other half:", "",
                   "| network calibration | MAPE | ±10 % accuracy | Spearman |", "|---|---|---|---|",
-                  f"| scale · Σ ops + overhead (`LatencyPredictor.calibrate(scale=True)`) | {100 * m['mape']:.1f} % | "
-                  f"{100 * m['acc10']:.0f} % | {m['spearman']:.3f} |",
-                  f"| Σ (op − b · input MB) − a (`search._calibration`) | {100 * mc['mape']:.1f} % | "
-                  f"{100 * mc['acc10']:.0f} % | {mc['spearman']:.3f} |", "",
-                  f"All phases below use the second (fitted on all networks: a = {cc['a_ms']:.4f} ms, "
-                  f"b = {cc['b_ms_per_mb']:.4f} ms/MB).", ""]  # fmt: skip
+                  "| scale · Σ ops + overhead (`LatencyPredictor.calibrate(scale=True)`) | "
+                  f"{100 * m['mape']:.1f} % | {100 * m['acc10']:.0f} % | {m['spearman']:.3f} |",
+                  '| Σ (op − b · input MB) − a (`search._latency`, `terms="input-mb"`) | '
+                  f"{100 * mc['mape']:.1f} % | {100 * mc['acc10']:.0f} % | {mc['spearman']:.3f} |", "",
+                  f"All phases below use the second (fitted on all networks: a = {a_ms:.4f} ms, "
+                  f"b = {b_ms_per_mb:.4f} ms/MB).", ""]  # fmt: skip
     if e := res.get("eigen"):
         lines += ["## Fast vs exact splitting index", "",
                   f"Trained seed (width 0.25, {e['neurons']} neurons); fast = {e['sweeps']} sweeps of RMSprop on v. "
@@ -376,6 +405,14 @@ def markdown(res: dict) -> str:
                          f"{100 * x['rel_err_max']:.2f} % | {100 * x['within_5pct']:.0f} % | "
                          f"{100 * x['abs_err_max_over_max_abs_lambda']:.2f} % | {x['cos_min']:.3f} | "
                          f"{100 * x['cos_above_095']:.0f} % |")  # fmt: skip
+        for mode in ("energy", "vanilla"):
+            x = e[mode]
+            if "same_choice" in x:
+                out = x["outliers_abs_lambda_over_max"]
+                lines.append(f"\n{mode}: the fast index chooses {100 * x['same_choice']:.0f} % the same neurons "
+                             f"(intersection / union) as the exact one; the {len(out)} neurons off by more than 5 % "
+                             + (f"have |λ| ≤ {100 * max(out):.2f} % of the largest |λ| (signs {x['outliers_lambda_sign']})"
+                                if out else "do not exist") + ".")  # fmt: skip
         lines.append("")
     if k := res.get("knapsack"):
         lines += ["## LP-relaxed knapsack vs exact DP", "",
@@ -384,17 +421,26 @@ def markdown(res: dict) -> str:
                   f"mean {100 * k['gap_mean']:.2f} %, max {100 * k['gap_max']:.2f} % "
                   f"(LP {k['lp_ms_mean']:.1f} ms, DP {k['dp_ms_mean']:.1f} ms per instance).", ""]  # fmt: skip
     if s := res.get("split"):
-        su, c = s["summary"], s["config"]
+        c = s["config"]
         lines += ["## Energy-aware vs vanilla splitting", "",
-                  f"Seed: {c.get('seed_channels')} channels in every layer (layers may grow 8x), growth {c['growth']}, "
-                  f"{c['stages']} stages, {c['seeds']} seeds, "
-                  f"eigen {c['eigen']}. At equal measured latency (vanilla interpolated): mean accuracy difference "
-                  f"energy − vanilla {100 * (su['mean_acc_diff'] or 0):+.2f} points over {su['equal_latency_pairs']} "
-                  f"stage-vs-curve pairs ({su['wins']} better, {su['losses']} worse, {su['ties']} equal).", "",
-                  "| mode | stage | measured ms (mean) | test acc (mean) |", "|---|---|---|---|"]  # fmt: skip
+                  f"Seed: {c['seed_channels']} channels in every layer (each layer may grow 8x, in blocks of "
+                  f"{c.get('granularity', 1)}); seed trained {c['epochs']} epochs, {c['stage_epochs']} after each "
+                  f"split; {c['seeds']} seeds; splitting index {c['eigen']}. Equal-latency comparison: each stage "
+                  "of one curve against the other curve of the same seed (accuracy interpolated in log latency, "
+                  "where it covers that latency).", "",
+                  "| a | b | pairs | mean acc a − b | a better | a worse |", "|---|---|---|---|---|---|"]  # fmt: skip
+        for cmp in s.get("comparisons", []):
+            mean = cmp["mean_acc_diff"]
+            lines.append(f"| {cmp['a']} | {cmp['b']} | {cmp['pairs']} | "
+                         f"{'n/a' if mean is None else f'{100 * mean:+.2f} points'} | {cmp['wins']} | "
+                         f"{cmp['losses']} |")  # fmt: skip
+        lines += ["", "| variant | stage | measured ms (mean) | test acc (mean) |", "|---|---|---|---|"]
         for label, pts in s["curves"].items():
             for k2, (ms, acc) in enumerate(pts):
                 lines.append(f"| {label} | {k2} | {ms:.4f} | {100 * acc:.2f} % |")
+        lines += ["", "Final widths (one list per seed):", ""]
+        for label, fin in s.get("finals", {}).items():
+            lines.append(f"- {label}: {fin['widths']}")
         lines += ["", "![splitting](splitting_tradeoff.png)", ""]
     if w := res.get("width"):
         c, cs = w["config"], w["cost_saved"]
@@ -425,7 +471,6 @@ def main(argv=None) -> int:
     p.add_argument("--n-nets", type=int, default=48)
     p.add_argument("--epochs", type=int, default=30, help="seed / final training epochs")
     p.add_argument("--stage-epochs", type=int, default=15)
-    p.add_argument("--stages", type=int, default=4)
     p.add_argument("--seed-channels", type=int, default=4, help="splitting seed: this many channels in every layer")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--eigen", default="exact", help="splitting index in the trade-off runs (exact is faster here)")

@@ -490,6 +490,26 @@ def width_grid(top: int, multiple: int = 1, points: int = 20) -> np.ndarray:
     return steps * multiple
 
 
+def _fit_growth(choice, index, widths, max_widths, costs, budget, latency, config: SplitConfig):
+    """Shrink the knapsack budget until the surrogate latency really grows by at most 1 + α.
+
+    The knapsack adds up per-channel marginal costs; a pointwise conv's cost is
+    bilinear in its input and output widths, so growing both layers costs more
+    than the sum (up to +60 % over budget when everything doubles).
+    """
+    limit = (1 + config.growth) * latency.latency_ms(widths)
+    shrink = 1.0
+    for _ in range(30):
+        grown = [w + len(choice.get(k, ())) for k, w in enumerate(widths)]
+        if latency.latency_ms(grown) <= limit * (1 + 1e-9) or not choice:
+            return choice
+        shrink *= 0.85
+        choice = choose_neurons(index, "energy", config.growth, widths=widths, max_widths=max_widths,
+                                costs_ms=costs, budget_ms=shrink * budget, threshold=config.threshold,
+                                granularity=config.granularity)  # fmt: skip
+    return choice
+
+
 def _cost_floor(costs: np.ndarray) -> np.ndarray:
     # A flat stretch of the surrogate would make a neuron free; 1 % of the median keeps every split costly.
     positive = costs[costs > 0]
@@ -564,6 +584,8 @@ def run_splitting(
         choice = choose_neurons(index, config.mode, config.growth, widths=widths, max_widths=max_widths,
                                 costs_ms=costs, budget_ms=budget, threshold=config.threshold,
                                 granularity=q)  # fmt: skip
+        if config.mode == "energy":
+            choice = _fit_growth(choice, index, widths, max_widths, costs, budget, latency, config)
         index_s = time.perf_counter() - t0
         per_layer = [len(choice.get(k, ())) for k in range(len(widths))]
         if not any(per_layer):

@@ -265,8 +265,8 @@ def test_run_splitting_stages_respect_the_latency_budget(fake_predictor):
     for prev, cur in zip(stages, stages[1:]):
         assert cur.n_split > 0 and sum(cur.widths) == sum(prev.widths) + cur.n_split
         assert list(cur.widths) == neuron_widths(cur.network)
-        # Linearised costs: the surrogate latency grows by at most about (1 + α).
-        assert latency.latency_ms(cur.widths) <= 1.5 * latency.latency_ms(prev.widths) * 1.02
+        # The surrogate latency grows by at most a factor 1 + α (budget repaired after the linear knapsack).
+        assert latency.latency_ms(cur.widths) <= 1.5 * latency.latency_ms(prev.widths) * (1 + 1e-9)
         assert 0 <= cur.test_acc <= 1 and cur.predicted_ms > 0
     vanilla = run_splitting(seed, loaders, fake_predictor, config.replace(mode="vanilla", stages=1), latency=latency)
     total = sum(vanilla[0].widths)
