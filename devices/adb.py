@@ -851,7 +851,7 @@ class AdbBackend(Backend):
         extra: Callable[[Item], Iterable[tuple[str, float]]] | None = None,
     ) -> list[Measurement]:
         """Measure ``items`` on the phone (see the module doc for the protocol mapping)."""
-        from hwlat.timing import Protocol
+        from hwlat.timing import Protocol, deliver
 
         protocol = protocol or Protocol()
         rng = np.random.default_rng(protocol.seed)
@@ -860,15 +860,7 @@ class AdbBackend(Backend):
 
         def finish(st: _OpRun) -> None:
             st.done = True
-            m = self._summary(st, protocol, extra(st.item) if extra else ())
-            if not m.stable:
-                log.info("%s did not settle: CI ±%.1f%%, round spread %.1f%%", m.op_key, 100 * m.rel_ci,
-                         100 * m.round_spread)  # fmt: skip
-            results.append(m)
-            if on_result is not None:
-                on_result(m)
-            if progress is not None:
-                progress(1)
+            deliver(self._summary(st, protocol, extra(st.item) if extra else ()), results, on_result, progress)
 
         with self.session():
             for start in range(0, len(items), group_size):

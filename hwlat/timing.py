@@ -29,7 +29,7 @@ import numpy as np
 if TYPE_CHECKING:
     from hwlat.devices import Backend, Item
 
-__all__ = ["Protocol", "Measurement", "measure", "median_ci", "summarize"]
+__all__ = ["Protocol", "Measurement", "measure", "deliver", "median_ci", "summarize"]
 
 log = logging.getLogger(__name__)
 Z95 = 1.959963984540054
@@ -257,6 +257,18 @@ def _warmup(backend: Backend, runnable: Any, protocol: Protocol) -> float:
     return float(np.median(np.concatenate(seen)))
 
 
+def deliver(m: Measurement, results: list[Measurement], on_result: Callable[[Measurement], None] | None,
+            progress: Callable[[int], None] | None) -> None:
+    """Hand over one final measurement: log it if it did not settle, keep it, report it, advance progress."""
+    if not m.stable:
+        log.info("%s did not settle: CI ±%.1f%%, round spread %.1f%%", m.op_key, 100 * m.rel_ci, 100 * m.round_spread)
+    results.append(m)
+    if on_result is not None:
+        on_result(m)
+    if progress is not None:
+        progress(1)
+
+
 def measure(
     backend: Backend,
     items: Sequence[Item],
@@ -296,13 +308,7 @@ def measure(
             np.concatenate(st.blocks), meds, item=st.item, device_key=key, protocol=protocol,
             wall_s=st.wall_s, extra=extra(st.item) if extra else (),
         )  # fmt: skip
-        if not m.stable:
-            log.info("%s did not settle: CI ±%.1f%%, round spread %.1f%%", m.op_key, 100 * m.rel_ci, 100 * m.round_spread)
-        results.append(m)
-        if on_result is not None:
-            on_result(m)
-        if progress is not None:
-            progress(1)
+        deliver(m, results, on_result, progress)
 
     with backend.session():
         for start in range(0, len(items), group_size):
