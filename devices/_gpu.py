@@ -23,7 +23,7 @@ import ctypes
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from typing import Any
 
@@ -250,6 +250,24 @@ def float_option(spec: DeviceSpec, name: str, default: float, minimum: float = 0
     if value < minimum:
         raise ValueError(f"Invalid {name}={text!r} for device {spec.backend!r}: must be >= {minimum:g}")
     return value
+
+
+def init_common(backend: Any, spec: DeviceSpec, allowed: Mapping[str, tuple[str, ...] | None],
+                precisions: Sequence[str]) -> None:
+    """Validate the options and precision every GPU backend shares and set ``index``, ``energy``,
+    ``energy_s``, ``settle_s`` (plus the empty per-op extras and NVML handle) on ``backend``."""
+    check_options(spec, allowed)
+    if spec.precision not in precisions:
+        raise ValueError(
+            f"Invalid precision {spec.precision!r} for device {spec.backend!r}; valid: {', '.join(precisions)}"
+            + (" (int8 needs a quantized model: not supported yet)" if spec.precision == "int8" else "")
+        )
+    backend.index = gpu_index(spec)
+    backend.energy = spec.option("energy") == "1"
+    backend.energy_s = float_option(spec, "energy_s", 1.0, minimum=MIN_ENERGY_WINDOW_S)
+    backend.settle_s = float_option(spec, "settle_s", 0.1)
+    backend._extra = {}
+    backend._nvml = None
 
 
 def gpu_index(spec: DeviceSpec) -> int:

@@ -76,19 +76,10 @@ class GPUBackend(Backend):
 
     def __init__(self, spec) -> None:
         super().__init__(spec)
-        _gpu.check_options(spec, self.OPTIONS)
-        if spec.precision not in self.PRECISIONS:
-            raise ValueError(
-                f"Invalid precision {spec.precision!r} for device {spec.backend!r}; valid: {', '.join(self.PRECISIONS)}"
-                + (" (int8 needs a quantized model: not supported yet)" if spec.precision == "int8" else "")
-            )
-        self.index = _gpu.gpu_index(spec)
+        self._extra: dict[str, tuple[tuple[str, float], ...]]
+        self._nvml: Any
+        _gpu.init_common(self, spec, self.OPTIONS, self.PRECISIONS)
         self.flush_l2 = spec.option("flush_l2") == "1"
-        self.energy = spec.option("energy") == "1"
-        self.energy_s = _gpu.float_option(spec, "energy_s", 1.0, minimum=_gpu.MIN_ENERGY_WINDOW_S)
-        self.settle_s = _gpu.float_option(spec, "settle_s", 0.1)
-        self._extra: dict[str, tuple[tuple[str, float], ...]] = {}
-        self._nvml: Any = None
         self._flush_buf: Any = None
 
     @classmethod

@@ -154,18 +154,10 @@ class OnnxRuntimeGPUBackend(OnnxRuntimeCPUBackend):
         from hwlat.devices import _gpu
 
         super().__init__(spec)
-        _gpu.check_options(spec, self.OPTIONS)
-        if spec.precision not in self.PRECISIONS:
-            raise ValueError(
-                f"Invalid precision {spec.precision!r} for device {spec.backend!r}; valid: {', '.join(self.PRECISIONS)}"
-            )
-        self.index = _gpu.gpu_index(spec)
+        self._extra: dict[str, tuple[tuple[str, float], ...]]
+        self._nvml: object
+        _gpu.init_common(self, spec, self.OPTIONS, self.PRECISIONS)
         self.cuda_graph = spec.option("cuda_graph") == "1"
-        self.energy = spec.option("energy") == "1"
-        self.energy_s = _gpu.float_option(spec, "energy_s", 1.0, minimum=_gpu.MIN_ENERGY_WINDOW_S)
-        self.settle_s = _gpu.float_option(spec, "settle_s", 0.1)
-        self._extra: dict[str, tuple[tuple[str, float], ...]] = {}
-        self._nvml: object = None
 
     @classmethod
     def check(cls) -> str | None:
