@@ -9,7 +9,9 @@ Phases (all by default; each merges its part into the JSON, so phases can be re-
   on the neurons the energy-aware and vanilla choices split;
 - ``knapsack``: LP-relaxed knapsack (β > 0.9) vs exact dynamic programming, random instances;
 - ``split``: energy-aware vs vanilla splitting, accuracy against measured latency, several seeds;
-- ``width``: width transfer vs direct optimisation vs uniform widths at latency budgets.
+- ``width``: width transfer vs direct optimisation vs uniform widths at latency budgets;
+- ``measure``: measure the split and width networks again (``--passes`` passes, fastest kept) on a
+  quiet machine and recompute the comparisons: the other phases measure once, right after training.
 
     taskset -c 0 .venv/bin/python benchmarks/splitting_width.py [--phases table,eigen,...] [--quick]
 
@@ -31,7 +33,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
-PHASES = ("table", "eigen", "knapsack", "split", "width")
+PHASES = ("table", "eigen", "knapsack", "split", "width", "measure")
 
 
 def log(msg: str) -> None:
@@ -121,11 +123,9 @@ def load_predictor(args):
 def phase_eigen(args) -> dict:
     import torch
 
-    from hwlat.cost import WidthLatency
     from hwlat.search._trainloop import TrainConfig, train
     from hwlat.search.data import digits_loaders
-    from hwlat.search.splitting import EigenConfig, SplitNet, choose_neurons, neuron_widths, resize_network
-    from hwlat.search.splitting import splitting_index
+    from hwlat.search.splitting import EigenConfig, SplitNet, splitting_index
     from hwlat.zoo import get_network
 
     predictor = load_predictor(args)
@@ -137,20 +137,33 @@ def phase_eigen(args) -> dict:
     t0 = time.perf_counter()
     exact = splitting_index(model, loaders.train, EigenConfig(method="exact"))
     t_exact = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    fast = splitting_index(model, loaders.train, EigenConfig(method="fast", sweeps=args.sweeps))
-    t_fast = time.perf_counter() - t0
+    out = {}
+    for name, refine in (("fast_gd", 0), ("fast", EigenConfig().refine)):
+        t0 = time.perf_counter()
+        fast = splitting_index(model, loaders.train, EigenConfig(method="fast", sweeps=args.sweeps, refine=refine))
+        out[name] = _eigen_agreement(exact, fast, predictor, seed, time.perf_counter() - t0)
+        out[name]["refine"] = refine
+    out.update({"exact_seconds": t_exact, "sweeps": args.sweeps, "neurons": out["fast"].pop("neurons")})
+    out["fast_gd"].pop("neurons")
+    log(f"eigen: {out}")
+    return out
+
+
+def _eigen_agreement(exact, fast, predictor, seed, seconds: float) -> dict:
+    """Fast vs exact index on the neurons each choice splits, and whether the choices are the same."""
+    from hwlat.cost import WidthLatency
+    from hwlat.search.splitting import _cost_floor, choose_neurons, neuron_widths, resize_network
+
     widths = neuron_widths(seed)
     latency = WidthLatency(predictor, lambda w: resize_network(seed, w), widths, max_width=8 * max(widths))
-    from hwlat.search.splitting import _cost_floor
-
     costs = _cost_floor(latency.marginal_ms(widths))
     caps = [8 * w for w in widths]
-    out = {"exact_seconds": t_exact, "fast_seconds": t_fast, "sweeps": args.sweeps, "neurons": int(sum(widths))}
+    out = {"seconds": seconds, "neurons": int(sum(widths))}
     lam = np.concatenate([s.eigenvalues for s in exact])
     lam_f = np.concatenate([s.eigenvalues for s in fast])
     cos = np.concatenate([(a.eigenvectors * b.eigenvectors).sum(1).abs().numpy() for a, b in zip(exact, fast)])
     offsets = np.cumsum([0] + widths)
+
     def chosen(index, mode):
         choice = choose_neurons(index, mode, 0.5, widths=widths, max_widths=caps, costs_ms=costs,
                                 budget_ms=0.5 * latency.latency_ms(widths), granularity=4)  # fmt: skip
@@ -165,11 +178,11 @@ def phase_eigen(args) -> dict:
     # The neurons worth splitting: the most negative half (what vanilla splits at α = 0.5).
     half = np.argsort(lam)[: len(lam) // 2]
     out["most_negative_half"] = _agreement(lam[half], lam_f[half], cos[half], np.abs(lam).max())
+    out["all"] = _agreement(lam, lam_f, cos, np.abs(lam).max())
     neg = lam < 0
     out["all_negative"] = {"neurons": int(neg.sum()),
                            "rel_err_median": float(np.median(np.abs(lam_f[neg] - lam[neg]) / np.abs(lam[neg]))),
                            "cos_median": float(np.median(cos[neg]))}  # fmt: skip
-    log(f"eigen: {out}")
     return out
 
 
@@ -177,7 +190,8 @@ def _agreement(lam, lam_f, cos, scale) -> dict:
     rel = np.abs(lam_f - lam) / np.abs(lam)
     off = rel > 0.05
     return {"outliers_abs_lambda_over_max": [float(x) for x in np.sort(np.abs(lam[off]) / scale)],
-            "outliers_lambda_sign": [int(x) for x in np.sign(lam[off])], "split_neurons": int(len(lam)), "rel_err_median": float(np.median(rel)), "rel_err_max": float(rel.max()),
+            "outliers_lambda_sign": [int(x) for x in np.sign(lam[off])],
+            "split_neurons": int(len(lam)), "rel_err_median": float(np.median(rel)), "rel_err_max": float(rel.max()),
             "within_5pct": float(np.mean(rel <= 0.05)), "abs_err_max_over_max_abs_lambda":
             float(np.max(np.abs(lam_f - lam)) / scale), "cos_min": float(cos.min()),
             "cos_median": float(np.median(cos)), "cos_above_095": float(np.mean(cos > 0.95))}  # fmt: skip
@@ -237,9 +251,9 @@ SPLIT_PAIRS = (
 )
 
 
-def _equal_latency(rows, a: str, b: str, seeds: int) -> dict:
+def _equal_latency(rows, a: str, b: str, seeds: int, x: str = "measured_ms") -> dict:
     """Each stage of one curve against the other curve of the same seed (accuracy interpolated in log
-    latency, where the other curve covers that latency); diff = a − b."""
+    latency ``x``, where the other curve covers that latency); diff = a − b."""
     diffs = []
     for s in range(seeds):
         curve = {v: [r for r in rows if r["seed"] == s and r["variant"] == v] for v in (a, b)}
@@ -247,18 +261,17 @@ def _equal_latency(rows, a: str, b: str, seeds: int) -> dict:
             for r in curve[mine]:
                 if r["stage"] == 0:
                     continue
-                v = _interp(r["measured_ms"], [x["measured_ms"] for x in curve[other]],
-                            [x["test_acc"] for x in curve[other]])  # fmt: skip
+                v = _interp(r[x], [o[x] for o in curve[other]], [o["test_acc"] for o in curve[other]])
                 if v is not None:
-                    diffs.append({"seed": s, "variant": mine, "stage": r["stage"], "measured_ms": r["measured_ms"],
+                    diffs.append({"seed": s, "variant": mine, "stage": r["stage"], x: r[x],
                                   "acc": r["test_acc"], "other_acc_interp": v, "diff": sign * (r["test_acc"] - v)})
     d = np.array([x["diff"] for x in diffs]) if diffs else np.zeros(0)
-    return {"a": a, "b": b, "pairs": len(d), "mean_acc_diff": float(d.mean()) if len(d) else None,
+    return {"a": a, "b": b, "latency": x, "pairs": len(d), "mean_acc_diff": float(d.mean()) if len(d) else None,
             "wins": int((d > 0).sum()), "losses": int((d < 0).sum()), "ties": int((d == 0).sum()), "detail": diffs}
 
 
 def phase_split(args) -> dict:
-    from hwlat.search._report import measure_networks, tradeoff_png
+    from hwlat.search._report import measure_networks
     from hwlat.search._trainloop import TrainConfig
     from hwlat.search.data import digits_loaders
     from hwlat.search.splitting import EigenConfig, SplitConfig, run_splitting
@@ -288,25 +301,36 @@ def phase_split(args) -> dict:
                          "measured_ms": measured[r.network.key], "test_acc": r.test_acc, "valid_acc": r.valid_acc,
                          "n_split": r.n_split, "index_seconds": r.index_seconds,
                          "train_seconds": r.train_seconds})  # fmt: skip
-    comparisons = [_equal_latency(rows, a, b, args.seeds) for a, b in SPLIT_PAIRS]
+    out = {"config": {"variants": SPLIT_VARIANTS, "seeds": args.seeds, "eigen": args.eigen, "epochs": args.epochs,
+                      "stage_epochs": args.stage_epochs, "seed_channels": args.seed_channels, "max_growth": 8,
+                      "granularity": 4},
+           "rows": rows}  # fmt: skip
+    return split_summary(out, args.device)
+
+
+def split_summary(split: dict, device: str) -> dict:
+    """Comparisons at equal measured and equal predicted latency, mean curves, final widths, the plot."""
+    from hwlat.search._report import tradeoff_png
+
+    rows, seeds = split["rows"], split["config"]["seeds"]
+    split["comparisons"] = [_equal_latency(rows, a, b, seeds, x) for x in ("measured_ms", "predicted_ms")
+                            for a, b in SPLIT_PAIRS]  # fmt: skip
     curves, finals = {}, {}
-    for label, _, _, stages in SPLIT_VARIANTS:
-        for k in range(stages + 1):
+    for label, *_ in SPLIT_VARIANTS:
+        for k in sorted({r["stage"] for r in rows if r["variant"] == label}):
             sel = [r for r in rows if r["variant"] == label and r["stage"] == k]
-            if sel:
-                curves.setdefault(label, []).append((float(np.mean([r["measured_ms"] for r in sel])),
-                                                     float(np.mean([r["test_acc"] for r in sel]))))  # fmt: skip
+            curves.setdefault(label, []).append((float(np.mean([r["measured_ms"] for r in sel])),
+                                                 float(np.mean([r["test_acc"] for r in sel]))))  # fmt: skip
         last_stage = max(x["stage"] for x in rows if x["variant"] == label)
         last = [r for r in rows if r["variant"] == label and r["stage"] == last_stage]
         finals[label] = {"widths": [r["widths"] for r in last]}
     tradeoff_png(curves, RESULTS / "splitting_tradeoff.png",
-                 f"Splitting on digits from {args.seed_channels} channels per layer, mean of {args.seeds} seeds",
-                 f"measured latency on {args.device} (ms)")  # fmt: skip
-    log(f"split: {[{k: c[k] for k in ('a', 'b', 'pairs', 'mean_acc_diff', 'wins', 'losses')} for c in comparisons]}")
-    return {"config": {"variants": SPLIT_VARIANTS, "seeds": args.seeds, "eigen": args.eigen, "epochs": args.epochs,
-                       "stage_epochs": args.stage_epochs, "seed_channels": args.seed_channels, "max_growth": 8,
-                       "granularity": 4},
-            "rows": rows, "comparisons": comparisons, "finals": finals, "curves": curves}  # fmt: skip
+                 f"Splitting on digits from {split['config']['seed_channels']} channels per layer, "
+                 f"mean of {seeds} seeds", f"measured latency on {device} (ms)")  # fmt: skip
+    keys = ("a", "b", "latency", "pairs", "mean_acc_diff", "wins", "losses")
+    log(f"split: {[{k: c[k] for k in keys} for c in split['comparisons']]}")
+    split.update(curves=curves, finals=finals)
+    return split
 
 
 # --------------------------------------------------------------------- width
@@ -356,19 +380,85 @@ def phase_width(args) -> dict:
     saved.update({"direct_macs": direct.optimizer_macs, "transfer_macs": transfer.optimizer_macs,
                   "direct_seconds": direct.optimizer_seconds,
                   "transfer_seconds": transfer.optimizer_seconds})  # fmt: skip
-    curves = {}
-    for row in rows:
-        curves.setdefault(row["method"], []).append((row["measured_ms"], row["test_acc"]))
-    tradeoff_png(curves, RESULTS / "width_tradeoff.png",
-                 f"Widths on digits: transfer ({args.projection}) vs direct vs uniform",
-                 f"measured latency on {args.device} (ms)")  # fmt: skip
     acc_gap = [next(x for x in rows if x["method"] == "transfer" and x["budget_ms"] == b)["test_acc"]
                - next(x for x in rows if x["method"] == "direct" and x["budget_ms"] == b)["test_acc"] for b in budgets]
     log(f"width: cost saved {saved}, transfer - direct accuracy {acc_gap}")
-    return {"config": {"projection": args.projection, "rule": args.rule, "strength": args.strength,
-                       "opt_steps": args.opt_steps, "epochs": args.epochs, "seeds": args.seeds,
-                       "budget_widths": args.budget_widths, "projected": transfer.detail.get("projected")},
-            "budgets_ms": budgets, "rows": rows, "cost_saved": saved, "transfer_minus_direct_acc": acc_gap}  # fmt: skip
+    out = {"config": {"projection": args.projection, "rule": args.rule, "strength": args.strength,
+                      "opt_steps": args.opt_steps, "epochs": args.epochs, "seeds": args.seeds,
+                      "budget_widths": args.budget_widths, "projected": transfer.detail.get("projected")},
+           "budgets_ms": budgets, "rows": rows, "cost_saved": saved, "transfer_minus_direct_acc": acc_gap}  # fmt: skip
+    return width_summary(out, args.device)
+
+
+def width_summary(width: dict, device: str) -> dict:
+    """Measured errors against the budgets and the trade-off plot, from the rows' measured latencies."""
+    from hwlat.search._report import tradeoff_png
+
+    curves = {}
+    for row in width["rows"]:
+        row["measured_err"] = row["measured_ms"] / row["budget_ms"] - 1
+        # Against the budget scaled by the machine's drift since the table was measured (measure phase).
+        row["measured_err_drift"] = row["measured_ms"] / (row["budget_ms"] * width.get("drift", 1.0)) - 1
+        curves.setdefault(row["method"], []).append((row["measured_ms"], row["test_acc"]))
+    tradeoff_png(curves, RESULTS / "width_tradeoff.png",
+                 f"Widths on digits: transfer ({width['config']['projection']}) vs direct vs uniform",
+                 f"measured latency on {device} (ms)")  # fmt: skip
+    return width
+
+
+# ------------------------------------------------------------------ measure
+def phase_measure(args) -> dict:
+    """Measure every network of the split and width phases again, ``--passes`` times over the whole set
+    (a fresh shuffled, interleaved session each), and keep the fastest pass's median: run it on a quiet
+    machine. Replaces ``measured_ms`` in those phases' rows and recomputes their summaries."""
+    from hwlat.search._report import measure_networks
+    from hwlat.zoo import get_network
+
+    res = args.results
+    phases = [p for p in ("split", "width") if p in res]
+    if not phases:
+        raise SystemExit("nothing to measure: run the split and/or width phases first")
+    nets = {}
+    for p in phases:
+        for row in res[p]["rows"]:
+            net = get_network("mobilenet-digits", widths=row["widths"])
+            row["_key"] = net.key
+            nets[net.key] = net
+    # The table's own calibration networks, in the same sessions: how much slower or faster the machine is
+    # today than when the table (and so the predictor) was measured.
+    reference = calibration_networks(args.n_nets)
+    nets.update((n.key, n) for n in reference)
+    passes = []
+    for k in range(args.passes):
+        t0 = time.perf_counter()
+        passes.append(measure_networks(args.device, list(nets.values())))
+        log(f"measure pass {k + 1}/{args.passes}: {len(nets)} networks in {time.perf_counter() - t0:.0f} s")
+    spread = []
+    for p in phases:
+        for row in res[p]["rows"]:
+            key = row.pop("_key")
+            values = [m[key] for m in passes]
+            row["measured_passes_ms"] = values
+            # The least-disturbed pass: on a shared VM the whole machine slows by up to 2x for seconds at a
+            # time (another tenant), which only ever adds time.
+            row["measured_ms"] = float(np.min(values))
+            spread.append((max(values) - min(values)) / row["measured_ms"])
+    from hwlat.store import LatencyStore
+
+    with LatencyStore(args.db, readonly=True) as store:
+        then = dict(zip(*store.frame(None, provenance=False)[["op_key", "median_ms"]].to_numpy().T))
+    ratios = [min(m[n.key] for m in passes) / float(then[n.key]) for n in reference if n.key in then]
+    drift = float(np.median(ratios)) if ratios else 1.0
+    log(f"machine drift since the table: {drift:.3f}x (median over {len(ratios)} reference networks)")
+    if "split" in res:
+        split_summary(res["split"], args.device)
+    if "width" in res:
+        res["width"]["drift"] = drift
+        width_summary(res["width"], args.device)
+    return {"networks": len(nets) - len(reference), "reference_networks": len(ratios), "passes": args.passes,
+            "phases": phases, "drift": drift, "drift_p10": float(np.percentile(ratios, 10)) if ratios else None,
+            "drift_p90": float(np.percentile(ratios, 90)) if ratios else None,
+            "pass_spread_median": float(np.median(spread)), "pass_spread_max": float(np.max(spread))}  # fmt: skip
 
 
 # ------------------------------------------------------------------ summary
@@ -394,25 +484,29 @@ def markdown(res: dict) -> str:
                   f"b = {b_ms_per_mb:.4f} ms/MB).", ""]  # fmt: skip
     if e := res.get("eigen"):
         lines += ["## Fast vs exact splitting index", "",
-                  f"Trained seed (width 0.25, {e['neurons']} neurons); fast = {e['sweeps']} sweeps of RMSprop on v. "
-                  f"Time: exact {e['exact_seconds']:.1f} s, fast {e['fast_seconds']:.1f} s.", "",
-                  "| neurons | n | λ rel. err median | max | within 5 % | max abs err / max abs λ "
-                  "| min abs cos | cos > 0.95 |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
-        for mode, label in (("energy", "split by energy-aware (stage 1)"), ("vanilla", "split by vanilla (stage 1)"),
-                            ("most_negative_half", "most negative half")):  # fmt: skip
-            x = e[mode]
-            lines.append(f"| {label} | {x['split_neurons']} | {100 * x['rel_err_median']:.2f} % | "
-                         f"{100 * x['rel_err_max']:.2f} % | {100 * x['within_5pct']:.0f} % | "
-                         f"{100 * x['abs_err_max_over_max_abs_lambda']:.2f} % | {x['cos_min']:.3f} | "
-                         f"{100 * x['cos_above_095']:.0f} % |")  # fmt: skip
-        for mode in ("energy", "vanilla"):
-            x = e[mode]
-            if "same_choice" in x:
-                out = x["outliers_abs_lambda_over_max"]
-                lines.append(f"\n{mode}: the fast index chooses {100 * x['same_choice']:.0f} % the same neurons "
-                             f"(intersection / union) as the exact one; the {len(out)} neurons off by more than 5 % "
-                             + (f"have |λ| ≤ {100 * max(out):.2f} % of the largest |λ| (signs {x['outliers_lambda_sign']})"
-                                if out else "do not exist") + ".")  # fmt: skip
+                  f"Trained seed (width 0.25, {e['neurons']} neurons). Fast = {e['sweeps']} sweeps of RMSprop on v "
+                  f"(the paper's method, `refine=0`), then (the default, `refine={e['fast']['refine']}`) Rayleigh–Ritz on "
+                  f"the Krylov space span{{v, Sv, …}} of each neuron from {e['fast']['refine']} more passes of S·v "
+                  f"products. Time: exact {e['exact_seconds']:.1f} s, fast {e['fast_gd']['seconds']:.1f} s, "
+                  f"fast + refinement {e['fast']['seconds']:.1f} s.", "",
+                  "| fast method | neurons | n | λ rel. err median | max | within 5 % | max abs err / max abs λ "
+                  "| min abs cos | cos > 0.95 | same choice |", "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for method, mlabel in (("fast_gd", "gradient descent"), ("fast", "+ Krylov refinement")):
+            for mode, label in (("energy", "split by energy-aware (stage 1)"), ("vanilla", "split by vanilla (stage 1)"),
+                                ("most_negative_half", "most negative half"), ("all", "all")):  # fmt: skip
+                x = e[method][mode]
+                same = f"{100 * x['same_choice']:.0f} %" if "same_choice" in x else "–"
+                lines.append(f"| {mlabel} | {label} | {x['split_neurons']} | {100 * x['rel_err_median']:.2f} % | "
+                             f"{100 * x['rel_err_max']:.2f} % | {100 * x['within_5pct']:.0f} % | "
+                             f"{100 * x['abs_err_max_over_max_abs_lambda']:.2f} % | {x['cos_min']:.3f} | "
+                             f"{100 * x['cos_above_095']:.0f} % | {same} |")  # fmt: skip
+        out = e["fast_gd"]["energy"]["outliers_abs_lambda_over_max"]
+        if out:
+            lines += ["", f"Gradient descent alone misses {len(out)} of the energy-aware choice's neurons by more than "
+                      f"5 % (|λ| ≤ {100 * max(out):.2f} % of the largest |λ|): their two smallest eigenvalues are close "
+                      "(it converges to the second pair) or their S is small next to the other neurons' (v has not "
+                      "converged when the learning rate has decayed). Same choice = intersection / union of the "
+                      "neurons chosen from the fast and from the exact index."]  # fmt: skip
         lines.append("")
     if k := res.get("knapsack"):
         lines += ["## LP-relaxed knapsack vs exact DP", "",
@@ -428,20 +522,39 @@ def markdown(res: dict) -> str:
                   f"split; {c['seeds']} seeds; splitting index {c['eigen']}. Equal-latency comparison: each stage "
                   "of one curve against the other curve of the same seed (accuracy interpolated in log latency, "
                   "where it covers that latency).", "",
-                  "| a | b | pairs | mean acc a − b | a better | a worse |", "|---|---|---|---|---|---|"]  # fmt: skip
+                  "| at equal | a | b | pairs | mean acc a − b | a better | a worse |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
         for cmp in s.get("comparisons", []):
             mean = cmp["mean_acc_diff"]
-            lines.append(f"| {cmp['a']} | {cmp['b']} | {cmp['pairs']} | "
+            at = cmp.get("latency", "measured_ms").replace("_ms", " latency")
+            lines.append(f"| {at} | {cmp['a']} | {cmp['b']} | {cmp['pairs']} | "
                          f"{'n/a' if mean is None else f'{100 * mean:+.2f} points'} | {cmp['wins']} | "
                          f"{cmp['losses']} |")  # fmt: skip
-        lines += ["", "| variant | stage | measured ms (mean) | test acc (mean) |", "|---|---|---|---|"]
+        lines += ["", "| variant | stage | predicted ms (mean) | measured ms (mean) | test acc (mean) |",
+                  "|---|---|---|---|---|"]  # fmt: skip
         for label, pts in s["curves"].items():
             for k2, (ms, acc) in enumerate(pts):
-                lines.append(f"| {label} | {k2} | {ms:.4f} | {100 * acc:.2f} % |")
+                pred = [r["predicted_ms"] for r in s["rows"] if r.get("variant") == label and r["stage"] == k2]
+                lines.append(f"| {label} | {k2} | {np.mean(pred) if pred else float('nan'):.4f} | {ms:.4f} | "
+                             f"{100 * acc:.2f} % |")  # fmt: skip
         lines += ["", "Final widths (one list per seed):", ""]
         for label, fin in s.get("finals", {}).items():
             lines.append(f"- {label}: {fin['widths']}")
         lines += ["", "![splitting](splitting_tradeoff.png)", ""]
+    if m := res.get("measure"):
+        lines += ["## Re-measurement", "",
+                  f"The {m['networks']} networks of the {' and '.join(m['phases'])} phases were measured again in "
+                  f"{m['passes']} passes, each a fresh interleaved session over all of them, and each network's "
+                  "fastest pass kept (the host slows the whole VM by up to 2x for seconds at a time, which only "
+                  f"adds time): spread between passes median {100 * m['pass_spread_median']:.1f} %, max "
+                  f"{100 * m['pass_spread_max']:.1f} % of the kept value. The measured latencies in the "
+                  "sections above are these.", ""]  # fmt: skip
+        if m.get("drift"):
+            lines += [f"The table's {m['reference_networks']} calibration networks, measured in the same passes, "
+                      f"took {m['drift']:.2f}x (p10 {m['drift_p10']:.2f}x, p90 {m['drift_p90']:.2f}x) their latency "
+                      "in the table: the machine's speed today against the day the table and the predictor were "
+                      "made. Measured errors against a budget are given raw and against the budget times this "
+                      "factor.", ""]  # fmt: skip
     if w := res.get("width"):
         c, cs = w["config"], w["cost_saved"]
         lines += ["## Width transfer vs direct optimisation vs uniform", "",
@@ -449,12 +562,13 @@ def markdown(res: dict) -> str:
                   f"`{c['projection']}`, stacking `{c['rule']}`; each network trained {c['epochs']} epochs × "
                   f"{c['seeds']} seeds. Optimisation cost saved by transfer: {cs['macs_ratio']:.1f}× in MACs, "
                   f"{cs['seconds_ratio']:.1f}× in wall time.", "",
-                  "| method | budget ms | predicted ms (err) | measured ms (err) | test acc | widths |",
-                  "|---|---|---|---|---|---|"]  # fmt: skip
+                  "| method | budget ms | predicted ms (err) | measured ms (err) | err vs budget x drift | test acc "
+                  "| widths |", "|---|---|---|---|---|---|---|"]  # fmt: skip
         for r in w["rows"]:
+            drift = f"{100 * r['measured_err_drift']:+.1f} %" if "measured_err_drift" in r else "–"
             lines.append(f"| {r['method']} | {r['budget_ms']:.4f} | {r['predicted_ms']:.4f} "
                          f"({100 * r['predicted_err']:+.1f} %) | {r['measured_ms']:.4f} "
-                         f"({100 * r['measured_err']:+.1f} %)"
+                         f"({100 * r['measured_err']:+.1f} %) | {drift}"
                          f" | {100 * r['test_acc']:.2f} % | {r['widths']} |")  # fmt: skip
         lines += ["", "![width](width_tradeoff.png)", ""]
     return "\n".join(lines)
@@ -480,6 +594,7 @@ def main(argv=None) -> int:
     p.add_argument("--rule", default="average")
     p.add_argument("--strength", type=float, default=0.2)
     p.add_argument("--opt-steps", type=int, default=340, help="width optimiser SGD steps (20 epochs of digits)")
+    p.add_argument("--passes", type=int, default=7, help="measure phase: passes over all networks (fastest kept)")
     p.add_argument("--budget-widths", type=float, nargs="+", default=[0.5, 1.0],
                    help="budgets = predicted latency of the uniform network at these width multipliers")
     args = p.parse_args(argv)
@@ -491,6 +606,7 @@ def main(argv=None) -> int:
     args.db.parent.mkdir(parents=True, exist_ok=True)
     out_json = RESULTS / "splitting_width.json"
     res = json.loads(out_json.read_text()) if out_json.exists() else {}
+    args.results = res
     for phase in phases:
         t0 = time.perf_counter()
         res[phase] = globals()[f"phase_{phase}"](args)

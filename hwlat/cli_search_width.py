@@ -72,7 +72,7 @@ def cmd_split(args: argparse.Namespace) -> int:
         loaders = digits_loaders(args.resolution, args.batch_size, data_fraction=args.data_fraction, seed=args.seed)
         config = SplitConfig(
             growth=args.growth, stages=args.stages, mode=mode, epsilon=args.epsilon,
-            eigen=EigenConfig(method=args.eigen, sweeps=args.sweeps, seed=args.seed),
+            eigen=EigenConfig(method=args.eigen, sweeps=args.sweeps, seed=args.seed, refine=args.refine),
             seed_train=TrainConfig(epochs=args.epochs, seed=args.seed),
             stage_train=TrainConfig(epochs=args.stage_epochs, lr=0.02, seed=args.seed),
         )  # fmt: skip
@@ -214,6 +214,9 @@ def register_search(search_subparsers) -> None:
                    help="energy = latency-aware knapsack, vanilla = most negative splitting index (default energy)")
     s.add_argument("--eigen", choices=EIGEN_METHODS, default="fast", help="splitting index computation (default fast)")
     s.add_argument("--sweeps", type=int, default=40, help="fast method: passes over the data (default 40)")
+    s.add_argument("--refine", type=int, default=8,
+                   help="fast method: Krylov (Rayleigh-Ritz) refinement steps after the sweeps; 0 = the paper's "
+                        "gradient descent alone (default 8)")
     s.add_argument("--epsilon", type=float, default=0.1, help="split step ε (default 0.1)")
     s.add_argument("--seed-width", type=float, default=0.25, help="width multiplier of the seed network (default 0.25)")
     s.add_argument("--seed-channels", type=int, default=0,

@@ -96,6 +96,14 @@ class EigenConfig:
         Fast: v starts uniform in (−init_scale, init_scale), then is normalised.
     seed : int
         Fast: seed of v's initialisation.
+    refine : int
+        Fast: after the sweeps, Rayleigh–Ritz on the Krylov space
+        span{v, Sv, …, S^(m−1)v} of each neuron, m = ``refine`` (m passes over
+        the data, S·v again from the auxiliary activation; S is never formed).
+        Gradient descent alone stalls on neurons whose two smallest eigenvalues
+        are close, or whose S is small next to the other neurons' (it then
+        returns the second eigenpair or an unconverged v); 0 or 1 = off, the
+        paper's method as it is.
     """
 
     method: str = "fast"
@@ -104,12 +112,15 @@ class EigenConfig:
     lr_decay: float = 0.9
     init_scale: float = 0.1
     seed: int = 0
+    refine: int = 8
 
     def __post_init__(self) -> None:
         if self.method not in EIGEN_METHODS:
             raise ValueError(f"Invalid eigen method {self.method!r}; valid: {', '.join(EIGEN_METHODS)}")
         if self.sweeps < 1:
             raise ValueError(f"Invalid sweeps={self.sweeps}: must be >= 1")
+        if self.refine < 0:
+            raise ValueError(f"Invalid refine={self.refine}: must be >= 0 (0 or 1 = no Krylov refinement)")
 
 
 @dataclass(frozen=True)
@@ -310,9 +321,46 @@ def _fast_index(model: SplitNet, loader: DataLoader, config: EigenConfig, quiet:
     finally:
         _set_aux(model, None)
         model.train(was)
+    vs = [v.detach() for v in vs]
+    if config.refine > 1:
+        return _krylov_refine(model, loader, vs, config.refine)
     # λ = v̂ᵀ S v̂ with the final v̂ on the whole split (one more pass), not a running average.
     svs = splitting_products(model, loader, vs)
-    return [SplitIndex((sv * v).sum(1).numpy().astype(float), v.detach().clone()) for v, sv in zip(vs, svs)]
+    return [SplitIndex((sv * v).sum(1).numpy().astype(float), v.clone()) for v, sv in zip(vs, svs)]
+
+
+def _krylov_refine(model: SplitNet, loader: DataLoader, vs: Sequence[torch.Tensor], m: int) -> list[SplitIndex]:
+    """Smallest Ritz pair of each neuron's S on span{v, Sv, …, S^(m−1)v}, from m passes of S·v products."""
+    bases = [[(v / v.norm(dim=1, keepdim=True)).double()] for v in vs]
+    products: list[list[torch.Tensor]] = [[] for _ in vs]
+    for i in range(m):
+        svs = splitting_products(model, loader, [b[-1].float() for b in bases])
+        for k, sv in enumerate(svs):
+            products[k].append(sv.double())
+            if i == m - 1:
+                continue
+            w = sv.double().clone()
+            for _ in range(2):  # Gram–Schmidt, twice for stability
+                for q in bases[k]:
+                    w -= (w * q).sum(1, keepdim=True) * q
+            norm = w.norm(dim=1, keepdim=True)
+            # An exhausted Krylov space (dimension reached, invariant subspace) leaves w ≈ 0: keep it 0.
+            scale = bases[k][0].abs().amax(1, keepdim=True)
+            bases[k].append(torch.where(norm > 1e-9 * scale, w / norm.clamp_min(1e-300), torch.zeros_like(w)))
+    out = []
+    for basis, prods in zip(bases, products):
+        V, SV = torch.stack(basis, 1).numpy(), torch.stack(prods, 1).numpy()  # (C, m, dim)
+        lam, vec = np.empty(V.shape[0]), np.empty((V.shape[0], V.shape[2]))
+        for c in range(V.shape[0]):
+            gram, proj = V[c] @ V[c].T, V[c] @ SV[c].T
+            g, u = np.linalg.eigh(gram)
+            keep = g > 1e-10 * g.max()
+            W = u[:, keep] / np.sqrt(g[keep])  # orthonormalises the (possibly rank-deficient) basis
+            theta, y = np.linalg.eigh(W.T @ (0.5 * (proj + proj.T)) @ W)
+            v = (W @ y[:, 0]) @ V[c]
+            lam[c], vec[c] = theta[0], v / np.linalg.norm(v)
+        out.append(SplitIndex(lam, torch.from_numpy(vec).float()))
+    return out
 
 
 def splitting_index(model: SplitNet, loader: DataLoader, config: EigenConfig | None = None,

@@ -102,7 +102,8 @@ def test_fast_index_matches_exact():
     model = model_with_stats(tiny_net(), seed=3)
     loader = random_loader(n=32, batch=32)
     exact = splitting_index(model, loader, EigenConfig(method="exact"))
-    fast = splitting_index(model, loader, EigenConfig(sweeps=300, lr=0.02, lr_decay=0.99, seed=0))
+    # Gradient descent alone (the paper's method, no Krylov refinement).
+    fast = splitting_index(model, loader, EigenConfig(sweeps=300, lr=0.02, lr_decay=0.99, seed=0, refine=0))
     lam = np.concatenate([s.eigenvalues for s in exact])
     lam_fast = np.concatenate([s.eigenvalues for s in fast])
     top = np.argsort(lam)[:5]
@@ -110,6 +111,30 @@ def test_fast_index_matches_exact():
     np.testing.assert_allclose(lam_fast[top], lam[top], rtol=0.05)
     cos = np.concatenate([(a.eigenvectors * b.eigenvectors).sum(1).abs().numpy() for a, b in zip(exact, fast)])
     assert np.all(cos[top] > 0.95)
+
+
+def test_krylov_refinement_recovers_every_exact_eigenpair():
+    model = model_with_stats(tiny_net(), seed=3)
+    loader = random_loader(n=32, batch=32)
+    exact = splitting_index(model, loader, EigenConfig(method="exact"))
+    lam = np.concatenate([s.eigenvalues for s in exact])
+    dims = [s.eigenvectors.shape[1] for s in exact]
+
+    def agreement(config):
+        fast = splitting_index(model, loader, config)
+        lam_fast = np.concatenate([s.eigenvalues for s in fast])
+        cos = np.concatenate([(a.eigenvectors * b.eigenvectors).sum(1).abs().numpy() for a, b in zip(exact, fast)])
+        return np.abs(lam_fast - lam) / np.abs(lam), cos
+
+    # Two sweeps leave gradient descent far from converged ...
+    rel, _ = agreement(EigenConfig(sweeps=2, refine=0))
+    assert rel.max() > 0.05
+    # ... a full Krylov space (m = the largest neuron dimension) makes the Ritz pair exact, ...
+    rel, cos = agreement(EigenConfig(sweeps=2, refine=max(dims)))
+    assert rel.max() < 1e-3 and cos.min() > 0.999
+    # ... and the default 40 sweeps + 8 Krylov steps get every neuron within 5 %.
+    rel, cos = agreement(EigenConfig())
+    assert rel.max() < 0.05 and np.mean(cos > 0.95) == 1.0
 
 
 # ----------------------------------------------------------------- the split
@@ -237,6 +262,8 @@ def test_config_validation_names_valid_values():
         SplitConfig(mode="random")
     with pytest.raises(ValueError, match="fast, exact"):
         EigenConfig(method="lanczos")
+    with pytest.raises(ValueError, match="refine=-1"):
+        EigenConfig(refine=-1)
 
 
 # ------------------------------------------------------------------- stages

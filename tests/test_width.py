@@ -179,8 +179,9 @@ def _cli(argv, capsys):
 def test_cli_split_and_width_on_the_fake_backend(predictor, tmp_path, capsys):
     path, _ = save_predictor(predictor, tmp_path / "p.skops")
     common = ["--device", "fake", "--predictor", str(path), "--resolution", "8", "--data-fraction", "0.1", "-q"]
-    out = _cli(["search", "split", *common, "--stages", "1", "--mode", "both", "--eigen", "exact",
-                "--epochs", "1", "--stage-epochs", "1", "--seed-width", "0.125", "--out", str(tmp_path / "s")],
+    out = _cli(["search", "split", *common, "--stages", "1", "--mode", "both", "--eigen", "fast", "--sweeps", "1",
+                "--refine", "3", "--epochs", "1", "--stage-epochs", "1", "--seed-width", "0.125",
+                "--out", str(tmp_path / "s")],
                capsys)  # fmt: skip
     data = json.loads((tmp_path / "s" / "splitting.json").read_text())
     assert [(r["mode"], r["stage"]) for r in data["stages"]] == [("energy", 0), ("energy", 1), ("vanilla", 0),
