@@ -221,9 +221,15 @@ def calibrate_from_table(predictor, table: str, device_key: str | None = None) -
     ValueError
         When the table holds fewer than 2 networks for the device.
     """
+    from hwlat.devices import DeviceSpec
     from hwlat.store import LatencyStore
 
     device_key = device_key or predictor.device_key_
+    if device_key:
+        try:  # "fake" and "fake/t1/b1/fp32" name the same device
+            device_key = DeviceSpec.parse(device_key).key
+        except ValueError:
+            pass
     with LatencyStore(table, readonly=True) as store:
         df = store.frame(device_key or None, provenance=False)
         nets = store.networks()

@@ -211,3 +211,29 @@ def test_standalone_hook_and_budget_options():
     assert (args.growth, args.stages, args.mode, args.eigen) == (0.5, 4, "energy", "fast")
     with pytest.raises(SystemExit):  # a budget is required, and only one kind of it
         parser.parse_args(["search", "width", "--predictor", "p", "--budget-ms", "1", "--budget-mmacs", "2"])
+
+
+def test_cli_width_calibrates_on_the_networks_of_a_table(predictor, tmp_path, capsys):
+    """``--calibrate TABLE``: budgets are met under the input-MB calibration fitted on TABLE's networks."""
+    from hwlat.cli import run_measure
+    from hwlat.network import Network
+    from hwlat.search._latency import calibrate_from_table
+    from hwlat.store import LatencyStore
+    from hwlat.timing import Protocol
+
+    path, _ = save_predictor(predictor, tmp_path / "p.skops")
+    db = tmp_path / "t.db"
+    nets = [get_network("mobilenet-digits", width_mult=m, resolution=8, network_name=f"cal-{m}") for m in (0.25, 0.5, 1)]
+    with LatencyStore(db) as store:
+        run_measure(FAKE, nets, store, Protocol(), quiet=True)
+    calibrated = calibrate_from_table(predictor, str(db))
+    assert calibrated.calibration.terms == "input-mb" and calibrated.calibration.n_networks == 3
+    common = ["--device", "fake", "--predictor", str(path), "--resolution", "8", "--data-fraction", "0.1", "-q",
+              "--calibrate", str(db)]  # fmt: skip
+    _cli(["search", "width", *common, "--budget-ms", "0.5", "--opt-steps", "2", "--epochs", "1",
+          "--out", str(tmp_path / "w")], capsys)  # fmt: skip
+    (row,) = json.loads((tmp_path / "w" / "width.json").read_text())["results"]
+    net = Network.load(tmp_path / "w" / row["network"])
+    assert row["predicted_ms"] == pytest.approx(calibrated.predict_network(net), rel=1e-9)
+    assert row["predicted_ms"] != pytest.approx(predictor.predict_network(net), rel=1e-3)
+    assert abs(row["budget_error"]) < 0.05
