@@ -431,7 +431,7 @@ def phase_measure(args) -> dict:
     passes = []
     for k in range(args.passes):
         t0 = time.perf_counter()
-        passes.append(measure_networks(args.device, list(nets.values())))
+        passes.append(measure_networks(args.device, list(nets.values()), passes=1))
         log(f"measure pass {k + 1}/{args.passes}: {len(nets)} networks in {time.perf_counter() - t0:.0f} s")
     spread = []
     for p in phases:

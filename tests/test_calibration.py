@@ -120,3 +120,26 @@ def test_calibrate_from_table_fits_input_mb_terms_on_stored_networks(tmp_path, p
     assert (cp.calibration.per_mb_ms, cp.calibration.offset_ms) == pytest.approx(
         (expected.per_mb_ms, expected.offset_ms), rel=1e-9
     )
+
+
+def test_measure_networks_keeps_each_networks_fastest_pass(monkeypatch, networks):
+    """A pass caught in a slow phase of a shared machine must not decide a network's latency."""
+    from types import SimpleNamespace
+
+    import hwlat.timing
+    from hwlat.search._latency import measure_networks
+
+    calls = []
+
+    def fake_measure(backend, items, protocol):
+        calls.append(protocol.seed)
+        slow = [2.0, 1.0, 1.5, 2.0][len(calls) - 1]  # the second pass is the quiet one
+        return [SimpleNamespace(op_key=n.key, median_ms=slow * (i + 1)) for i, n in enumerate(items)]
+
+    monkeypatch.setattr(hwlat.timing, "measure", fake_measure)
+    got = measure_networks("fake", networks[:3] + networks[:1])  # duplicates are measured once
+    assert calls == [0, 1, 2]  # three passes, each in a new shuffled order
+    assert [got[n.key] for n in networks[:3]] == [1.0, 2.0, 3.0]
+    assert measure_networks("fake", networks[:2], passes=1) == {networks[0].key: 2.0, networks[1].key: 4.0}
+    with pytest.raises(ValueError, match="passes=0"):
+        measure_networks("fake", networks, passes=0)
