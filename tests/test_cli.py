@@ -99,7 +99,10 @@ def test_ctrl_c_saves_rows_and_says_how_to_resume(tmp_path):
     args = [sys.executable, "-m", "hwlat.cli", "measure", "--device", "fake/realtime=1", "--space", "pwconv",
             "--n", "200", "--db", str(db), "--quiet"]  # fmt: skip
     # 200 ops take ~25 s uninterrupted: on a loaded machine the poll below may see the first rows late.
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A job started in the background by a shell without job control (CI runners, nohup ... &) inherits
+    # SIGINT ignored, and Python then never raises KeyboardInterrupt: give the child the default handling.
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     deadline = time.time() + 120
     while time.time() < deadline:
         time.sleep(0.2)
