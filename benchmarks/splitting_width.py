@@ -109,14 +109,17 @@ def phase_table(args) -> dict:
     }
 
 
-def load_predictor(args):
-    """The saved predictor, input-MB calibrated on the table's networks (see search/_latency.py)."""
+def load_predictor(args, remeasure: bool = False):
+    """The saved predictor, input-MB calibrated on the table's networks (see search/_latency.py); with
+    ``remeasure`` on those networks measured again now (scale-input-mb: today's machine speed)."""
     from hwlat.predict import load_predictor as load
     from hwlat.search._latency import calibrate_from_table
 
     if not Path(args.predictor).exists():
         raise SystemExit(f"{args.predictor} missing: run the table phase first (--phases table)")
-    return calibrate_from_table(load(args.predictor), str(args.db))
+    predictor = calibrate_from_table(load(args.predictor), str(args.db), remeasure=args.device if remeasure else None)
+    log(f"network latency {predictor.describe()}")
+    return predictor
 
 
 # --------------------------------------------------------------------- eigen
@@ -349,7 +352,9 @@ def phase_width(args) -> dict:
         transfer_ratios,
     )
 
-    predictor = load_predictor(args)
+    # Budgets in today's milliseconds: the table's networks are measured again before the search
+    # (`hwlat search width --calibrate TABLE --remeasure`).
+    predictor = load_predictor(args, remeasure=True)
     arch = DigitsArch()
     projection = Projection.parse(args.projection)
     config = MorphNetConfig(strength=args.strength, steps=args.opt_steps)
@@ -385,7 +390,8 @@ def phase_width(args) -> dict:
     log(f"width: cost saved {saved}, transfer - direct accuracy {acc_gap}")
     out = {"config": {"projection": args.projection, "rule": args.rule, "strength": args.strength,
                       "opt_steps": args.opt_steps, "epochs": args.epochs, "seeds": args.seeds,
-                      "budget_widths": args.budget_widths, "projected": transfer.detail.get("projected")},
+                      "budget_widths": args.budget_widths, "projected": transfer.detail.get("projected"),
+                      "calibration": predictor.to_dict()},
            "budgets_ms": budgets, "rows": rows, "cost_saved": saved, "transfer_minus_direct_acc": acc_gap}  # fmt: skip
     return width_summary(out, args.device)
 
@@ -397,8 +403,10 @@ def width_summary(width: dict, device: str) -> dict:
     curves = {}
     for row in width["rows"]:
         row["measured_err"] = row["measured_ms"] / row["budget_ms"] - 1
-        # Against the budget scaled by the machine's drift since the table was measured (measure phase).
-        row["measured_err_drift"] = row["measured_ms"] / (row["budget_ms"] * width.get("drift", 1.0)) - 1
+        # Against the budget scaled by the machine's drift since the table was measured (measure phase),
+        # when the budgets are in the table's milliseconds (no re-measured calibration).
+        if "drift" in width:
+            row["measured_err_drift"] = row["measured_ms"] / (row["budget_ms"] * width["drift"]) - 1
         curves.setdefault(row["method"], []).append((row["measured_ms"], row["test_acc"]))
     tradeoff_png(curves, RESULTS / "width_tradeoff.png",
                  f"Widths on digits: transfer ({width['config']['projection']}) vs direct vs uniform",
@@ -453,7 +461,8 @@ def phase_measure(args) -> dict:
     if "split" in res:
         split_summary(res["split"], args.device)
     if "width" in res:
-        res["width"]["drift"] = drift
+        if not res["width"]["config"].get("calibration"):
+            res["width"]["drift"] = drift
         width_summary(res["width"], args.device)
     return {"networks": len(nets) - len(reference), "reference_networks": len(ratios), "passes": args.passes,
             "phases": phases, "drift": drift, "drift_p10": float(np.percentile(ratios, 10)) if ratios else None,
@@ -561,8 +570,13 @@ def markdown(res: dict) -> str:
                   f"MorphNet-style optimiser (strength {c['strength']}, {c.get('opt_steps')} SGD steps); projection "
                   f"`{c['projection']}`, stacking `{c['rule']}`; each network trained {c['epochs']} epochs × "
                   f"{c['seeds']} seeds. Optimisation cost saved by transfer: {cs['macs_ratio']:.1f}× in MACs, "
-                  f"{cs['seconds_ratio']:.1f}× in wall time.", "",
-                  "| method | budget ms | predicted ms (err) | measured ms (err) | err vs budget x drift | test acc "
+                  f"{cs['seconds_ratio']:.1f}× in wall time.", ""]  # fmt: skip
+        if cal := c.get("calibration"):
+            lines += [f"Network latency calibrated ({cal['terms']}) on the table's {cal['n_networks']} networks "
+                      f"measured again before the search: scale {cal['scale']:.3f}, {cal['per_mb_ms']:+.4f} ms/MB, "
+                      f"{cal['offset_ms']:+.4f} ms (max fit error {100 * (cal['max_rel_error'] or 0):.1f} %); "
+                      "budgets are in that day's milliseconds.", ""]  # fmt: skip
+        lines += ["| method | budget ms | predicted ms (err) | measured ms (err) | err vs budget x drift | test acc "
                   "| widths |", "|---|---|---|---|---|---|---|"]  # fmt: skip
         for r in w["rows"]:
             drift = f"{100 * r['measured_err_drift']:+.1f} %" if "measured_err_drift" in r else "–"

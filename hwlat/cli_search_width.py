@@ -30,7 +30,10 @@ def _setup(args: argparse.Namespace):
     if args.calibrate:
         from hwlat.search._latency import calibrate_from_table
 
-        predictor = calibrate_from_table(predictor, args.calibrate)
+        predictor = calibrate_from_table(predictor, args.calibrate, remeasure=args.device if args.remeasure else None)
+        print(f"network latency {predictor.describe()}", file=sys.stderr)
+    elif args.remeasure:
+        raise ValueError("--remeasure needs --calibrate TABLE (the networks to measure again)")
     return predictor
 
 
@@ -192,6 +195,9 @@ def _common(s: argparse.ArgumentParser, out: str) -> None:
     s.add_argument("--calibrate", metavar="TABLE",
                    help="re-calibrate network latency on the networks measured in TABLE, with a per-op "
                         "activation-size term (more accurate for ONNX Runtime; see docs/widths.md)")
+    s.add_argument("--remeasure", action="store_true",
+                   help="with --calibrate: measure TABLE's networks again on --device now and also fit a scale "
+                        "(for a machine whose speed has drifted since the table was made)")
     s.add_argument("--resolution", type=int, default=32, help="input resolution of the digits images (default 32)")
     s.add_argument("--batch-size", type=int, default=64, help="training batch size (default 64)")
     s.add_argument("--data-fraction", type=float, default=1.0,

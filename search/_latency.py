@@ -90,7 +90,22 @@ def _fit_input_mb(sums: np.ndarray, counts: np.ndarray, mb: np.ndarray, measured
     return 1.0, 0.0, float(per_mb), float(offset)
 
 
-_FITTERS: dict[str, _Fitter] = {"count": _fit_count, "input-mb": _fit_input_mb}
+def _fit_scale_input_mb(sums: np.ndarray, counts: np.ndarray, mb: np.ndarray, measured: np.ndarray):
+    """scale, per_mb and offset (at least 3 networks): the input-MB model on a machine whose speed has
+    changed since the op table was measured; a non-positive scale falls back to ``input-mb``."""
+    if len(measured) < 3:
+        raise ValueError(f"terms='scale-input-mb' fits 3 terms and needs at least 3 measured networks, "
+                         f"got {len(measured)}")  # fmt: skip
+    A = np.stack([sums, mb, np.ones_like(measured)], 1) / measured[:, None]
+    (scale, per_mb, offset), *_ = np.linalg.lstsq(A, np.ones_like(measured), rcond=None)
+    if scale <= 0:
+        log.warning("calibration gave scale %.3f <= 0; fitting per_mb and offset with scale 1", scale)
+        return _fit_input_mb(sums, counts, mb, measured)
+    return float(scale), 0.0, float(per_mb), float(offset)
+
+
+_FITTERS: dict[str, _Fitter] = {"count": _fit_count, "input-mb": _fit_input_mb,
+                                "scale-input-mb": _fit_scale_input_mb}  # fmt: skip
 CALIBRATION_TERMS: tuple[str, ...] = tuple(_FITTERS)
 
 
@@ -127,7 +142,8 @@ class NetworkCalibration:
 
         ``terms="count"`` fits scale, per_op and offset (fewer than 3 networks or a single
         op count: scale and offset; one network: a scale only); ``terms="input-mb"`` fits
-        per_mb and offset with the scale fixed at 1 (at least 2 networks).
+        per_mb and offset with the scale fixed at 1 (at least 2 networks);
+        ``terms="scale-input-mb"`` fits scale, per_mb and offset (at least 3 networks).
 
         Raises
         ------
@@ -213,13 +229,20 @@ class CalibratedPredictor:
         return {"format": "hwlat.network-calibration/1", **d, "device_key": self.device_key_}
 
 
-def calibrate_from_table(predictor, table: str, device_key: str | None = None) -> CalibratedPredictor:
-    """``predictor`` calibrated (``terms="input-mb"``) on the whole networks measured in a latency table (SQLite).
+def calibrate_from_table(predictor, table: str, device_key: str | None = None,
+                         remeasure: str | None = None) -> CalibratedPredictor:  # fmt: skip
+    """``predictor`` calibrated on the whole networks measured in a latency table (SQLite).
+
+    By default the table's own latencies are used with ``terms="input-mb"``. With
+    ``remeasure=DEVICE`` the table's networks are measured again on DEVICE now
+    (:func:`measure_networks`) and ``terms="scale-input-mb"`` is fitted on those: a
+    machine whose speed has drifted since the table was made (a shared VM can run
+    1.3x slower on another day) then gets budgets in today's milliseconds.
 
     Raises
     ------
     ValueError
-        When the table holds fewer than 2 networks for the device.
+        When the table holds fewer than 2 networks for the device (3 with ``remeasure``).
     """
     from hwlat.devices import DeviceSpec
     from hwlat.store import LatencyStore
@@ -238,6 +261,11 @@ def calibrate_from_table(predictor, table: str, device_key: str | None = None) -
         raise ValueError(f"{table}: {len(rows)} measured networks for {device_key or 'the device'}; need >= 2 "
                          "(measure some with `hwlat measure --networks ... --db TABLE`)")  # fmt: skip
     networks = [nets[k] for k in rows["op_key"]]
+    if remeasure:
+        now = measure_networks(remeasure, networks)
+        calibration = NetworkCalibration.fit(predictor, networks, [now[n.key] for n in networks],
+                                             terms="scale-input-mb")  # fmt: skip
+        return CalibratedPredictor(predictor, calibration)
     calibration = NetworkCalibration.fit(predictor, networks, rows["median_ms"].to_numpy(), terms="input-mb")
     return CalibratedPredictor(predictor, calibration)
 

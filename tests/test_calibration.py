@@ -61,6 +61,17 @@ def test_input_mb_fit_recovers_a_and_b_exactly(predictor, networks):
     assert cp.predict(ops) == pytest.approx(predictor.predict(ops) - B_MS_PER_MB * input_mb(ops), abs=1e-9)
 
 
+def test_scale_input_mb_fit_recovers_a_drifted_machine_exactly(predictor, networks):
+    """The same networks 1.3x slower (another day on a shared VM): scale 1.3 and the scaled a, b."""
+    truth = [1.3 * _in_network_ms(predictor, n) for n in networks]
+    calib = NetworkCalibration.fit(predictor, networks, truth, terms="scale-input-mb")
+    assert (calib.scale, calib.per_mb_ms, calib.offset_ms) == pytest.approx((1.3, -1.3 * B_MS_PER_MB, -1.3 * A_MS),
+                                                                              abs=1e-9)  # fmt: skip
+    assert calib.max_rel_error < 1e-9
+    with pytest.raises(ValueError, match="at least 3 measured networks, got 2"):
+        NetworkCalibration.fit(predictor, networks[:2], truth[:2], terms="scale-input-mb")
+
+
 @pytest.mark.parametrize("terms", CALIBRATION_TERMS)
 def test_predict_network_is_sum_of_op_shares_plus_offset(predictor, networks, terms):
     measured = [FAKE.true_latency_s(n) * 1e3 * (0.8 + 0.05 * i) for i, n in enumerate(networks)]
@@ -143,3 +154,19 @@ def test_measure_networks_keeps_each_networks_fastest_pass(monkeypatch, networks
     assert measure_networks("fake", networks[:2], passes=1) == {networks[0].key: 2.0, networks[1].key: 4.0}
     with pytest.raises(ValueError, match="passes=0"):
         measure_networks("fake", networks, passes=0)
+
+
+def test_calibrate_from_table_remeasures_on_a_drifted_device(tmp_path, predictor, networks):
+    """remeasure=DEVICE: the table's networks measured again (here on a 2x slower fake) set today's scale."""
+    table_dev = create_backend("fake/noise=0")
+    db = str(tmp_path / "t.db")
+    with LatencyStore(db) as store:
+        run_measure(table_dev, networks, store, Protocol(), quiet=True)
+    then = calibrate_from_table(predictor, db, device_key=table_dev.spec.key)
+    slow = "fake/noise=0/peak_gmacs=10/bandwidth_gbs=5/overhead_us=40"  # every latency exactly 2x
+    now = calibrate_from_table(predictor, db, device_key=table_dev.spec.key, remeasure=slow)
+    assert now.calibration.terms == "scale-input-mb" and now.calibration.n_networks == then.calibration.n_networks
+    for net in networks:
+        truth = create_backend(slow).true_latency_s(net) * 1e3
+        assert now.predict_network(net) == pytest.approx(2 * then.predict_network(net), rel=0.05)
+        assert now.predict_network(net) == pytest.approx(truth, rel=0.1)

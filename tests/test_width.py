@@ -237,3 +237,11 @@ def test_cli_width_calibrates_on_the_networks_of_a_table(predictor, tmp_path, ca
     assert row["predicted_ms"] == pytest.approx(calibrated.predict_network(net), rel=1e-9)
     assert row["predicted_ms"] != pytest.approx(predictor.predict_network(net), rel=1e-3)
     assert abs(row["budget_error"]) < 0.05
+    # --remeasure: the table's networks measured again on --device (here the same fake) with a scale term.
+    _cli(["search", "width", *common, "--remeasure", "--budget-ms", "0.5", "--opt-steps", "2", "--epochs", "1",
+          "--no-measure", "--out", str(tmp_path / "w2")], capsys)  # fmt: skip
+    (row,) = json.loads((tmp_path / "w2" / "width.json").read_text())["results"]
+    assert abs(row["budget_error"]) < 0.05 and row["measured_ms"] is None
+    with pytest.raises(ValueError, match="--remeasure needs --calibrate"):
+        _cli(["search", "width", "--device", "fake", "--predictor", str(path), "--remeasure", "--budget-ms", "0.5"],
+             capsys)  # fmt: skip
