@@ -196,8 +196,9 @@ def _common(s: argparse.ArgumentParser, out: str) -> None:
                    help="re-calibrate network latency on the networks measured in TABLE, with a per-op "
                         "activation-size term (more accurate for ONNX Runtime; see docs/widths.md)")
     s.add_argument("--remeasure", action="store_true",
-                   help="with --calibrate: measure TABLE's networks again on --device now and also fit a scale "
-                        "(for a machine whose speed has drifted since the table was made)")
+                   help="with --calibrate: measure TABLE's networks again on --device now and scale the "
+                        "calibration by the median ratio now/table (for a machine whose speed has drifted since "
+                        "the table was made)")
     s.add_argument("--resolution", type=int, default=32, help="input resolution of the digits images (default 32)")
     s.add_argument("--batch-size", type=int, default=64, help="training batch size (default 64)")
     s.add_argument("--data-fraction", type=float, default=1.0,
