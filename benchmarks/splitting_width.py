@@ -562,8 +562,10 @@ def markdown(res: dict) -> str:
             lines += [f"The table's {m['reference_networks']} calibration networks, measured in the same passes, "
                       f"took {m['drift']:.2f}x (p10 {m['drift_p10']:.2f}x, p90 {m['drift_p90']:.2f}x) their latency "
                       "in the table: the machine's speed today against the day the table and the predictor were "
-                      "made. Measured errors against a budget are given raw and against the budget times this "
-                      "factor.", ""]  # fmt: skip
+                      "made. " + ("The width phase's budgets already include it (its calibration was measured "
+                                  "again before the search)." if res.get("width", {}).get("config", {}).get(
+                                      "calibration") else "Measured errors against a budget are given raw and "
+                                  "against the budget times this factor."), ""]  # fmt: skip
     if w := res.get("width"):
         c, cs = w["config"], w["cost_saved"]
         lines += ["## Width transfer vs direct optimisation vs uniform", "",
@@ -576,14 +578,16 @@ def markdown(res: dict) -> str:
                       f"measured again before the search: scale {cal['scale']:.3f}, {cal['per_mb_ms']:+.4f} ms/MB, "
                       f"{cal['offset_ms']:+.4f} ms (max fit error {100 * (cal['max_rel_error'] or 0):.1f} %); "
                       "budgets are in that day's milliseconds.", ""]  # fmt: skip
-        lines += ["| method | budget ms | predicted ms (err) | measured ms (err) | err vs budget x drift | test acc "
-                  "| widths |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+        with_drift = any("measured_err_drift" in r for r in w["rows"])
+        lines += ["| method | budget ms | predicted ms (err) | measured ms (err) | "
+                  + ("err vs budget x drift | " if with_drift else "") + "test acc | widths |",
+                  "|---|---|---|---|---|---|" + ("---|" if with_drift else "")]  # fmt: skip
         for r in w["rows"]:
-            drift = f"{100 * r['measured_err_drift']:+.1f} %" if "measured_err_drift" in r else "–"
+            drift = f" {100 * r['measured_err_drift']:+.1f} % |" if with_drift else ""
             lines.append(f"| {r['method']} | {r['budget_ms']:.4f} | {r['predicted_ms']:.4f} "
                          f"({100 * r['predicted_err']:+.1f} %) | {r['measured_ms']:.4f} "
-                         f"({100 * r['measured_err']:+.1f} %) | {drift}"
-                         f" | {100 * r['test_acc']:.2f} % | {r['widths']} |")  # fmt: skip
+                         f"({100 * r['measured_err']:+.1f} %) |{drift}"
+                         f" {100 * r['test_acc']:.2f} % | {r['widths']} |")  # fmt: skip
         lines += ["", "![width](width_tradeoff.png)", ""]
     return "\n".join(lines)
 

@@ -220,7 +220,7 @@ class CalibratedPredictor:
         if c is None:
             return "uncalibrated (sum of op predictions + the predictor's overhead)"
         mb = f" {c.per_mb_ms * 1e3:+.2f} us/MB of op input" if c.per_mb_ms else ""
-        drift = f"; machine {c.drift:.3f}x the table's speed" if c.drift != 1.0 else ""
+        drift = f"; networks take {c.drift:.3f}x their table latency today" if c.drift != 1.0 else ""
         return (f"calibrated on {c.n_networks} measured networks: {c.scale:.3f} x sum(ops) "
                 f"{c.per_op_ms * 1e3:+.2f} us/op{mb} {c.offset_ms * 1e3:+.2f} us "
                 f"(max fit error {100 * c.max_rel_error:.1f} %{drift})")  # fmt: skip

@@ -167,7 +167,7 @@ def test_calibrate_from_table_remeasures_on_a_drifted_device(tmp_path, predictor
     now = calibrate_from_table(predictor, db, device_key=table_dev.spec.key, remeasure=slow)
     assert now.calibration.terms == "scale-input-mb" and now.calibration.n_networks == then.calibration.n_networks
     assert now.calibration.drift == pytest.approx(2.0, rel=1e-6) and then.calibration.drift == 1.0
-    assert "machine 2.000x the table's speed" in now.describe()
+    assert "networks take 2.000x their table latency today" in now.describe()
     for net in networks:
         truth = create_backend(slow).true_latency_s(net) * 1e3
         assert now.predict_network(net) == pytest.approx(2 * then.predict_network(net), rel=0.05)
