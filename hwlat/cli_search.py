@@ -76,6 +76,8 @@ def cmd_proxyless(args: argparse.Namespace) -> int:
     print(f"predicted latency: {_fmt_ms(result.predicted_ms)} ({result.calibration})")
     err = "" if result.target_error is None else f" ({100 * result.target_error:+.1f} % vs target)"
     print(f"measured latency on {args.device}: {_fmt_ms(result.measured_ms)}{err}")
+    if result.drift_note:
+        print(f"note: {result.drift_note}")
     print(f"test accuracy (digits): {100 * result.test_acc:.2f} %  ({net.params} parameters, {net.flops / 1e6:.2f} MMACs)")
     print(f"saved {path}")
     return 0

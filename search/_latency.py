@@ -59,10 +59,10 @@ def input_mb(ops: Sequence[OpSpec]) -> np.ndarray:
 _Fitter = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], tuple[float, float, float, float]]
 
 
-def _fit_count(sums: np.ndarray, counts: np.ndarray, mb: np.ndarray, measured: np.ndarray):
+def _fit_count(sums: np.ndarray, counts: np.ndarray, mb: np.ndarray, measured: np.ndarray, with_count: bool = True):
     """scale, per_op (only from >= 3 networks with different op counts) and offset; one network: a scale only."""
     columns = [sums, np.ones_like(sums)]
-    with_count = len(measured) >= 3 and np.ptp(counts) > 0
+    with_count = with_count and len(measured) >= 3 and np.ptp(counts) > 0
     if with_count:
         columns.insert(1, counts)
     A = np.stack(columns, 1) / measured[:, None]
@@ -78,6 +78,14 @@ def _fit_count(sums: np.ndarray, counts: np.ndarray, mb: np.ndarray, measured: n
         log.warning("calibration gave scale %.3f <= 0; using scale 1 and a fitted offset", scale)
         scale, per_op = 1.0, 0.0
         offset = float(np.mean(measured - sums))
+    pred = scale * sums + per_op * counts + offset
+    if len(measured) > 1 and np.any(pred < 0.25 * measured):
+        # Noisy measurements can fit a per-op or offset term that drives small networks to ~0 ms or below
+        # (a search would then chase a negative latency): fall back to a scale alone.
+        log.warning("calibration predicts %.4f ms for a network measured at %.4f ms; using a scale alone",
+                    float(pred[np.argmin(pred / measured)]), float(measured[np.argmin(pred / measured)]))  # fmt: skip
+        scale = float(np.sum(sums / measured) / np.sum((sums / measured) ** 2))  # least squares in relative error
+        per_op, offset = 0.0, 0.0
     return scale, per_op, 0.0, offset
 
 
@@ -172,6 +180,12 @@ class NetworkCalibration:
         counts = np.array([len(n.ops) for n in networks], dtype=float)
         mb = np.array([input_mb(n.ops).sum() for n in networks])
         scale, per_op, per_mb, offset = _FITTERS[terms](sums, counts, mb, measured)
+        smallest = min(float(np.min(predictor.predict(list(n.ops)))) for n in networks)
+        if terms == "count" and scale * smallest + per_op <= 0:
+            # The smallest op's share of a network would be <= 0 ms: a search would be rewarded for adding it.
+            log.warning("calibration gives the smallest op %.2f us (per-op term %.2f us); fitting without it",
+                        1e3 * (scale * smallest + per_op), 1e3 * per_op)  # fmt: skip
+            scale, per_op, per_mb, offset = _fit_count(sums, counts, mb, measured, with_count=False)
         pred = scale * sums + per_op * counts + per_mb * mb + offset
         err = float(np.max(np.abs(pred / measured - 1)))
         return cls(scale=scale, per_op_ms=per_op, per_mb_ms=per_mb, offset_ms=offset, n_networks=len(measured),
@@ -199,6 +213,8 @@ class CalibratedPredictor:
             self._scale, self._per_op, self._per_mb, self.overhead_ms_ = c.scale, c.per_op_ms, c.per_mb_ms, c.offset_ms
         self.scale_ = 1.0  # already applied per op by predict()
         self.device_key_ = getattr(predictor, "device_key_", "")
+        # (network, ms) measured when calibrating, for re-measuring later in the same session as a speed check.
+        self.reference: list[tuple[Network, float]] = []
 
     def predict(self, ops: Sequence[OpSpec]) -> np.ndarray:
         ops = list(ops)

@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -466,6 +467,18 @@ class ProxylessResult:
     search_seconds: float
     history: tuple[dict[str, float], ...] = field(repr=False, default=())
     probs: tuple[tuple[float, ...], ...] = field(repr=False, default=())
+    machine_drift: float | None = None
+
+    @property
+    def drift_note(self) -> str | None:
+        """A warning when the calibration networks, measured again with the found one, ran more than
+        15 % off their calibration-time latency: the machine's speed changed (other load) in between."""
+        d = self.machine_drift
+        if d is None or self.measured_ms is None or 1 / 1.15 <= d <= 1.15:
+            return None
+        return (f"the calibration networks, measured again alongside, took {d:.2f}x their latency at calibration "
+                f"time: the machine's speed changed (other load); at calibration-time speed the found network "
+                f"would measure about {self.measured_ms / d:.4f} ms")  # fmt: skip
 
     @property
     def target_error(self) -> float | None:
@@ -478,6 +491,7 @@ class ProxylessResult:
         return {"network": self.network.to_dict(), "choices": [list(c) if c else None for c in self.choices],
                 "predicted_ms": self.predicted_ms, "measured_ms": self.measured_ms, "test_acc": self.test_acc,
                 "target_ms": self.config.target_ms, "loss": self.config.loss, "calibration": self.calibration,
+                "machine_drift": self.machine_drift,
                 "search_seconds": self.search_seconds, "config": dataclasses.asdict(self.config),
                 "history": list(self.history), "probs": [list(p) for p in self.probs]}  # fmt: skip
 
@@ -494,7 +508,10 @@ def calibrate(predictor, device: str, networks: Sequence[Network]) -> Calibrated
     """Measure ``networks`` on ``device`` and calibrate ``predictor``'s network sums on them."""
     measured = measure_networks(device, networks)
     calib = NetworkCalibration.fit(predictor, networks, [measured[n.key] for n in networks])
-    return CalibratedPredictor(predictor, calib)
+    calibrated = CalibratedPredictor(predictor, calib)
+    # Kept to check the machine's speed when the found network is measured (ProxylessResult.machine_drift).
+    calibrated.reference = [(n, measured[n.key]) for n in networks]
+    return calibrated
 
 
 def run_proxyless(predictor, loaders=None, *, config: ProxylessConfig = DIGITS_CONFIG,
@@ -542,7 +559,16 @@ def run_proxyless(predictor, loaders=None, *, config: ProxylessConfig = DIGITS_C
     model = net.derived_model(network, indices)
     finetune(model, loaders.train, config.final_epochs, lr=config.final_lr, quiet=quiet, desc="train found net")
     test_acc = evaluate(model, loaders.test)
-    measured = measure_networks(device, [network])[network.key] if device else None
+    measured = drift = None
+    if device:
+        # Measured in one session with the calibration networks: their ratio to calibration time shows
+        # whether the machine ran at the same speed (shared machines slow down for seconds at a time).
+        reference = getattr(predictor, "reference", [])
+        now = measure_networks(device, [network] + [n for n, _ in reference])
+        measured = now[network.key]
+        if reference:
+            drift = float(np.median([now[n.key] / ms for n, ms in reference]))
     probs = tuple(tuple(round(float(v), 4) for v in p.detach()) for p in net.probs())
     return ProxylessResult(network, tuple(net.choices(indices)), predictor.predict_network(network), measured,
-                           test_acc, config, predictor.describe(), seconds, tuple(history), probs)  # fmt: skip
+                           test_acc, config, predictor.describe(), seconds, tuple(history), probs,
+                           machine_drift=drift)  # fmt: skip

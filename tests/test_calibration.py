@@ -172,3 +172,16 @@ def test_calibrate_from_table_remeasures_on_a_drifted_device(tmp_path, predictor
         truth = create_backend(slow).true_latency_s(net) * 1e3
         assert now.predict_network(net) == pytest.approx(2 * then.predict_network(net), rel=0.05)
         assert now.predict_network(net) == pytest.approx(truth, rel=0.1)
+
+
+def test_count_fit_never_makes_an_op_free(predictor, networks):
+    """A per-op term so negative that the smallest op would cost <= 0 ms is dropped (scale and offset only)."""
+    counts = np.array([len(n.ops) for n in networks], dtype=float)
+    sums = np.array([predictor.predict(list(n.ops)).sum() for n in networks])
+    smallest = min(float(np.min(predictor.predict(list(n.ops)))) for n in networks)
+    # Networks that pay -2x the smallest op per op: an exact fit would make small ops negative.
+    measured = sums - 2 * smallest * counts + 2 * smallest * counts.max() + 0.01
+    calib = NetworkCalibration.fit(predictor, networks, measured)
+    assert calib.per_op_ms == 0.0 and calib.scale * smallest + calib.per_op_ms > 0
+    cp = CalibratedPredictor(predictor, calib)
+    assert all(np.all(cp.predict(n.ops) > 0) for n in networks)

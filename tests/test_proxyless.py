@@ -254,6 +254,13 @@ def test_end_to_end_search_on_the_fake_device(predictor, tmp_path):
     assert 0 <= result.test_acc <= 1
     assert result.measured_ms == pytest.approx(result.predicted_ms, rel=0.1)  # calibrated on the same device
     assert "calibrated on 5" in result.calibration
+    # The calibration networks are measured again with the found one: the deterministic fake has not drifted.
+    assert result.machine_drift == pytest.approx(1.0, rel=1e-9) and result.drift_note is None
+    import dataclasses
+
+    busy = dataclasses.replace(result, machine_drift=1.8)
+    assert "took 1.80x" in busy.drift_note and f"{result.measured_ms / 1.8:.4f} ms" in busy.drift_note
+    assert dataclasses.replace(result, machine_drift=1.1).drift_note is None
     path = net.save(tmp_path / "found.json")
     assert Network.load(path) == net
     assert result.to_dict()["network"]["ops"] == [op.key for op in net.ops]
