@@ -128,7 +128,7 @@ def phase_eigen(args) -> dict:
 
     from hwlat.search._trainloop import TrainConfig, train
     from hwlat.search.data import digits_loaders
-    from hwlat.search.splitting import EigenConfig, SplitNet, splitting_index
+    from hwlat.search.splitting import EigenConfig, SplitNet, neuron_widths, splitting_index
     from hwlat.zoo import get_network
 
     predictor = load_predictor(args)
@@ -140,40 +140,46 @@ def phase_eigen(args) -> dict:
     t0 = time.perf_counter()
     exact = splitting_index(model, loaders.train, EigenConfig(method="exact"))
     t_exact = time.perf_counter() - t0
+    chosen = _chooser(predictor, seed)
+    exact_choice = {mode: chosen(exact, mode) for mode in ("energy", "vanilla")}
     out = {}
     for name, refine in (("fast_gd", 0), ("fast", EigenConfig().refine)):
         t0 = time.perf_counter()
         fast = splitting_index(model, loaders.train, EigenConfig(method="fast", sweeps=args.sweeps, refine=refine))
-        out[name] = _eigen_agreement(exact, fast, predictor, seed, time.perf_counter() - t0)
+        out[name] = _eigen_agreement(exact, fast, exact_choice, chosen, time.perf_counter() - t0)
         out[name]["refine"] = refine
-    out.update({"exact_seconds": t_exact, "sweeps": args.sweeps, "neurons": out["fast"].pop("neurons")})
-    out["fast_gd"].pop("neurons")
+    out.update({"exact_seconds": t_exact, "sweeps": args.sweeps, "neurons": int(sum(neuron_widths(seed)))})
     log(f"eigen: {out}")
     return out
 
 
-def _eigen_agreement(exact, fast, predictor, seed, seconds: float) -> dict:
-    """Fast vs exact index on the neurons each choice splits, and whether the choices are the same."""
+def _chooser(predictor, seed):
+    """``chosen(index, mode)``: global indices of the neurons stage 1 of ``mode`` splits on ``seed`` (α = 0.5)."""
     from hwlat.cost import WidthLatency
     from hwlat.search.splitting import _cost_floor, choose_neurons, neuron_widths, resize_network
 
     widths = neuron_widths(seed)
     latency = WidthLatency(predictor, lambda w: resize_network(seed, w), widths, max_width=8 * max(widths))
     costs = _cost_floor(latency.marginal_ms(widths))
+    budget = 0.5 * latency.latency_ms(widths)
     caps = [8 * w for w in widths]
-    out = {"seconds": seconds, "neurons": int(sum(widths))}
-    lam = np.concatenate([s.eigenvalues for s in exact])
-    lam_f = np.concatenate([s.eigenvalues for s in fast])
-    cos = np.concatenate([(a.eigenvectors * b.eigenvectors).sum(1).abs().numpy() for a, b in zip(exact, fast)])
     offsets = np.cumsum([0] + widths)
 
     def chosen(index, mode):
-        choice = choose_neurons(index, mode, 0.5, widths=widths, max_widths=caps, costs_ms=costs,
-                                budget_ms=0.5 * latency.latency_ms(widths), granularity=4)  # fmt: skip
+        choice = choose_neurons(index, mode, 0.5, widths=widths, max_widths=caps, costs_ms=costs, budget_ms=budget,
+                                granularity=4)  # fmt: skip
         return np.concatenate([offsets[k] + v for k, v in choice.items()])
 
-    for mode in ("energy", "vanilla"):
-        idx = chosen(exact, mode)
+    return chosen
+
+
+def _eigen_agreement(exact, fast, exact_choice, chosen, seconds: float) -> dict:
+    """Fast vs exact index on the neurons each choice splits, and whether the choices are the same."""
+    out = {"seconds": seconds}
+    lam = np.concatenate([s.eigenvalues for s in exact])
+    lam_f = np.concatenate([s.eigenvalues for s in fast])
+    cos = np.concatenate([(a.eigenvectors * b.eigenvectors).sum(1).abs().numpy() for a, b in zip(exact, fast)])
+    for mode, idx in exact_choice.items():
         out[mode] = _agreement(lam[idx], lam_f[idx], cos[idx], np.abs(lam).max())
         # What matters to the search: does the fast index choose the same neurons?
         idx_f = chosen(fast, mode)
@@ -268,7 +274,7 @@ def _equal_latency(rows, a: str, b: str, seeds: int, x: str = "measured_ms") -> 
                 if v is not None:
                     diffs.append({"seed": s, "variant": mine, "stage": r["stage"], x: r[x],
                                   "acc": r["test_acc"], "other_acc_interp": v, "diff": sign * (r["test_acc"] - v)})
-    d = np.array([x["diff"] for x in diffs]) if diffs else np.zeros(0)
+    d = np.array([e["diff"] for e in diffs]) if diffs else np.zeros(0)
     return {"a": a, "b": b, "latency": x, "pairs": len(d), "mean_acc_diff": float(d.mean()) if len(d) else None,
             "wins": int((d > 0).sum()), "losses": int((d < 0).sum()), "ties": int((d == 0).sum()), "detail": diffs}
 
@@ -419,7 +425,8 @@ def phase_measure(args) -> dict:
     """Measure every network of the split and width phases again, ``--passes`` times over the whole set
     (a fresh shuffled, interleaved session each), and keep the fastest pass's median: run it on a quiet
     machine. Replaces ``measured_ms`` in those phases' rows and recomputes their summaries."""
-    from hwlat.search._report import measure_networks
+    from hwlat.search._latency import measure_network_passes, speed_ratios
+    from hwlat.store import LatencyStore
     from hwlat.zoo import get_network
 
     res = args.results
@@ -436,11 +443,10 @@ def phase_measure(args) -> dict:
     # today than when the table (and so the predictor) was measured.
     reference = calibration_networks(args.n_nets)
     nets.update((n.key, n) for n in reference)
-    passes = []
-    for k in range(args.passes):
-        t0 = time.perf_counter()
-        passes.append(measure_networks(args.device, list(nets.values()), passes=1))
-        log(f"measure pass {k + 1}/{args.passes}: {len(nets)} networks in {time.perf_counter() - t0:.0f} s")
+    t0 = time.perf_counter()
+    passes = measure_network_passes(args.device, list(nets.values()), passes=args.passes)
+    log(f"{args.passes} measure passes over {len(nets)} networks in {time.perf_counter() - t0:.0f} s")
+    fastest = {key: min(m[key] for m in passes) for key in nets}
     spread = []
     for p in phases:
         for row in res[p]["rows"]:
@@ -449,14 +455,12 @@ def phase_measure(args) -> dict:
             row["measured_passes_ms"] = values
             # The least-disturbed pass: on a shared VM the whole machine slows by up to 2x for seconds at a
             # time (another tenant), which only ever adds time.
-            row["measured_ms"] = float(np.min(values))
+            row["measured_ms"] = fastest[key]
             spread.append((max(values) - min(values)) / row["measured_ms"])
-    from hwlat.store import LatencyStore
-
     with LatencyStore(args.db, readonly=True) as store:
         then = dict(zip(*store.frame(None, provenance=False)[["op_key", "median_ms"]].to_numpy().T))
-    ratios = [min(m[n.key] for m in passes) / float(then[n.key]) for n in reference if n.key in then]
-    drift = float(np.median(ratios)) if ratios else 1.0
+    ratios = speed_ratios(fastest, [(n, float(then[n.key])) for n in reference if n.key in then])
+    drift = float(np.median(ratios)) if len(ratios) else 1.0
     log(f"machine drift since the table: {drift:.3f}x (median over {len(ratios)} reference networks)")
     if "split" in res:
         split_summary(res["split"], args.device)
@@ -465,8 +469,8 @@ def phase_measure(args) -> dict:
             res["width"]["drift"] = drift
         width_summary(res["width"], args.device)
     return {"networks": len(nets) - len(reference), "reference_networks": len(ratios), "passes": args.passes,
-            "phases": phases, "drift": drift, "drift_p10": float(np.percentile(ratios, 10)) if ratios else None,
-            "drift_p90": float(np.percentile(ratios, 90)) if ratios else None,
+            "phases": phases, "drift": drift, "drift_p10": float(np.percentile(ratios, 10)) if len(ratios) else None,
+            "drift_p90": float(np.percentile(ratios, 90)) if len(ratios) else None,
             "pass_spread_median": float(np.median(spread)), "pass_spread_max": float(np.max(spread))}  # fmt: skip
 
 

@@ -43,7 +43,9 @@ __all__ = [
     "CalibratedPredictor",
     "calibrate_from_table",
     "input_mb",
+    "measure_network_passes",
     "measure_networks",
+    "speed_ratios",
 ]
 
 log = logging.getLogger(__name__)
@@ -54,13 +56,16 @@ def input_mb(ops: Sequence[OpSpec]) -> np.ndarray:
     return np.array([4e-6 * float(np.prod(op.input_shape)) for op in ops])
 
 
-# Each fitter maps (Σ p(op), n_ops, Σ input MB, measured ms), one entry per network, to
-# (scale, per_op_ms, per_mb_ms, offset_ms).
-_Fitter = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], tuple[float, float, float, float]]
+# Each fitter maps (Σ p(op), n_ops, Σ input MB, measured ms), one entry per network, and the smallest
+# predicted op of all the networks to (scale, per_op_ms, per_mb_ms, offset_ms).
+_Fitter = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float], tuple[float, float, float, float]]
 
 
-def _fit_count(sums: np.ndarray, counts: np.ndarray, mb: np.ndarray, measured: np.ndarray, with_count: bool = True):
-    """scale, per_op (only from >= 3 networks with different op counts) and offset; one network: a scale only."""
+def _fit_count(sums: np.ndarray, counts: np.ndarray, mb: np.ndarray, measured: np.ndarray, smallest: float,
+               with_count: bool = True):  # fmt: skip
+    """scale, per_op (only from >= 3 networks with different op counts) and offset; one network: a scale only.
+    Never a per-op term that makes the smallest op's share of a network <= 0 ms (a search would be
+    rewarded for adding it)."""
     columns = [sums, np.ones_like(sums)]
     with_count = with_count and len(measured) >= 3 and np.ptp(counts) > 0
     if with_count:
@@ -86,10 +91,14 @@ def _fit_count(sums: np.ndarray, counts: np.ndarray, mb: np.ndarray, measured: n
                     float(pred[np.argmin(pred / measured)]), float(measured[np.argmin(pred / measured)]))  # fmt: skip
         scale = float(np.sum(sums / measured) / np.sum((sums / measured) ** 2))  # least squares in relative error
         per_op, offset = 0.0, 0.0
+    if scale * smallest + per_op <= 0:
+        log.warning("calibration gives the smallest op %.2f us (per-op term %.2f us); fitting without it",
+                    1e3 * (scale * smallest + per_op), 1e3 * per_op)  # fmt: skip
+        return _fit_count(sums, counts, mb, measured, smallest, with_count=False)
     return scale, per_op, 0.0, offset
 
 
-def _fit_input_mb(sums: np.ndarray, counts: np.ndarray, mb: np.ndarray, measured: np.ndarray):
+def _fit_input_mb(sums: np.ndarray, counts: np.ndarray, mb: np.ndarray, measured: np.ndarray, smallest: float):
     """scale 1, per_mb and offset: least squares of ``(measured − Σ p) / measured``."""
     if len(measured) < 2:
         raise ValueError(f"terms='input-mb' fits 2 terms and needs at least 2 measured networks, got {len(measured)}")
@@ -98,7 +107,8 @@ def _fit_input_mb(sums: np.ndarray, counts: np.ndarray, mb: np.ndarray, measured
     return 1.0, 0.0, float(per_mb), float(offset)
 
 
-def _fit_scale_input_mb(sums: np.ndarray, counts: np.ndarray, mb: np.ndarray, measured: np.ndarray):
+def _fit_scale_input_mb(sums: np.ndarray, counts: np.ndarray, mb: np.ndarray, measured: np.ndarray,
+                        smallest: float):  # fmt: skip
     """scale, per_mb and offset (at least 3 networks): the input-MB model on a machine whose speed has
     changed since the op table was measured; a non-positive scale falls back to ``input-mb``."""
     if len(measured) < 3:
@@ -108,7 +118,7 @@ def _fit_scale_input_mb(sums: np.ndarray, counts: np.ndarray, mb: np.ndarray, me
     (scale, per_mb, offset), *_ = np.linalg.lstsq(A, np.ones_like(measured), rcond=None)
     if scale <= 0:
         log.warning("calibration gave scale %.3f <= 0; fitting per_mb and offset with scale 1", scale)
-        return _fit_input_mb(sums, counts, mb, measured)
+        return _fit_input_mb(sums, counts, mb, measured, smallest)
     return float(scale), 0.0, float(per_mb), float(offset)
 
 
@@ -176,16 +186,12 @@ class NetworkCalibration:
                              f"and {len(measured)} latencies")  # fmt: skip
         if not np.all(np.isfinite(measured)) or np.any(measured <= 0):
             raise ValueError("measured latencies must be finite and > 0 ms")
-        sums = np.array([float(predictor.predict(list(n.ops)).sum()) for n in networks])
+        per_op_ms = [np.asarray(predictor.predict(list(n.ops)), dtype=float) for n in networks]
+        sums = np.array([float(p.sum()) for p in per_op_ms])
         counts = np.array([len(n.ops) for n in networks], dtype=float)
         mb = np.array([input_mb(n.ops).sum() for n in networks])
-        scale, per_op, per_mb, offset = _FITTERS[terms](sums, counts, mb, measured)
-        smallest = min(float(np.min(predictor.predict(list(n.ops)))) for n in networks)
-        if terms == "count" and scale * smallest + per_op <= 0:
-            # The smallest op's share of a network would be <= 0 ms: a search would be rewarded for adding it.
-            log.warning("calibration gives the smallest op %.2f us (per-op term %.2f us); fitting without it",
-                        1e3 * (scale * smallest + per_op), 1e3 * per_op)  # fmt: skip
-            scale, per_op, per_mb, offset = _fit_count(sums, counts, mb, measured, with_count=False)
+        smallest = min(float(p.min()) for p in per_op_ms)
+        scale, per_op, per_mb, offset = _FITTERS[terms](sums, counts, mb, measured, smallest)
         pred = scale * sums + per_op * counts + per_mb * mb + offset
         err = float(np.max(np.abs(pred / measured - 1)))
         return cls(scale=scale, per_op_ms=per_op, per_mb_ms=per_mb, offset_ms=offset, n_networks=len(measured),
@@ -202,7 +208,8 @@ class CalibratedPredictor:
     :class:`hwlat.cost.WidthLatency` read (``predict``, ``overhead_ms_``, ``scale_``).
     """
 
-    def __init__(self, predictor, calibration: NetworkCalibration | None = None) -> None:
+    def __init__(self, predictor, calibration: NetworkCalibration | None = None,
+                 reference: Sequence[tuple[Network, float]] = ()) -> None:  # fmt: skip
         self.predictor = predictor
         self.calibration = calibration
         if calibration is None:
@@ -214,7 +221,7 @@ class CalibratedPredictor:
         self.scale_ = 1.0  # already applied per op by predict()
         self.device_key_ = getattr(predictor, "device_key_", "")
         # (network, ms) measured when calibrating, for re-measuring later in the same session as a speed check.
-        self.reference: list[tuple[Network, float]] = []
+        self.reference: list[tuple[Network, float]] = list(reference)
 
     def predict(self, ops: Sequence[OpSpec]) -> np.ndarray:
         ops = list(ops)
@@ -286,8 +293,7 @@ def calibrate_from_table(predictor, table: str, device_key: str | None = None,
     networks = [nets[k] for k in rows["op_key"]]
     if remeasure:
         then = rows["median_ms"].to_numpy(dtype=float)
-        now = measure_networks(remeasure, networks)
-        drift = float(np.median([now[n.key] / t for n, t in zip(networks, then)]))
+        drift = float(np.median(speed_ratios(measure_networks(remeasure, networks), list(zip(networks, then)))))
         calibration = NetworkCalibration.fit(predictor, networks, drift * then, terms="scale-input-mb")
         return CalibratedPredictor(predictor, dataclasses.replace(calibration, drift=drift))
     calibration = NetworkCalibration.fit(predictor, networks, rows["median_ms"].to_numpy(), terms="input-mb")
@@ -297,18 +303,13 @@ def calibrate_from_table(predictor, table: str, device_key: str | None = None,
 MEASURE_PASSES = 3
 
 
-def measure_networks(device: str, networks: Sequence[Network], protocol=None,
-                     passes: int = MEASURE_PASSES) -> dict[str, float]:  # fmt: skip
-    """Latency (ms) of each network on ``device``, keyed by network key: the fastest of ``passes`` medians.
+def measure_network_passes(device: str, networks: Sequence[Network], protocol=None,
+                           passes: int = MEASURE_PASSES) -> list[dict[str, float]]:  # fmt: skip
+    """Median latency (ms) of each network on ``device``, keyed by network key, once per pass.
 
     Each pass is a full :func:`hwlat.timing.measure` session over all the networks (interleaved, in a
-    new shuffled order). On a shared machine other tenants slow everything down for seconds at a time
-    and only ever add time; one pass caught in such a phase made a search's calibration fit a negative
-    scale. Keeping each network's fastest pass costs ``passes`` times the measuring time (a few
-    seconds for the networks a search measures).
+    new shuffled order).
     """
-    import dataclasses
-
     from hwlat.devices import create_backend
     from hwlat.timing import Protocol, measure
 
@@ -316,11 +317,27 @@ def measure_networks(device: str, networks: Sequence[Network], protocol=None,
         raise ValueError(f"Invalid passes={passes}: must be >= 1")
     unique = list({n.key: n for n in networks}.values())
     if not unique:
-        return {}
+        return [{} for _ in range(passes)]
     backend = create_backend(device)
     protocol = protocol or Protocol()
-    best: dict[str, float] = {}
-    for k in range(passes):
-        for m in measure(backend, unique, dataclasses.replace(protocol, seed=protocol.seed + k)):
-            best[m.op_key] = min(best.get(m.op_key, float("inf")), m.median_ms)
-    return best
+    runs = (measure(backend, unique, dataclasses.replace(protocol, seed=protocol.seed + k)) for k in range(passes))
+    return [{m.op_key: m.median_ms for m in run} for run in runs]
+
+
+def measure_networks(device: str, networks: Sequence[Network], protocol=None,
+                     passes: int = MEASURE_PASSES) -> dict[str, float]:  # fmt: skip
+    """Latency (ms) of each network on ``device``, keyed by network key: the fastest of ``passes`` medians.
+
+    On a shared machine other tenants slow everything down for seconds at a time and only ever add
+    time; one pass caught in such a phase made a search's calibration fit a negative scale. Keeping
+    each network's fastest pass costs ``passes`` times the measuring time (a few seconds for the
+    networks a search measures).
+    """
+    runs = measure_network_passes(device, networks, protocol, passes)
+    return {key: min(run[key] for run in runs) for key in runs[0]}
+
+
+def speed_ratios(now: dict[str, float], reference: Sequence[tuple[Network, float]]) -> np.ndarray:
+    """``now`` latency / reference latency of each reference network found in ``now``: how much slower
+    (> 1) or faster the machine runs than when the reference was measured."""
+    return np.array([now[n.key] / ms for n, ms in reference if n.key in now], dtype=float)

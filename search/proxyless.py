@@ -41,7 +41,7 @@ from hwlat.cost import LatencyLUT
 from hwlat.network import Network
 from hwlat.ops import OpSpec
 from hwlat.search._common import cosine_sgd, cycle, evaluate, finetune
-from hwlat.search._latency import CalibratedPredictor, NetworkCalibration, measure_networks
+from hwlat.search._latency import CalibratedPredictor, NetworkCalibration, measure_networks, speed_ratios
 from hwlat.search._mixed import GATE_MODES, MixedOp, gate_alpha_grad, rescale_pair, sample_pair
 from hwlat.spaces import (
     DIGITS_BACKBONE,
@@ -508,10 +508,8 @@ def calibrate(predictor, device: str, networks: Sequence[Network]) -> Calibrated
     """Measure ``networks`` on ``device`` and calibrate ``predictor``'s network sums on them."""
     measured = measure_networks(device, networks)
     calib = NetworkCalibration.fit(predictor, networks, [measured[n.key] for n in networks])
-    calibrated = CalibratedPredictor(predictor, calib)
-    # Kept to check the machine's speed when the found network is measured (ProxylessResult.machine_drift).
-    calibrated.reference = [(n, measured[n.key]) for n in networks]
-    return calibrated
+    # The reference lets run_proxyless check the machine's speed when it measures the found network.
+    return CalibratedPredictor(predictor, calib, reference=[(n, measured[n.key]) for n in networks])
 
 
 def run_proxyless(predictor, loaders=None, *, config: ProxylessConfig = DIGITS_CONFIG,
@@ -563,11 +561,11 @@ def run_proxyless(predictor, loaders=None, *, config: ProxylessConfig = DIGITS_C
     if device:
         # Measured in one session with the calibration networks: their ratio to calibration time shows
         # whether the machine ran at the same speed (shared machines slow down for seconds at a time).
-        reference = getattr(predictor, "reference", [])
+        reference = predictor.reference
         now = measure_networks(device, [network] + [n for n, _ in reference])
         measured = now[network.key]
         if reference:
-            drift = float(np.median([now[n.key] / ms for n, ms in reference]))
+            drift = float(np.median(speed_ratios(now, reference)))
     probs = tuple(tuple(round(float(v), 4) for v in p.detach()) for p in net.probs())
     return ProxylessResult(network, tuple(net.choices(indices)), predictor.predict_network(network), measured,
                            test_acc, config, predictor.describe(), seconds, tuple(history), probs,
