@@ -83,7 +83,13 @@ class DeviceSpec:
             else:
                 raise ValueError(f"Invalid device part {part!r} in {text!r}: expected tN, bN, a precision or k=v")
         options.update(overrides.pop("options", {}) or {})
-        kwargs.update({k: v for k, v in overrides.items() if v is not None})
+        for k, v in overrides.items():
+            if v is None:
+                continue
+            if k in kwargs and kwargs[k] != v:  # e.g. --device cuda/b8 with --batch 4
+                raise ValueError(f"Conflicting {k} for device {text!r}: the device string says {kwargs[k]}, "
+                                 f"the option says {v}; give it once")  # fmt: skip
+            kwargs[k] = v
         return cls(head, options=tuple(options.items()), **kwargs)
 
 

@@ -177,8 +177,10 @@ def cmd_table(args: argparse.Namespace) -> int:
         return 0
     with LatencyStore(args.db, readonly=True) as store:
         if args.action == "export":
-            path = store.export(args.out)
-            print(f"{len(store)} rows written to {path}")
+            device = None if args.device is None else _device_key(store, args.device)
+            path = store.export(args.out, device)
+            rows = store.count(device)
+            print(f"{rows} rows written to {path}" + (f" (device {device})" if device else ""))
             return 0
         df = store.frame(args.device)
     if df.empty:
@@ -223,6 +225,15 @@ def _device_key(store, device: str | None) -> str:
         if len(keys) > 1:
             raise CLIError(f"the table holds several devices ({', '.join(keys)}); pick one with --device")
         return keys[0]
+    from hwlat.devices import DeviceSpec
+
+    if "/" in device:  # a device string such as cuda/b8/mode=graph names its full key
+        try:
+            full = DeviceSpec.parse(device).key
+        except ValueError:
+            full = device
+        if full in keys:
+            return full
     matches = [k for k in keys if k == device or k.split("/")[0] == device]
     if len(matches) != 1:
         raise CLIError(f"device {device!r} matches {len(matches)} devices in the table; devices there: {', '.join(keys)}")
@@ -305,8 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n", type=int, default=100, help="ops to sample from the space (default 100)")
     s.add_argument("--networks", help="networks instead of ops: zoo names, random:N, or .json files, comma-separated")
     s.add_argument("--db", required=True, help="SQLite latency table to write (created if missing; resumed)")
-    s.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
-    s.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
+    s.add_argument("--threads", type=int, help="CPU threads (default 1, or the device string's /tN)")
+    s.add_argument("--batch", type=int, help="batch size (default 1, or the device string's /bN)")
     s.add_argument("--protocol", choices=("adaptive", "fixed"), default="adaptive")
     s.add_argument("--rel-ci", type=float, help="stop when the median's 95%% CI is within this fraction (0.02)")
     s.add_argument("--budget", type=float, help="time budget per op in seconds (0.4)")
@@ -326,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_table)
     s = tsub.add_parser("export", help="write a table to .parquet or .csv")
     s.add_argument("--db", required=True, help="SQLite latency table")
+    s.add_argument("--device", help="only this device's rows (a device key, or a backend name matching one key)")
     s.add_argument("--out", required=True, help=".parquet or .csv file")
     s.set_defaults(func=cmd_table)
     s = tsub.add_parser("import", help="add rows from .parquet/.csv files written by `table export`")

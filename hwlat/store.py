@@ -212,7 +212,12 @@ class LatencyStore:
         return {r[0] for r in cur}
 
     def __len__(self) -> int:
-        return self._conn.execute("SELECT COUNT(*) FROM measurements").fetchone()[0]
+        return self.count()
+
+    def count(self, device_key: str | None = None) -> int:
+        """Rows in the table, or ``device_key``'s rows."""
+        sql = "SELECT COUNT(*) FROM measurements" + (" WHERE device_key=?" if device_key else "")
+        return self._conn.execute(sql, (device_key,) if device_key else ()).fetchone()[0]
 
     def measurements(self, device_key: str | None = None) -> Iterator[Measurement]:
         sql = "SELECT * FROM measurements" + (" WHERE device_key=?" if device_key else "") + " ORDER BY rowid"
@@ -251,10 +256,22 @@ class LatencyStore:
         return df
 
     # ------------------------------------------------------ export/import
-    def export(self, path: str | os.PathLike[str]) -> Path:
-        """Write every row with its provenance to ``.parquet`` or ``.csv``."""
+    def device_info(self, device_key: str) -> dict[str, Any] | None:
+        """Provenance of ``device_key``'s most recent row (None: no rows for it)."""
+        row = self._conn.execute(
+            "SELECT d.info_json FROM measurements m JOIN devices d ON d.info_id = m.info_id"
+            " WHERE m.device_key=? ORDER BY m.rowid DESC LIMIT 1",
+            (device_key,),
+        ).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def export(self, path: str | os.PathLike[str], device_key: str | None = None) -> Path:
+        """Write every row (or only ``device_key``'s) with its provenance to ``.parquet`` or ``.csv``."""
         path = Path(path)
-        df = self.frame(provenance=False)
+        if device_key is not None and device_key not in self.device_keys():
+            raise StoreError(f"{self.path}: no rows for device {device_key!r}; devices there: "
+                             f"{', '.join(self.device_keys()) or 'none'}")  # fmt: skip
+        df = self.frame(device_key, provenance=False)
         info = self.devices()
         df["device_info_json"] = [json.dumps(info.get(i, {}), sort_keys=True) for i in df["info_id"]]
         nets = {k: json.dumps(n.to_dict()) for k, n in self.networks().items()}

@@ -37,6 +37,12 @@ def test_measure_show_export_import_resume(tmp_path):
     assert imp.returncode == 0 and "15 rows imported" in imp.stdout
     with LatencyStore(tmp_path / "copy.db", readonly=True) as a, LatencyStore(db, readonly=True) as b:
         assert list(a.measurements()) == list(b.measurements())
+    # a second device in the same table: --device picks its rows, by device string or key
+    assert run_cli("measure", "--device", "fake/b8", "--space", "pwconv", "--n", "4", "--db", str(db), "-q").returncode == 0
+    one = run_cli("table", "export", "--db", str(db), "--device", "fake/b8", "--out", str(tmp_path / "b8.csv"))
+    assert one.returncode == 0 and "4 rows written" in one.stdout and "(device fake/t1/b8/fp32)" in one.stdout
+    one_line_error(run_cli("table", "export", "--db", str(db), "--device", "fake", "--out", str(tmp_path / "x.csv")),
+                   "matches 2 devices", "fake/t1/b1/fp32, fake/t1/b8/fp32")  # fmt: skip
 
 
 def test_unknown_device_and_space(tmp_path):

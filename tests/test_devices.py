@@ -37,6 +37,11 @@ def test_device_spec_keys_parse_back():
         DeviceSpec("fake", precision="fp64")
     with pytest.raises(ValueError, match="Invalid device part"):
         DeviceSpec.parse("fake/x9")
+    # the string's /bN and /tN stand unless an override says otherwise; a contradiction is an error
+    assert DeviceSpec.parse("cuda/b8", batch=None, threads=None).key == "cuda/t1/b8/fp32"
+    assert DeviceSpec.parse("cuda/b8", batch=8).batch == 8
+    with pytest.raises(ValueError, match="Conflicting batch for device 'cuda/b8': the device string says 8, the option says 4"):
+        DeviceSpec.parse("cuda/b8", batch=4)
 
 
 @pytest.mark.parametrize("name", CPU_BACKENDS)

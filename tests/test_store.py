@@ -11,7 +11,7 @@ import pytest
 from hwlat.devices import DeviceSpec, create_backend
 from hwlat.ops import OpSpec
 from hwlat.store import LatencyStore, StoreError
-from hwlat.timing import measure
+from hwlat.timing import Protocol, measure
 
 OPS = [OpSpec("pwconv", cin=c, cout=2 * c, h=14, w=14) for c in (8, 16, 24, 32, 40)]
 
@@ -54,6 +54,22 @@ def test_export_import_round_trip(tmp_path, suffix):
     assert other.import_file(tmp_path / f"t{suffix}") == 0
     assert list(other.measurements()) == list(store.measurements())
     assert other.devices() == store.devices()
+
+
+def test_export_one_device_and_its_provenance(tmp_path):
+    store, _ = filled(tmp_path / "a.db")
+    other = create_backend("fake/b8")
+    info_id = store.add_device(other.describe())
+    (m,) = measure(other, OPS[:1], Protocol(min_rounds=3, budget_s=0.01))
+    store.add(m, info_id)
+    assert store.count() == len(OPS) + 1 and store.count("fake/t1/b8/fp32") == 1
+    assert store.device_info("fake/t1/b8/fp32")["device_key"] == "fake/t1/b8/fp32"
+    assert store.device_info("cuda/t1/b1/fp32") is None
+    store.export(tmp_path / "b8.csv", "fake/t1/b8/fp32")
+    copy = LatencyStore(":memory:")
+    assert copy.import_file(tmp_path / "b8.csv") == 1 and copy.device_keys() == ["fake/t1/b8/fp32"]
+    with pytest.raises(StoreError, match="no rows for device 'cuda/t1/b1/fp32'; devices there: fake/t1/b1/fp32"):
+        store.export(tmp_path / "none.csv", "cuda/t1/b1/fp32")
 
 
 def _digest(path):
