@@ -5,8 +5,10 @@
         [--predictors onnxruntime-cpu=ort.skops] [--db out/compare/compare.db] [--out out/compare]
 
 Measurements go through a latency table (``--db``), so running the command
-again measures only what is missing. Unavailable devices stop the command
-with one line naming the device and why, unless ``--skip-unavailable``.
+again measures only what is missing. A device unavailable here is compared
+from the table when it holds every model for it (rows measured on another
+machine, brought in with ``hwlat table import``); otherwise it stops the
+command with one line naming the device and why, unless ``--skip-unavailable``.
 """
 
 from __future__ import annotations
@@ -19,28 +21,39 @@ from pathlib import Path
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from hwlat.cli import EXIT_INTERRUPTED, CLIError, _protocol
-    from hwlat.compare import compare, parse_predictors, resolve_devices, split_devices, write_outputs
+    from hwlat.compare import StoredDevice, compare, parse_predictors, resolve_devices, split_devices, write_outputs
     from hwlat.store import LatencyStore
     from hwlat.zoo import resolve_networks
 
     networks = resolve_networks(args.models, seed=args.seed)
-    try:
-        backends, labels, skipped = resolve_devices(split_devices(args.devices), args.skip_unavailable)
+    protocol = _protocol(args)
+    out = Path(args.out)
+    db = Path(args.db) if args.db else out / "compare.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    devices = split_devices(args.devices)
+    try:  # devices unavailable here may have their rows in an existing table (measured elsewhere)
+        if db.is_file():
+            with LatencyStore(db, readonly=True) as known:
+                backends, labels, skipped = resolve_devices(devices, args.skip_unavailable, store=known,
+                                                            networks=networks, protocol=protocol)  # fmt: skip
+        else:
+            backends, labels, skipped = resolve_devices(devices, args.skip_unavailable)
     except RuntimeError as exc:
         raise CLIError(str(exc)) from exc
     for line in skipped:
         print(f"warning: skipping {line}", file=sys.stderr)
+    for b, label in zip(backends, labels):
+        if isinstance(b, StoredDevice):
+            print(f"note: {label} is unavailable here ({b.reason}); using its rows in {db} "
+                  f"(measured on {b.info.get('hardware', '?')}, host {b.info.get('hostname', '?')})",
+                  file=sys.stderr)  # fmt: skip
     paths = parse_predictors(args.predictors, labels, [b.spec.key for b in backends])
     predictors = {}
     if paths:
         from hwlat.predict import load_predictor
 
         predictors = {label: load_predictor(path) for label, path in paths.items()}
-    protocol = _protocol(args)
-    out = Path(args.out)
-    db = Path(args.db) if args.db else out / "compare.db"
-    db.parent.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
     with LatencyStore(db) as store:
         try:
             result = compare(networks, backends, store, protocol, labels=labels, predictors=predictors,

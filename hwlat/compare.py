@@ -38,7 +38,21 @@ if TYPE_CHECKING:
     from hwlat.store import LatencyStore
     from hwlat.timing import Protocol
 
-__all__ = ["Cell", "Comparison", "bar_plot_png", "compare", "parse_predictors", "resolve_devices", "split_devices"]
+__all__ = ["Cell", "Comparison", "StoredDevice", "bar_plot_png", "compare", "parse_predictors", "resolve_devices",
+           "split_devices"]
+
+
+@dataclass(frozen=True)
+class StoredDevice:
+    """A device not usable here whose rows are already in the table: measured on another
+    machine (e.g. a GPU server) and brought in with ``hwlat table import``.
+
+    :func:`compare` reads its rows and provenance from the store and measures nothing.
+    """
+
+    spec: Any  # DeviceSpec
+    info: dict[str, Any]
+    reason: str  # why the device cannot measure here
 
 
 @dataclass(frozen=True)
@@ -246,11 +260,18 @@ def compare(
 
     new_rows, infos, medians = [], [], []
     for backend in backends:
-        new, _ = run_measure(backend, networks, store, protocol, quiet=quiet)
+        if isinstance(backend, StoredDevice):
+            new, info = 0, backend.info
+        else:
+            new, _ = run_measure(backend, networks, store, protocol, quiet=quiet)
+            info = backend.describe().to_dict()
         new_rows.append(new)
-        infos.append(backend.describe().to_dict())
+        infos.append(info)
         rows = {m.op_key: m for m in store.measurements(backend.spec.key) if m.protocol == protocol.key}
         missing = [n.name for n in networks if n.key not in rows]
+        if missing and isinstance(backend, StoredDevice):
+            raise RuntimeError(f"device {backend.spec.key!r} is unavailable here ({backend.reason}) and the table "
+                               f"lacks {', '.join(missing)} for it under protocol {protocol.key}")  # fmt: skip
         if missing:  # run_measure measures every missing key, so this is a bug, not a user error
             raise RuntimeError(f"{backend.spec.key}: no measurement of {', '.join(missing)} after measuring")
         medians.append([rows[n.key] for n in networks])
@@ -313,23 +334,45 @@ def split_devices(text: str) -> list[str]:
     return parts
 
 
-def resolve_devices(names: Sequence[str], skip_unavailable: bool = False) -> tuple[list[Backend], list[str], list[str]]:
+def resolve_devices(
+    names: Sequence[str],
+    skip_unavailable: bool = False,
+    *,
+    store: LatencyStore | None = None,
+    networks: Sequence[Network] = (),
+    protocol: Protocol | None = None,
+) -> tuple[list[Backend | StoredDevice], list[str], list[str]]:
     """Backends for device strings, checked before anything is measured.
+
+    A device unavailable here is still compared when ``store`` already holds
+    every one of ``networks`` for its key under ``protocol`` (rows measured on
+    another machine and imported): it becomes a :class:`StoredDevice`.
 
     Returns ``(backends, labels, skipped)`` where ``skipped`` holds one
     "device: reason" line per unavailable device (only with
     ``skip_unavailable``; otherwise the first one raises ``RuntimeError``).
     """
     from hwlat.devices import DeviceSpec, get_backend
+    from hwlat.timing import Protocol
 
-    backends, labels, skipped = [], [], []
+    protocol = protocol or Protocol()
+    backends: list[Backend | StoredDevice] = []
+    labels, skipped = [], []
     for name in names:
         spec = DeviceSpec.parse(name)
         cls = get_backend(spec.backend)  # ValueError listing the valid names
         reason = cls.check()
         if reason is not None:
+            stored = _stored(spec, reason, store, networks, protocol)
+            if isinstance(stored, StoredDevice):
+                backends.append(stored)
+                labels.append(name)
+                continue
+            why = f"device {name!r} is unavailable here: {reason}"
+            if stored:
+                why += f" ({stored})"
             if not skip_unavailable:
-                raise RuntimeError(f"device {name!r} is unavailable here: {reason} (or pass --skip-unavailable)")
+                raise RuntimeError(f"{why} (or pass --skip-unavailable)")
             skipped.append(f"{name}: {reason}")
             continue
         backends.append(cls(spec))
@@ -339,6 +382,21 @@ def resolve_devices(names: Sequence[str], skip_unavailable: bool = False) -> tup
             "no device to measure on: every device given is unavailable here (" + "; ".join(skipped) + ")"
         )
     return backends, labels, skipped
+
+
+def _stored(spec, reason: str, store: LatencyStore | None, networks: Sequence[Network],
+            protocol: Protocol) -> StoredDevice | str:  # fmt: skip
+    """A StoredDevice when ``store`` has every network for ``spec``; else what is missing ('' if nothing stored)."""
+    if store is None or not networks:
+        return ""
+    done = store.done_keys(spec.key, protocol.key)
+    if not done:
+        return ""
+    missing = [n.name for n in networks if n.key not in done]
+    if missing:
+        return (f"the table has {len(networks) - len(missing)} of the {len(networks)} models for {spec.key} "
+                f"under this protocol; missing: {', '.join(missing)}")  # fmt: skip
+    return StoredDevice(spec, store.device_info(spec.key) or {}, reason)
 
 
 def parse_predictors(text: str | None, labels: Sequence[str], keys: Sequence[str]) -> dict[str, str]:

@@ -146,6 +146,45 @@ def test_unavailable_devices_fail_or_are_skipped(never):
         resolve_devices(["tpu"])
 
 
+def _measured_elsewhere(store, device, nets, protocol=QUICK):
+    """Rows for ``device`` as another machine would have measured them (the fake backend under its key)."""
+    from hwlat.cli import run_measure
+    from hwlat.devices import DeviceSpec
+    from hwlat.devices.fake import FakeBackend
+
+    stand_in = FakeBackend(DeviceSpec.parse(device))
+    run_measure(stand_in, nets, store, protocol, quiet=True)
+    return stand_in
+
+
+def test_devices_measured_elsewhere_come_from_the_table(never):
+    from hwlat.compare import StoredDevice
+
+    with LatencyStore(":memory:") as store:
+        stand_in = _measured_elsewhere(store, "never-gpu", NETS)
+        backends, labels, skipped = resolve_devices(["fake", "never-gpu"], store=store, networks=NETS, protocol=QUICK)
+        assert labels == ["fake", "never-gpu"] and not skipped
+        stored = backends[1]
+        assert isinstance(stored, StoredDevice) and stored.reason == "no CUDA device found (test backend)"
+        assert stored.info["hardware"] == "fake roofline device" and stored.info["device_key"] == "never-gpu/t1/b1/fp32"
+        c = compare(NETS, backends, store, QUICK, labels=labels)
+        assert c.new_rows == (3, 0)  # nothing measured on the stored device
+        rows = {m.op_key: m for m in store.measurements("never-gpu/t1/b1/fp32")}
+        assert [row[1].median_ms for row in c.cells] == [rows[n.key].median_ms for n in NETS]
+        truth = [stand_in.true_latency_s(n) for n in NETS]
+        assert c.ranks("never-gpu") == {n.name: int(r) + 1 for n, r in zip(NETS, np.argsort(np.argsort(truth)))}
+        assert "| `never-gpu` | `never-gpu/t1/b1/fp32` | fake roofline device |" in c.markdown()
+        # another protocol, or a model the table lacks: unavailable, saying what is missing
+        with pytest.raises(RuntimeError, match=r"unavailable here: no CUDA device found \(test backend\) \(or pass"):
+            resolve_devices(["never-gpu"], store=store, networks=NETS, protocol=Protocol())
+        extra = get_network("mobilenetv1", resolution=32)
+        with pytest.raises(RuntimeError, match=r"the table has 3 of the 4 models for never-gpu/t1/b1/fp32 under this "
+                                               r"protocol; missing: mobilenetv1-r32\) \(or pass --skip-unavailable\)"):  # fmt: skip
+            resolve_devices(["never-gpu"], store=store, networks=[*NETS, extra], protocol=QUICK)
+        with pytest.raises(RuntimeError, match="lacks mobilenetv1-r32 for it"):
+            compare([*NETS, extra], [stored], store, QUICK)
+
+
 def test_cli_compare_end_to_end_and_resume(tmp_path, capsys, never):
     files = []
     for net in NETS[:2]:
@@ -166,6 +205,14 @@ def test_cli_compare_end_to_end_and_resume(tmp_path, capsys, never):
     captured = capsys.readouterr()
     assert "warning: skipping never-gpu: no CUDA device found" in captured.err
     assert "0 measured, 2 already in" in captured.out
+
+    # rows of never-gpu measured on another machine and imported: it gets its column
+    with LatencyStore(out / "compare.db") as store:
+        _measured_elsewhere(store, "never-gpu", NETS[:2], Protocol())
+    assert main([*args[:4], "fake,never-gpu", *args[5:]]) == 0
+    captured = capsys.readouterr()
+    assert "note: never-gpu is unavailable here (no CUDA device found (test backend)); using its rows in" in captured.err
+    assert "`never-gpu`" in captured.out and "0 measured, 4 already in" in captured.out
 
 
 def test_compare_on_cpu_backends():
