@@ -12,7 +12,12 @@ For each shipped CPU table (ops of the MBConv space + the backbone grid, and
 
     python benchmarks/predictor_accuracy.py
 
-Writes benchmarks/results/predictor_accuracy.{json,md,png}.
+Writes benchmarks/results/predictor_accuracy.{json,md,png}. Other tables (the GPU
+tables of a GPU session, written by benchmarks/gpu_ingest.py) with
+``--devices cuda-eager-b1,... --name gpu_predictor_accuracy``: there the sizes stop
+at what the table has, the overhead is calibrated on min(10, half) of its
+networks, and the noise floor uses the partial repeat (``*_repeat.csv``) when
+there is one (over all its ops when fewer than 20 held-out ops were repeated).
 """
 
 from __future__ import annotations
@@ -48,16 +53,20 @@ def run_device(dev: str, data: Path) -> dict:
     from hwlat.predict import LatencyPredictor
 
     df, nets = load(data / f"{dev}_mbconv.csv")
-    rep, _ = load(data / f"{dev}_mbconv_repeat.csv")
+    repeat = data / f"{dev}_mbconv_repeat.csv"
+    rep = load(repeat)[0] if repeat.exists() else None  # GPU sessions may have no repeat of a table
     ops = df[df["kind"] != "network"].reset_index(drop=True)
     train_pool, test = split_ops(ops["op_key"], 0.2, seed=0)
     test &= (ops["kind"] == "mbconv").to_numpy()  # stem/head exist once each: always trained on
     train_pool = ~test
     net_rows = df[df["kind"] == "network"].sort_values("op_key").reset_index(drop=True)
-    calib, evaluate = net_rows.iloc[:N_CALIBRATE], net_rows.iloc[N_CALIBRATE:]
+    n_calibrate = min(N_CALIBRATE, len(net_rows) // 2)  # a short GPU session measures fewer networks
+    calib, evaluate = net_rows.iloc[:n_calibrate], net_rows.iloc[n_calibrate:]
     rng = np.random.default_rng(0)
     curves = []
-    for size in tqdm(SIZES, desc=dev, file=sys.stderr):
+    largest = int(ops[train_pool].groupby("kind").size().max())
+    sizes = [n for n in SIZES if n is not None and n < largest] + [None]  # sizes a small table reaches
+    for size in tqdm(sizes, desc=dev, file=sys.stderr):
         # Same subset for every model: per kind, `size` ops drawn from the training pool.
         chosen = []
         for kind, g in ops[train_pool].groupby("kind"):
@@ -68,21 +77,26 @@ def run_device(dev: str, data: Path) -> dict:
             t0 = time.perf_counter()
             p = LatencyPredictor(model=model).fit(list(tr["op_key"]), tr["median_ms"].to_numpy(), device_key=dev)
             fit_s = time.perf_counter() - t0
-            p.calibrate([nets[k] for k in calib["op_key"]], calib["median_ms"].to_numpy())
+            if n_calibrate:
+                p.calibrate([nets[k] for k in calib["op_key"]], calib["median_ms"].to_numpy())
             op_m = metrics(p.predict(list(ops["op_key"][test])), ops["median_ms"][test].to_numpy())
-            net_pred = p.predict_network([nets[k] for k in evaluate["op_key"]])
-            net_m = metrics(net_pred, evaluate["median_ms"].to_numpy())
+            net_m = None
+            if len(evaluate):
+                net_pred = p.predict_network([nets[k] for k in evaluate["op_key"]])
+                net_m = metrics(net_pred, evaluate["median_ms"].to_numpy()).to_dict()
             curves.append({"train_per_kind": size or "all", "n_train": len(tr), "model": model, "fit_s": fit_s,
-                           "overhead_ms": p.overhead_ms_, "ops": op_m.to_dict(), "networks": net_m.to_dict()})  # fmt: skip
-    merged = df.merge(rep, on=["device_key", "op_key", "protocol"], suffixes=("", "_rep"))
-    floor_ops = merged[merged["op_key"].isin(set(ops["op_key"][test]))]
-    floor_nets = merged[merged["kind"] == "network"]
-    floor = {
-        "ops": metrics(floor_ops["median_ms_rep"].to_numpy(), floor_ops["median_ms"].to_numpy()).to_dict(),
-        "networks": metrics(floor_nets["median_ms_rep"].to_numpy(), floor_nets["median_ms"].to_numpy()).to_dict(),
-    }
+                           "overhead_ms": p.overhead_ms_, "ops": op_m.to_dict(), "networks": net_m})  # fmt: skip
+    floor = None
+    if rep is not None:
+        merged = df.merge(rep, on=["device_key", "op_key", "protocol"], suffixes=("", "_rep"))
+        floor_ops = merged[merged["op_key"].isin(set(ops["op_key"][test]))]
+        if len(floor_ops) < 20:  # a partial repeat (GPU session): the floor over every repeated op
+            floor_ops = merged[merged["kind"] != "network"]
+        floor_nets = merged[merged["kind"] == "network"]
+        floor = {level: metrics(g["median_ms_rep"].to_numpy(), g["median_ms"].to_numpy()).to_dict() if len(g) else None
+                 for level, g in (("ops", floor_ops), ("networks", floor_nets))}  # fmt: skip
     return {"device": dev, "n_ops": len(ops), "n_test_ops": int(test.sum()), "n_networks": len(net_rows),
-            "n_calibration_networks": N_CALIBRATE, "curves": curves, "noise_floor": floor}  # fmt: skip
+            "n_calibration_networks": n_calibrate, "curves": curves, "noise_floor": floor}  # fmt: skip
 
 
 def plot(results: list[dict], path: Path) -> None:
@@ -95,9 +109,12 @@ def plot(results: list[dict], path: Path) -> None:
     for row, res in zip(axes, results):
         for ax, level in zip(row, ("ops", "networks")):
             for model in MODELS:
-                pts = [(c["n_train"], 100 * c[level]["acc10"]) for c in res["curves"] if c["model"] == model]
-                ax.plot(*zip(*pts), marker="o", label=model)
-            ax.axhline(100 * res["noise_floor"][level]["acc10"], color="k", ls="--", label="noise floor")
+                pts = [(c["n_train"], 100 * c[level]["acc10"]) for c in res["curves"] if c["model"] == model and c[level]]
+                if pts:
+                    ax.plot(*zip(*pts), marker="o", label=model)
+            floor = (res["noise_floor"] or {}).get(level)
+            if floor:
+                ax.axhline(100 * floor["acc10"], color="k", ls="--", label="noise floor")
             ax.set_title(f"{res['device']}: {level}, ±10 % accuracy")
             ax.set_xscale("log")
             ax.set_xlabel("training ops")
@@ -108,32 +125,47 @@ def plot(results: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def _cells(m: dict | None, rmse_digits: int) -> str:
+    if not m:
+        return "– | – | – | –"
+    return f"{100 * m['acc10']:.1f} % | {100 * m['acc5']:.1f} % | {100 * m['mape']:.2f} % | {m['rmse_ms']:.{rmse_digits}f}"
+
+
+def markdown(results: list[dict], regenerate: str) -> str:
+    lines = ["# Predictor accuracy (held-out MBConv ops; held-out networks, overhead calibrated on the others)", ""]
+    for res in results:
+        n_eval = res["n_networks"] - res["n_calibration_networks"]
+        lines += [f"## {res['device']} — {res['n_ops']} ops ({res['n_test_ops']} held out), {res['n_networks']} networks "
+                  f"({n_eval} held out, {res['n_calibration_networks']} calibrate the overhead)", "",
+                  "| model | train ops | ops ±10 % | ops ±5 % | ops MAPE | ops RMSE ms | nets ±10 % | nets ±5 % | nets MAPE | nets RMSE ms |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for c in res["curves"]:
+            lines.append(f"| {c['model']} | {c['n_train']} | {_cells(c['ops'], 4)} | {_cells(c['networks'], 3)} |")
+        floor = res["noise_floor"]
+        if floor:
+            lines.append(f"| **noise floor** (repeat vs first) | – | {_cells(floor['ops'], 4)} | {_cells(floor['networks'], 3)} |")
+        else:
+            lines.append("| noise floor | – | no repeated measurement of this table | | | | | | | |")
+        lines.append("")
+    lines.append(f"Regenerate: `{regenerate}` (reads `datasets_lat/*.csv`).")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=ROOT / "datasets_lat")
     ap.add_argument("--out", type=Path, default=HERE / "results")
-    ap.add_argument("--devices", default=",".join(DEVICES))
+    ap.add_argument("--devices", default=",".join(DEVICES), help="tables DATA/NAME_mbconv.csv (+ _repeat.csv if any)")
+    ap.add_argument("--name", default="predictor_accuracy", help="output file name, without suffix")
     args = ap.parse_args()
     results = [run_device(dev, args.data) for dev in args.devices.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "predictor_accuracy.json").write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "results": results}, indent=1) + "\n")
-    plot(results, args.out / "predictor_accuracy.png")
-    lines = ["# Predictor accuracy (held-out MBConv ops; 190 held-out networks, overhead calibrated on 10)", ""]
-    for res in results:
-        lines += [f"## {res['device']} — {res['n_ops']} ops ({res['n_test_ops']} held out), {res['n_networks']} networks", "",
-                  "| model | train ops | ops ±10 % | ops ±5 % | ops MAPE | ops RMSE ms | nets ±10 % | nets ±5 % | nets MAPE | nets RMSE ms |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-        for c in res["curves"]:
-            o, n = c["ops"], c["networks"]
-            lines.append(f"| {c['model']} | {c['n_train']} | {100 * o['acc10']:.1f} % | {100 * o['acc5']:.1f} % | {100 * o['mape']:.2f} % | "
-                         f"{o['rmse_ms']:.4f} | {100 * n['acc10']:.1f} % | {100 * n['acc5']:.1f} % | {100 * n['mape']:.2f} % | {n['rmse_ms']:.3f} |")  # fmt: skip
-        f_o, f_n = res["noise_floor"]["ops"], res["noise_floor"]["networks"]
-        lines.append(f"| **noise floor** (repeat vs first) | – | {100 * f_o['acc10']:.1f} % | {100 * f_o['acc5']:.1f} % | {100 * f_o['mape']:.2f} % | "
-                     f"{f_o['rmse_ms']:.4f} | {100 * f_n['acc10']:.1f} % | {100 * f_n['acc5']:.1f} % | {100 * f_n['mape']:.2f} % | {f_n['rmse_ms']:.3f} |")  # fmt: skip
-        lines.append("")
-    lines.append("Regenerate: `python benchmarks/predictor_accuracy.py` (reads `datasets_lat/*.csv`).")
-    (args.out / "predictor_accuracy.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    (args.out / f"{args.name}.json").write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "results": results}, indent=1) + "\n")
+    plot(results, args.out / f"{args.name}.png")
+    regenerate = "python benchmarks/predictor_accuracy.py" + ("" if args.devices == ",".join(DEVICES) else f" --devices {args.devices} --name {args.name}")
+    md = markdown(results, regenerate)
+    (args.out / f"{args.name}.md").write_text(md)
+    print(md)
 
 
 if __name__ == "__main__":

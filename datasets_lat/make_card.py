@@ -18,6 +18,7 @@ import pandas as pd
 
 NETWORKS = "random ProxylessNAS-backbone networks at 224x224 (`random:200`, seed 0)"
 REGENERATE = "`bash datasets_lat/regenerate.sh`"
+GPU_BACKENDS = ("cuda", "tensorrt", "onnxruntime-cuda", "onnxruntime-trt")
 
 
 def card(csv: Path, repeat: Path | None, note: str | None = None, networks: str = NETWORKS,
@@ -40,7 +41,8 @@ def card(csv: Path, repeat: Path | None, note: str | None = None, networks: str 
         f"| hardware | {info['hardware']} ({info['os']}, host `{info['hostname']}`) |",
         f"| runtime | {info['runtime']} {info['runtime_version']} |",
         *(f"| {k} | {v} |" for k, v in extra.items()),
-        f"| threads | {info['threads']} (process pinned to one CPU during timing) |",
+        f"| threads | {info['threads']} " + ("(CPU threads of the process launching the GPU work) |" if info["backend"] in GPU_BACKENDS
+                                            else "(process pinned to one CPU during timing) |"),
         f"| Python | {info['python']} |",
         f"| hwlat | {', '.join(sorted(df['hwlat_version'].unique()))} |",
         f"| protocol | `{df['protocol'].iloc[0]}` |",
