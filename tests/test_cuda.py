@@ -321,3 +321,181 @@ def test_onnxruntime_gpu_code_path_on_the_cpu_provider(monkeypatch):
     energy = CPUStandIn(DeviceSpec.parse("ort-gpu-rehearsal/energy=1/settle_s=0"))
     with pytest.raises(RuntimeError, match=r"energy=1 needs NVML through pynvml: pip install 'hwlat\[gpu\]'"):
         energy.prepare(TINY)
+
+
+# ----------------------------------------- the cuda backend's code on the CPU
+class _StandInNvml:
+    """pynvml's calls that hwlat makes, on a board drawing 100 W whose energy counter ticks every 20 ms."""
+
+    NVML_CLOCK_SM, NVML_CLOCK_MEM, NVML_TEMPERATURE_GPU = 0, 1, 0
+
+    class NVMLError(Exception):
+        pass
+
+    def __init__(self):
+        import time
+
+        self.t0, self.clock = time.perf_counter(), time.perf_counter
+        self.uuids = []
+
+    def nvmlInit(self):
+        pass
+
+    def nvmlDeviceGetHandleByUUID(self, uuid):
+        self.uuids.append(uuid)
+        return "handle"
+
+    def nvmlDeviceGetHandleByIndex(self, index):
+        return "handle"
+
+    def nvmlDeviceGetClockInfo(self, handle, kind):
+        return 1980 if kind == self.NVML_CLOCK_SM else 3201
+
+    def nvmlDeviceGetMaxClockInfo(self, handle, kind):
+        return 1980 if kind == self.NVML_CLOCK_SM else 3201
+
+    def nvmlDeviceGetApplicationsClock(self, handle, kind):
+        raise self.NVMLError("Not Supported")
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, handle):
+        return 700_000
+
+    def nvmlDeviceGetPersistenceMode(self, handle):
+        return 1
+
+    def nvmlDeviceGetTemperature(self, handle, sensor):
+        return 41
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle):
+        ticks = int((self.clock() - self.t0) / 0.02)
+        return ticks * 2000  # mJ: 100 W for 20 ms per tick
+
+
+@pytest.fixture
+def cuda_on_cpu(monkeypatch):
+    """Everything the cuda backend asks of torch.cuda, answered on the CPU: events read the host clock
+    at record(), synchronisation is a no-op (CPU kernels finish before they return), streams and
+    the device context do nothing, and a 'CUDA graph' replay only takes 50 us (the output of the one
+    capturing call stays, as a real graph's static output does). Tensors stay on the CPU."""
+    import contextlib
+    import time
+    import types
+
+    import torch
+    from hwlat.devices import cuda as cuda_mod
+
+    class Event:
+        def __init__(self, enable_timing=False):
+            self.t = None
+
+        def record(self, stream=None):
+            self.t = time.perf_counter()
+
+        def synchronize(self):
+            pass
+
+        def elapsed_time(self, end):
+            return (end.t - self.t) * 1e3
+
+    class Stream:
+        def __init__(self, device=None):
+            self.waited = []
+
+        def synchronize(self):
+            pass
+
+        def wait_stream(self, other):
+            self.waited.append(other)
+
+    class Graph:
+        captured = 0
+
+        def replay(self):
+            time.sleep(5e-5)  # the replayed kernels' time; the output is the capture's static one
+
+        def reset(self):
+            pass
+
+    @contextlib.contextmanager
+    def graph(g):
+        Graph.captured += 1
+        yield
+
+    stream = Stream()
+    props = types.SimpleNamespace(name="Stand-in GPU", major=9, minor=0, multi_processor_count=132,
+                                  total_memory=141 * 2**30, uuid="58a1e4ed-0000-0000-0000-000000000000")  # fmt: skip
+    for name, value in {"Event": Event, "Stream": Stream, "CUDAGraph": Graph, "graph": graph,
+                        "current_stream": lambda device=None: stream, "stream": lambda s: contextlib.nullcontext(),
+                        "synchronize": lambda device=None: None, "device": lambda index: contextlib.nullcontext(),
+                        "device_count": lambda: 1, "is_bf16_supported": lambda: True,
+                        "get_device_properties": lambda index: props}.items():  # fmt: skip
+        monkeypatch.setattr(torch.cuda, name, value, raising=False)
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    monkeypatch.setattr(_gpu, "visible_gpu_count", lambda: (1, ""))
+    monkeypatch.setattr(_gpu, "nvml_driver_version", lambda: "580.159.03")
+    monkeypatch.setattr(cuda_mod.GPUBackend, "device", property(lambda self: torch.device("cpu")))
+    monkeypatch.setattr(_gpu, "FLUSH_BYTES", 2**20)  # a 1 MB "L2 flush" keeps the CPU runs short
+    nv = _StandInNvml()
+    monkeypatch.setitem(sys.modules, "pynvml", nv)
+    return types.SimpleNamespace(graph=Graph, stream=stream, nvml=nv)
+
+
+@pytest.mark.parametrize("mode", ["eager", "graph"])
+def test_cuda_backend_code_path_on_the_cpu(cuda_on_cpu, mode):
+    """Every line of the cuda backend but the device: prepare, warm-up until settled, the event
+    clock, L2 flush, provenance, measure() and the store; the GPU run is test_cuda_modes_*."""
+    import torch
+    from hwlat.store import LatencyStore
+
+    assert get_backend("cuda").check() is None
+    backend = create_backend(f"cuda/b2/mode={mode}/flush_l2=1/settle_s=0.02")
+    with backend.session():
+        r = backend.prepare(TINY)
+        assert r.flush is not None and r.flush.numel() * 4 == _gpu.FLUSH_BYTES
+        times = backend.run(r, 5)
+        assert times.shape == (5,) and np.all(times > 0)
+        with torch.no_grad():
+            expected = r.module(r.x)
+        assert r.result().shape == (2, 8, 8, 8) and torch.allclose(r.result(), expected)
+        extra = dict(backend.measurement_extra(TINY))
+        assert extra["settle_s"] >= 0.02 and extra["sm_clock_mhz"] == 1980.0
+        r.close()
+    assert cuda_on_cpu.graph.captured == (1 if mode == "graph" else 0)
+    assert cuda_on_cpu.nvml.uuids == ["GPU-58a1e4ed-0000-0000-0000-000000000000"]  # NVML found by UUID, not index
+    info = backend.describe()
+    extra = dict(info.extra)
+    assert (info.hardware, info.runtime) == ("Stand-in GPU", "torch") and extra["mode"] == mode
+    assert extra["driver"] == "580.159.03" and extra["compute_capability"] == "9.0" and extra["sms"] == "132"
+    assert extra["sm_clock_max_mhz"] == "1980" and extra["power_limit_w"] == "700" and "sm_clock_app_mhz" not in extra
+    assert extra["flush_l2"] == "1 MB zeroed before each run"
+    with LatencyStore(":memory:") as store:
+        info_id = store.add_device(info)
+        (m,) = measure(backend, [TINY], QUICK, on_result=lambda m: store.add(m, info_id))
+        assert store.count("cuda/t1/b2/fp32/flush_l2=1/mode=" + mode + "/settle_s=0.02") == 1
+    assert m.median_ms > 0 and dict(m.extra)["settled"] in (0.0, 1.0)
+
+
+def test_cuda_energy_per_inference_on_the_cpu(cuda_on_cpu):
+    backend = create_backend("cuda/energy=1/energy_s=0.5/settle_s=0")
+    with backend.session():
+        r = backend.prepare(TINY)
+        extra = dict(backend.measurement_extra(TINY))
+        r.close()
+    # the stand-in board draws 100 W: energy per run = 100 W x time per run, over a >= 0.5 s window
+    assert extra["energy_window_s"] >= 0.5 and extra["energy_runs"] > 10
+    assert extra["energy_power_w"] == pytest.approx(100.0, rel=0.1)
+    per_run_s = extra["energy_window_s"] / extra["energy_runs"]
+    assert extra["energy_mj"] == pytest.approx(100.0 * per_run_s * 1e3, rel=0.1)
+
+
+def test_cuda_bf16_refused_where_unsupported(cuda_on_cpu, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    backend = create_backend("cuda/bf16")
+    with pytest.raises(RuntimeError, match="Stand-in GPU does not support bf16; use fp16 or fp32"):
+        with backend.session():
+            pass
+    with pytest.raises(ValueError, match="Invalid gpu=3 for device 'cuda': 1 CUDA device"):
+        with create_backend("cuda/gpu=3").session():
+            pass
