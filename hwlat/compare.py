@@ -169,10 +169,11 @@ class Comparison:
             lines.append(
                 "predicted: the device's latency predictor (`hwlat fit`), with its error relative to the measurement."
             )
-        lines += ["", f"Protocol: `{self.protocol}`.", "", "| device | key | hardware | runtime |", "|---|---|---|---|"]
+        lines += ["", f"Protocol: `{self.protocol}`.", "", "| device | key | hardware | runtime | host |",
+                  "|---|---|---|---|---|"]  # fmt: skip
         for label, key, info in zip(self.devices, self.device_keys, self.device_info):
             runtime = f"{info.get('runtime', '?')} {info.get('runtime_version', '')}".strip()
-            lines.append(f"| `{label}` | `{key}` | {info.get('hardware', '?')} | {runtime} |")
+            lines.append(f"| `{label}` | `{key}` | {info.get('hardware', '?')} | {runtime} | {info.get('hostname', '?')} |")
         return "\n".join(lines) + "\n"
 
     def _all_stable(self) -> bool:
