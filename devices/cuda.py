@@ -282,11 +282,25 @@ class CudaBackend(GPUBackend):
 
 
 def _tf32_flags() -> str:
-    """Whether fp32 matmuls and convolutions may use TF32 (affects fp32 latency on Ampere+)."""
+    """Whether fp32 matmuls and convolutions may use TF32 (affects fp32 latency on Ampere+).
+
+    Newer torch steers towards ``fp32_precision`` and warns on the old flags; both are
+    recorded where they exist, and a flag that cannot be read says so instead of failing
+    the provenance of every row.
+    """
     import warnings
 
     import torch
 
-    with warnings.catch_warnings():  # newer torch steers towards fp32_precision and warns on the old flags
+    parts = []
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return f"matmul={torch.backends.cuda.matmul.allow_tf32} cudnn={torch.backends.cudnn.allow_tf32}"
+        for label, flags in (("matmul", torch.backends.cuda.matmul), ("cudnn", torch.backends.cudnn)):
+            try:
+                parts.append(f"{label}={flags.allow_tf32}")
+            except Exception as exc:  # a future torch may drop the old flag
+                parts.append(f"{label}=unknown ({type(exc).__name__})")
+            precision = getattr(flags, "fp32_precision", None)
+            if precision is not None:
+                parts.append(f"{label}_fp32_precision={precision}")
+    return " ".join(parts)

@@ -468,6 +468,7 @@ def test_cuda_backend_code_path_on_the_cpu(cuda_on_cpu, mode):
     assert extra["driver"] == "580.159.03" and extra["compute_capability"] == "9.0" and extra["sms"] == "132"
     assert extra["sm_clock_max_mhz"] == "1980" and extra["power_limit_w"] == "700" and "sm_clock_app_mhz" not in extra
     assert extra["flush_l2"] == "1 MB zeroed before each run"
+    assert extra["tf32"].startswith("matmul=") and " cudnn=" in extra["tf32"]
     with LatencyStore(":memory:") as store:
         info_id = store.add_device(info)
         (m,) = measure(backend, [TINY], QUICK, on_result=lambda m: store.add(m, info_id))
