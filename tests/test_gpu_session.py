@@ -72,6 +72,18 @@ def test_the_timer_stops_a_measurement_and_keeps_what_finished(tmp_path):
         assert 0 < store.count() < len(nets)
 
 
+def _as_if_measured_on(db, backend):
+    """Rename a rehearsal's fake device keys to ``backend``'s, as if another machine had measured them."""
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE measurements SET device_key = ? || substr(device_key, 5)", (backend,))
+        rows = conn.execute("SELECT info_id, device_key, info_json FROM devices").fetchall()
+        for info_id, key, text in rows:
+            info = json.loads(text)
+            info.update(backend=backend, device_key=backend + key[4:])
+            conn.execute("UPDATE devices SET device_key = ?, info_json = ? WHERE info_id = ?",
+                         (backend + key[4:], json.dumps(info, sort_keys=True), info_id))  # fmt: skip
+
+
 def _run(cmd, **kw):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT, **kw)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -98,23 +110,29 @@ def test_session_then_ingest_rehearsal(tmp_path):
     with sqlite3.connect(out / "compare.db") as conn:
         assert conn.execute("SELECT COUNT(*) FROM measurements").fetchone()[0] == 5 * 6  # 4 configs + fp16 + energy
 
+    # Here the rows pass for a GPU's: the ingest runs where `cuda` is unavailable, as it will for real.
+    for name in ("gpu.db", "gpu_repeat.db", "compare.db"):
+        _as_if_measured_on(out / name, "cuda")
+    (out / "session.json").write_text(json.dumps({**report, "backend": "cuda"}))
     tables, results = tmp_path / "tables", tmp_path / "results"
     _run([sys.executable, "benchmarks/gpu_ingest.py", str(out), "--tables", str(tables), "--results", str(results),
           "--cpu-devices", "fake/cores=0", "--work", str(tmp_path / "work")])  # fmt: skip
     for m, b in gpu_session.CONFIGS:
-        csv = tables / f"fake-{m}-b{b}_mbconv.csv"
-        assert csv.exists() and (tables / f"fake-{m}-b{b}_mbconv_repeat.csv").exists()
+        csv = tables / f"cuda-{m}-b{b}_mbconv.csv"
+        assert csv.exists() and (tables / f"cuda-{m}-b{b}_mbconv_repeat.csv").exists()
         card = csv.with_suffix(".md").read_text()
-        assert f"`fake/t1/b{b}/fp32/mode={m}`" in card and "network rows | 12" in card and "repeatability" in card
+        assert f"`cuda/t1/b{b}/fp32/mode={m}`" in card and "network rows | 12" in card and "repeatability" in card
+        assert "CPU threads of the process launching the GPU work" in card
     acc = json.loads((results / "gpu_predictor_accuracy.json").read_text())["results"]
-    assert [r["device"] for r in acc] == [f"fake-{m}-b{b}" for m, b in gpu_session.CONFIGS]
+    assert [r["device"] for r in acc] == [f"cuda-{m}-b{b}" for m, b in gpu_session.CONFIGS]
     assert all(r["n_networks"] == 12 and r["n_calibration_networks"] == 6 and r["noise_floor"] for r in acc)
     best = [c for c in acc[0]["curves"] if c["model"] == "prior+gbr" and c["train_per_kind"] == "all"][0]
     assert best["ops"]["acc10"] > 0.9  # the fake device is a roofline: the prior fits it
     md = (results / "compare" / "compare.md").read_text()
     header = next(line for line in md.splitlines() if line.startswith("| model |"))
-    assert header.count("`fake/") == 5 and "`fake/b8/mode=graph`" in header
+    assert header.count("`cuda/") == 4 and "`cuda/b8/mode=graph`" in header and "`fake/cores=0`" in header
     assert md.count("(#1)") == 5  # one fastest model per device
+    assert "| `cuda/b8/mode=graph` | `cuda/t1/b8/fp32/mode=graph` | fake roofline device |" in md  # from the table
     assert "fp16 speed-up" in (results / "gpu_zoo_extras.md").read_text()
     assert (results / "gpu_tables.md").exists() and (results / "gpu_session.md").exists()
 
