@@ -11,8 +11,8 @@ Precision: the module and its input are cast to the device's precision
 older ones get ``enabled_precisions={dtype}`` as well.
 
 Build cache: :meth:`TensorRTBackend.convert` saves each compiled program with
-``torch_tensorrt.save`` (ExportedProgram format) under
-``$HWLAT_CACHE/tensorrt/``, keyed by op key, batch, precision, min_block_size,
+``torch_tensorrt.save`` (ExportedProgram format, a ``.pt2`` archive: newer torch.export
+refuses other suffixes) under ``$HWLAT_CACHE/tensorrt/``, keyed by op key, batch, precision, min_block_size,
 the GPU's name and the torch / torch-tensorrt / TensorRT versions;
 :meth:`prepare` loads it with ``torch_tensorrt.load(path).module()``. So a
 resumed or repeated table does not rebuild engines, and ``hwlat measure
@@ -113,7 +113,7 @@ class TensorRTBackend(GPUBackend):
         gpu = torch.cuda.get_device_name(self.index)
         versions = (torch.__version__, _gpu.dist_version("torch-tensorrt", "torch_tensorrt") or "?",
                     _gpu.dist_version("tensorrt", "tensorrt-cu12", "tensorrt-cu13") or "?")  # fmt: skip
-        path = cache_path("tensorrt", item, ".ep", f"b{self.spec.batch}", self.spec.precision,
+        path = cache_path("tensorrt", item, ".pt2", f"b{self.spec.batch}", self.spec.precision,
                           f"mbs{self.min_block_size}", gpu, *versions)  # fmt: skip
         if path.exists():
             return path
@@ -122,7 +122,7 @@ class TensorRTBackend(GPUBackend):
         module, x = self._inputs(item)
         with torch.cuda.device(self.index):  # also in --jobs workers, which run outside session()
             compiled = compile_trt(torch_tensorrt, module, x, self.dtype, self.min_block_size)
-        tmp = path.with_suffix(".tmp.ep")
+        tmp = path.with_suffix(".tmp.pt2")  # torch.export's archive loader wants the .pt2 suffix
         save = torch_tensorrt.save
         key = "arg_inputs" if "arg_inputs" in inspect.signature(save).parameters else "inputs"
         save(compiled, str(tmp), **{key: [x]})

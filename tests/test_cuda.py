@@ -428,6 +428,7 @@ def cuda_on_cpu(monkeypatch):
                         "current_stream": lambda device=None: stream, "stream": lambda s: contextlib.nullcontext(),
                         "synchronize": lambda device=None: None, "device": lambda index: contextlib.nullcontext(),
                         "device_count": lambda: 1, "is_bf16_supported": lambda: True,
+                        "get_device_name": lambda index=0: props.name,
                         "get_device_properties": lambda index: props}.items():  # fmt: skip
         monkeypatch.setattr(torch.cuda, name, value, raising=False)
     monkeypatch.setattr(torch.version, "cuda", "13.0")
@@ -500,3 +501,77 @@ def test_cuda_bf16_refused_where_unsupported(cuda_on_cpu, monkeypatch):
     with pytest.raises(ValueError, match="Invalid gpu=3 for device 'cuda': 1 CUDA device"):
         with create_backend("cuda/gpu=3").session():
             pass
+
+
+def _stand_in_torch_tensorrt(explicit_typing: bool):
+    """torch_tensorrt's compile/save/load as their documented contract, without TensorRT: compile
+    returns the module (no engine), save exports it to an ExportedProgram file, load reads it back."""
+    import importlib.machinery
+    import types
+
+    import torch
+
+    mod = types.ModuleType("torch_tensorrt")
+    mod.__spec__ = importlib.machinery.ModuleSpec("torch_tensorrt", None)
+    mod.calls = []
+    mod.dynamo = types.SimpleNamespace(_defaults=types.SimpleNamespace(USE_EXPLICIT_TYPING=explicit_typing))
+
+    def compile(module, ir, inputs, min_block_size, **kwargs):
+        mod.calls.append({"ir": ir, "shapes": [tuple(x.shape) for x in inputs], "min_block_size": min_block_size,
+                          **kwargs})  # fmt: skip
+        if explicit_typing and "enabled_precisions" in kwargs:
+            raise AssertionError("enabled_precisions should not be set when use_explicit_typing is True")
+        return module
+
+    def save(module, file_path, *, arg_inputs):
+        torch.export.save(torch.export.export(module, tuple(arg_inputs)), file_path)
+
+    mod.compile, mod.save, mod.load = compile, save, torch.export.load
+    return mod
+
+
+@pytest.mark.parametrize("explicit_typing", [True, False])
+def test_tensorrt_backend_code_path_on_the_cpu(cuda_on_cpu, monkeypatch, tmp_path, explicit_typing):
+    """Compile once per op and options, save, reload from the cache, time, describe (no TensorRT engine)."""
+    import torch
+
+    trt = _stand_in_torch_tensorrt(explicit_typing)
+    monkeypatch.setitem(sys.modules, "torch_tensorrt", trt)
+    versions = {"torch-tensorrt": torch.__version__.split("+")[0], "tensorrt": "10.13.0"}
+    monkeypatch.setattr(_gpu, "dist_version", lambda *names: next((versions[n] for n in names if n in versions), None))
+    monkeypatch.setenv("HWLAT_CACHE", str(tmp_path))
+    assert get_backend("tensorrt").check() is None
+    backend = create_backend("tensorrt/b2/settle_s=0.02")
+    with backend.session():
+        torch.manual_seed(0)  # the weights the compiled module is built with ...
+        r = backend.prepare(TINY)
+        times = backend.run(r, 5)
+        torch.manual_seed(0)  # ... and the same weights again, for the reference
+        with torch.no_grad():
+            expected = TINY.build().eval()(r.x)
+        assert torch.allclose(r.result(), expected, atol=1e-6)
+        r.close()
+        backend.prepare(TINY).close()  # the second time from the cache: no compile
+    assert np.all(times > 0) and len(trt.calls) == 1
+    call = trt.calls[0]
+    assert call["ir"] == "dynamo" and call["shapes"] == [(2, 8, 8, 8)] and call["min_block_size"] == 1
+    assert ("enabled_precisions" in call) == (not explicit_typing)
+    assert len(list(tmp_path.glob("tensorrt/*.pt2"))) == 1
+    create_backend("tensorrt/b2/fp16/settle_s=0.02").convert(TINY)  # another precision: another engine
+    assert len(list(tmp_path.glob("tensorrt/*.pt2"))) == 2
+    info = backend.describe()
+    extra = dict(info.extra)
+    assert (info.hardware, info.runtime) == ("Stand-in GPU", "torch-tensorrt")
+    assert extra["tensorrt"] == "10.13.0" and extra["min_block_size"] == "1"
+
+
+def test_tensorrt_retries_without_enabled_precisions_when_rejected(cuda_on_cpu):
+    """A release with explicit typing that does not say so in _defaults rejects enabled_precisions: retry without."""
+    import torch
+    from hwlat.devices.tensorrt import compile_trt
+
+    trt = _stand_in_torch_tensorrt(explicit_typing=True)
+    trt.dynamo = None  # no _defaults to read: hwlat passes enabled_precisions first
+    module, x = TINY.build().eval(), torch.zeros(1, 8, 8, 8)
+    assert compile_trt(trt, module, x, torch.float16) is module
+    assert [("enabled_precisions" in c) for c in trt.calls] == [True, False]
