@@ -11,9 +11,9 @@ Precision: the module and its input are cast to the device's precision
 older ones get ``enabled_precisions={dtype}`` as well.
 
 Build cache: :meth:`TensorRTBackend.convert` saves each compiled program with
-``torch_tensorrt.save`` (ExportedProgram format, a ``.pt2`` archive: newer torch.export
-refuses other suffixes) under ``$HWLAT_CACHE/tensorrt/``, keyed by op key, batch, precision, min_block_size,
-the GPU's name and the torch / torch-tensorrt / TensorRT versions;
+``torch_tensorrt.save`` (ExportedProgram format, a ``.pt2`` archive: torch.export.load
+warns on other suffixes and falls back to a legacy reader) under
+``$HWLAT_CACHE/tensorrt/``, keyed by op key, batch, precision, min_block_size, the GPU's name and the torch / torch-tensorrt / TensorRT versions;
 :meth:`prepare` loads it with ``torch_tensorrt.load(path).module()``. So a
 resumed or repeated table does not rebuild engines, and ``hwlat measure
 --jobs N`` builds them in parallel before timing.
