@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from gpu_session import COMPARE_BUDGET_S, CONFIGS, ZOO, device_string, table_name  # noqa: E402
+from gpu_session import COMPARE_BUDGET_S, CONFIGS, ZOO, device_key, device_string, table_name  # noqa: E402
 
 CPU_DEVICES = "onnxruntime-cpu/cores=0,litert-cpu/cores=0,torch-cpu/cores=0"
 NOTE = """Measured in one GPU session of benchmarks/gpu_session.sh: CUDA events around each run, the
@@ -56,13 +56,14 @@ def export_tables(session: Path, tables: Path) -> list[Path]:
     from hwlat.store import LatencyStore
 
     tables.mkdir(parents=True, exist_ok=True)
-    csvs = []
+    csvs, n_nets = [], {}
     with LatencyStore(session / "gpu.db", readonly=True) as store:
         keys = store.device_keys()
         for key in keys:
             csv = tables / f"{table_name(key)}_mbconv.csv"
             store.export(csv, key)
             csvs.append(csv)
+            n_nets[key] = sum(m.kind == "network" for m in store.measurements(key))
     repeat_db = session / "gpu_repeat.db"
     repeats: dict[str, Path] = {}
     if repeat_db.exists():
@@ -72,11 +73,8 @@ def export_tables(session: Path, tables: Path) -> list[Path]:
                 rep.export(path, key)
                 repeats[key] = path
     for key, csv in zip(keys, csvs):
-        import pandas as pd
-
-        n_nets = int((pd.read_csv(csv, usecols=["kind"])["kind"] == "network").sum())
         text = card(csv, repeats.get(key), NOTE,
-                    networks=f"random ProxylessNAS-backbone networks at 224x224 (the first {n_nets} of `random:200`, seed 0)",
+                    networks=f"random ProxylessNAS-backbone networks at 224x224 (the first {n_nets[key]} of `random:200`, seed 0)",
                     regenerate="`bash benchmarks/gpu_session.sh` on the GPU, then "
                                "`python benchmarks/gpu_ingest.py SESSION_DIR` here (docs/gpu.md)")  # fmt: skip
         csv.with_suffix(".md").write_text(text)
@@ -93,10 +91,8 @@ def zoo_extras(session: Path, results: Path, backend: str) -> Path | None:
     if not db.exists():
         return None
     nets = resolve_networks(ZOO)
-    from hwlat.devices import DeviceSpec
-
-    fp32, fp16, energy = (device_string(backend, "graph", 8, 0, o) for o in ("", "fp16", "energy=1"))
-    keys = {label: DeviceSpec.parse(d).key for label, d in (("fp32", fp32), ("fp16", fp16), ("energy", energy))}
+    keys = {label: device_key(device_string(backend, "graph", 8, 0, option))
+            for label, option in (("fp32", ""), ("fp16", "fp16"), ("energy", "energy=1"))}  # fmt: skip
     with LatencyStore(db, readonly=True) as store:
         rows = {label: {m.op_key: m for m in store.measurements(key)} for label, key in keys.items()}
     if not rows["fp16"] and not rows["energy"]:

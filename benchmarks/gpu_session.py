@@ -73,10 +73,10 @@ def device_string(backend: str, mode: str, batch: int, gpu: int, options: str = 
 
 def table_name(device_key: str) -> str:
     """``cuda/t1/b8/fp32/mode=graph`` -> ``cuda-graph-b8`` (the shipped CSV is NAME_mbconv.csv)."""
-    parts = device_key.split("/")
-    opts = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
-    batch = next(p[1:] for p in parts[1:] if p[:1] == "b" and p[1:].isdigit())
-    return f"{parts[0]}-{opts.get('mode', 'eager')}-b{batch}"
+    from hwlat.devices import DeviceSpec
+
+    spec = DeviceSpec.parse(device_key)
+    return f"{spec.backend}-{spec.option('mode', 'eager')}-b{spec.batch}"
 
 
 def interleave(lists: Sequence[Sequence[Any]], shares: Sequence[int]) -> list[Any]:
@@ -256,11 +256,11 @@ def table_items(args: argparse.Namespace) -> list[Any]:
     return list({it.key: it for it in merged}.values())  # half the sampled ops are backbone configs too
 
 
-def stage_tables(session: Session, args: argparse.Namespace, devices: Sequence[str]) -> dict[str, Any]:
+def stage_tables(session: Session, args: argparse.Namespace, devices: Sequence[str],
+                 items: Sequence[Any]) -> dict[str, Any]:  # fmt: skip
     """Chunks of ``args.chunk`` items per device, the devices taking turns, until deadline - reserve."""
     from hwlat.timing import Protocol
 
-    items = table_items(args)
     protocol = Protocol()
     until = session.deadline - args.reserve_s
     db = session.out / "gpu.db"
@@ -299,7 +299,8 @@ def stage_tables(session: Session, args: argparse.Namespace, devices: Sequence[s
     return {"status": status, "items_per_device": len(items), "reached": pos}
 
 
-def stage_repeat(session: Session, args: argparse.Namespace, devices: Sequence[str]) -> dict[str, Any]:
+def stage_repeat(session: Session, args: argparse.Namespace, devices: Sequence[str],
+                 items: Sequence[Any]) -> dict[str, Any]:  # fmt: skip
     """The first measured ops and networks of each table again, into a separate table (the noise floor).
 
     The time left is shared equally among the devices still to do.
@@ -312,8 +313,7 @@ def stage_repeat(session: Session, args: argparse.Namespace, devices: Sequence[s
     if not db.exists():
         return {"status": "skipped", "why": "no table to repeat"}
     with LatencyStore(db, readonly=True) as store:
-        done = {d: store.done_keys(_key(d), protocol.key) for d in devices}
-    items = table_items(args)
+        done = {d: store.done_keys(device_key(d), protocol.key) for d in devices}
     rows: dict[str, Any] = {}
     end = session.deadline - 5.0
     for i, device in enumerate(devices):
@@ -326,11 +326,11 @@ def stage_repeat(session: Session, args: argparse.Namespace, devices: Sequence[s
                                     protocol, until)  # fmt: skip
             rows[key] = new
         except Deadline:
-            rows[_key(device)] = "stopped at its share of the time"
+            rows[device_key(device)] = "stopped at its share of the time"
     return {"rows": rows}
 
 
-def _key(device: str) -> str:
+def device_key(device: str) -> str:
     from hwlat.devices import DeviceSpec
 
     return DeviceSpec.parse(device).key
@@ -407,12 +407,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     session.stage("compare", lambda: stage_compare(session, args, devices), min_left_s=30)
     if args.tests == "gpu":
         session.stage("tests", lambda: stage_tests(session, args), min_left_s=args.reserve_s + 20)
-    session.stage("tables", lambda: stage_tables(session, args, devices), min_left_s=args.reserve_s + 10)
-    session.stage("repeat", lambda: stage_repeat(session, args, devices), min_left_s=15)
+    items = table_items(args)
+    session.stage("tables", lambda: stage_tables(session, args, devices, items), min_left_s=args.reserve_s + 10)
+    session.stage("repeat", lambda: stage_repeat(session, args, devices, items), min_left_s=15)
     if args.extras == "yes":
-        extra = [device_string(args.backend, "graph", 8, args.gpu, "/".join(filter(None, ["fp16", args.device_options]))),
-                 device_string(args.backend, "graph", 8, args.gpu,
-                               "/".join(filter(None, ["energy=1", args.device_options])))]  # fmt: skip
+        extra = [device_string(args.backend, "graph", 8, args.gpu, f"{o}/{args.device_options}")
+                 for o in ("fp16", "energy=1")]  # fmt: skip
         session.stage("extras", lambda: stage_compare(session, args, extra, "extras"), min_left_s=20)
     for db in ("gpu.db", "gpu_repeat.db", "compare.db"):
         single_file(args.out / db)
