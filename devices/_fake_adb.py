@@ -106,7 +106,7 @@ class FakePhone:
     faults: Faults = field(default_factory=Faults)
     props: dict[str, str] = field(default_factory=dict)
     files: dict[str, tuple[bytes, int]] = field(default_factory=dict)  # path -> (content, mode)
-    runs: list[dict] = field(default_factory=list)  # every benchmark_model run: mask, argv, threads
+    runs: list[dict] = field(default_factory=list)  # every benchmark_model run: mask, argv, threads, model, times
     offline_until: float = 0.0
 
     def __post_init__(self) -> None:
@@ -539,6 +539,7 @@ class _BenchmarkModel:
             self.err("ERROR: Benchmarking failed.")
             return 1
         self.out(f"INFO: Loaded model {graph}")
+        record["model_sha256"] = hashlib.sha256(model).hexdigest()
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         import numpy as np
@@ -572,6 +573,7 @@ class _BenchmarkModel:
             phone.offline_until = time.monotonic() + faults.offline_s
             raise _Drop("emulated cable pull")
         timed = self._phase(interp, int(flags["num_runs"]), float(flags["min_secs"]), max_secs, float(flags["run_delay"]))
+        record["timed_us"] = list(timed)
         avg = lambda xs: sum(xs) / len(xs) if xs else math.nan  # noqa: E731
         self.out(f"INFO: Inference timings in us: Init: {init_us}, First inference: {warm[0] if warm else 0}, "
                  f"Warmup (avg): {avg(warm):g}, Inference (avg): {avg(timed):g}")  # fmt: skip

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import time
 
+import numpy as np
 import pytest
 
 from hwlat.cli import main
@@ -158,13 +159,22 @@ def test_measure_through_the_phone(target):
     assert phone.files == {}  # model, binary and pid file removed afterwards
 
 
-def test_emulated_phone_times_like_the_host(server, binary):
-    """The emulator runs the same .tflite in the same interpreter: same latency as litert-cpu."""
+def test_emulated_phone_runs_the_host_model_and_reports_its_own_times(server, binary, phone):
+    """The emulator runs litert-cpu's own .tflite, and hwlat reads back exactly the times it measured.
+
+    No latency is compared here (the host is noisy): the model bytes and the run times are.
+    """
     op = OPS[1]
     proto = Protocol(min_rounds=3, max_rounds=5, round_s=0.01, warmup_s=0.01, budget_s=0.05, rel_ci=0.5)
-    (phone_m,) = measure(backend_for(server, binary), [op], proto)
-    (host_m,) = measure(create_backend("litert-cpu"), [op], proto)
-    assert 0.6 < phone_m.median_ms / host_m.median_ms < 1.6, (phone_m.median_ms, host_m.median_ms)
+    (m,) = measure(backend_for(server, binary), [op], proto)
+    host_model = create_backend("litert-cpu").convert(op).read_bytes()
+    assert [r["model_sha256"] for r in phone.runs] == [hashlib.sha256(host_model).hexdigest()] * m.rounds
+    # each round's figure is benchmark_model's nearest-rank median of its own per-run µs, read back in ms
+    rounds_us = [sorted(r["timed_us"]) for r in phone.runs]
+    assert all(rounds_us)
+    assert m.round_medians_ms == pytest.approx([t[len(t) // 2] * 1e-3 for t in rounds_us])
+    assert m.n == sum(len(t) for t in rounds_us)
+    assert m.median_ms == pytest.approx(float(np.median([t[len(t) // 2] for t in rounds_us])) * 1e-3)
 
 
 def test_keep_threads_gpu_and_fixed_protocol(server, binary, phone):
