@@ -6,7 +6,10 @@ key, so the same op gives the same samples in every run and every process.
 Options (``DeviceSpec.options``): ``noise`` (relative σ, default 0.03),
 ``peak_gmacs`` (default 20), ``bandwidth_gbs`` (default 10), ``overhead_us``
 (default 20), ``unstable`` (a substring of op keys whose noise is 10x),
-``realtime`` (1: really sleep for the drawn times, for kill/resume tests).
+``realtime`` (1: really sleep for the drawn times, for kill/resume tests),
+``drift`` ("PERIOD:FACTOR": every PERIOD seconds of device time the whole
+device turns FACTOR times slower, then back, like a shared machine's busy
+spells; ``drift_phase=1`` starts in the slow spell).
 """
 
 from __future__ import annotations
@@ -61,10 +64,29 @@ class FakeBackend(Backend):
         seed = int.from_bytes(hashlib.sha1(f"{self.spec.key}|{item.key}".encode()).digest()[:8], "little")
         return _FakeRunnable(item, base, noise, np.random.default_rng(seed))
 
+    def _drift(self) -> tuple[float, float] | None:
+        text = self.spec.option("drift")
+        if not text:
+            return None
+        try:
+            period, factor = (float(v) for v in text.split(":"))
+        except ValueError:
+            raise ValueError(f"Invalid fake option drift={text!r}: give PERIOD:FACTOR, e.g. drift=0.5:1.8") from None
+        if period <= 0 or factor <= 0:
+            raise ValueError(f"Invalid fake option drift={text!r}: PERIOD and FACTOR must be positive")
+        return period, factor
+
     def run(self, runnable: Runnable, n: int) -> np.ndarray:
         if not isinstance(runnable, _FakeRunnable):
             raise TypeError(f"the fake backend runs what its own prepare() made, not {type(runnable).__name__}")
         times = runnable.draw(n)
+        drift = self._drift()
+        if drift is not None:
+            period, factor = drift
+            clock = getattr(self, "_clock_s", 0.0)
+            if (int(clock / period) + int(self.spec.option("drift_phase", "0"))) % 2:
+                times = times * factor
+            self._clock_s = clock + float(times.sum())
         if self.spec.option("realtime") == "1":
             time.sleep(float(times.sum()))
         return times

@@ -109,7 +109,8 @@ def convert_parallel(backend, items, jobs: int, quiet: bool = False) -> None:
             bar.update(1)
 
 
-def run_measure(backend, items, store, protocol, *, quiet: bool = False, jobs: int = 1) -> tuple[int, int]:
+def run_measure(backend, items, store, protocol, *, quiet: bool = False, jobs: int = 1,
+                reference=None) -> tuple[int, int]:  # fmt: skip
     """Measure what ``store`` lacks; returns (new rows, already present)."""
     from tqdm.auto import tqdm
 
@@ -132,12 +133,13 @@ def run_measure(backend, items, store, protocol, *, quiet: bool = False, jobs: i
 
     with tqdm(total=len(items), initial=len(items) - len(todo), desc=backend.spec.key, unit="op",
               disable=quiet, file=sys.stderr, dynamic_ncols=True) as bar:  # fmt: skip
-        measure(backend, todo, protocol, on_result=save, progress=bar.update)
+        measure(backend, todo, protocol, on_result=save, progress=bar.update, reference=reference)
     return new, len(items) - len(todo)
 
 
 def cmd_measure(args: argparse.Namespace) -> int:
     from hwlat.devices import create_backend
+    from hwlat.drift import drift_summary
     from hwlat.store import LatencyStore
 
     protocol = _protocol(args)
@@ -147,23 +149,43 @@ def cmd_measure(args: argparse.Namespace) -> int:
             raise CLIError(f"--bench-binary is for phones (--device adb:SERIAL), not {args.device!r}")
         options["bench_binary"] = args.bench_binary
     backend = create_backend(args.device, threads=args.threads, batch=args.batch, options=options)
+    reference = _reference(args.reference, backend, protocol) if args.reference else None
     items = _items(args)
     with LatencyStore(args.db) as store:  # opened (and checked writable) before any measuring
         t0 = time.perf_counter()
         try:
-            new, skipped = run_measure(backend, items, store, protocol, quiet=args.quiet, jobs=args.jobs)
+            new, skipped = run_measure(backend, items, store, protocol, quiet=args.quiet, jobs=args.jobs,
+                                       reference=reference)  # fmt: skip
         except KeyboardInterrupt:
             n = len(store.done_keys(backend.spec.key, protocol.key))
             print(f"interrupted: {n} rows are saved in {args.db}; run the same command again to resume",
                   file=sys.stderr)  # fmt: skip
             return EXIT_INTERRUPTED
         rows = [m for m in store.measurements(backend.spec.key) if m.protocol == protocol.key]
+        drift = drift_summary(store.frame(backend.spec.key, provenance=False)) if reference is not None else None
     unstable = sum(not m.stable for m in rows)
     print(
         f"{backend.spec.key}: {new} measured, {skipped} already in {args.db} "
         f"({len(rows)} rows, {unstable} not settled) in {time.perf_counter() - t0:.1f} s"
     )
+    if drift:
+        print(drift)
     return 0
+
+
+def _reference(name: str, backend, protocol):
+    """The drift reference op for ``--reference``, checked against the backend and protocol."""
+    from hwlat.drift import reference_op
+
+    if protocol.name != "adaptive":
+        raise CLIError("--reference needs the adaptive protocol: it is timed beside the ops in every round")
+    if getattr(backend, "measure_items", None) is not None:
+        raise CLIError(f"--reference is not supported on {backend.name}: its device times runs itself "
+                       "(the phone's thermal and frequency records are kept instead)")  # fmt: skip
+    try:
+        return reference_op(name)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from exc
 
 
 # -------------------------------------------------------------------- table
@@ -208,7 +230,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     with LatencyStore(args.table, readonly=True) as store:
         device = _device_key(store, args.device)
-        p = LatencyPredictor(model=args.model).fit_table(store, device=device, target=args.target)
+        p = LatencyPredictor(model=args.model).fit_table(store, device=device, target=args.target,
+                                                         correct_drift=args.correct_drift)  # fmt: skip
         info = next((v for v in store.devices().values() if v.get("device_key") == device), {})
     path, meta = save_predictor(p, args.out, table=args.table, device_info=info)
     kinds = ", ".join(f"{k} ({n})" for k, n in p.n_train_.items())
@@ -245,7 +268,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from hwlat.predict import load_predictor
 
     p = load_predictor(args.predictor)
-    result = evaluate_table(p, args.table, repeat_table=args.repeat, target=getattr(p, "target_", "median_ms"))
+    result = evaluate_table(p, args.table, repeat_table=args.repeat, target=getattr(p, "target_", "median_ms"),
+                            correct_drift=args.correct_drift)  # fmt: skip
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     title = f"Predictor {Path(args.predictor).name} on {args.table} ({p.device_key_})"
@@ -323,6 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--budget", type=float, help="time budget per op in seconds (0.4)")
     s.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     s.add_argument("--jobs", type=int, default=1, help="convert models in N parallel processes first (default 1)")
+    s.add_argument("--reference", metavar="OP",
+                   help="time this op (an op key, or 'auto') in every round beside the others and record it "
+                        "per row, so the machine's drift can be corrected later (hwlat fit --correct-drift)")
     s.add_argument("--bench-binary", metavar="PATH",
                    help="adb: TFLite benchmark_model to push (a file here) or use (a path on the phone)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -351,12 +378,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="predictor file to write (.skops, plus .skops.json metadata)")
     s.add_argument("--model", default="prior+gbr", help="per-kind model (default prior+gbr)")
     s.add_argument("--target", default="median_ms", help="statistic to predict (default median_ms)")
+    s.add_argument("--correct-drift", action="store_true",
+                   help="first put rows measured with --reference on the table's typical speed (hwlat.drift)")
     s.set_defaults(func=cmd_fit)
 
     s = sub.add_parser("evaluate", help="RMSE, MAPE, ±5/±10 %% accuracy of a predictor on a table")
     s.add_argument("--predictor", required=True)
     s.add_argument("--table", required=True)
     s.add_argument("--repeat", help="a second table of the same items, for the measurement noise floor")
+    s.add_argument("--correct-drift", action="store_true",
+                   help="put both tables' rows measured with --reference on one common speed first")
     s.add_argument("--out", default="out/evaluate", help="folder for evaluation.md and evaluation.png")
     s.set_defaults(func=cmd_evaluate)
 

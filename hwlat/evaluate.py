@@ -67,12 +67,21 @@ def split_ops(keys: Any, test_fraction: float = 0.2, seed: int = 0) -> tuple[np.
     return ~test, test
 
 
-def evaluate_table(predictor, table, repeat_table=None, target: str = "median_ms") -> dict[str, Any]:
-    """Evaluate ``predictor`` on a table's ops (by kind) and networks; noise floor from ``repeat_table``."""
-    from hwlat.predict import _table_frame
+def evaluate_table(predictor, table, repeat_table=None, target: str = "median_ms",
+                   correct_drift: bool = False) -> dict[str, Any]:  # fmt: skip
+    """Evaluate ``predictor`` on a table's ops (by kind) and networks; noise floor from ``repeat_table``.
+
+    ``correct_drift``: both tables' rows measured with a drift reference are put
+    on one common speed first (:func:`hwlat.drift.correct_frames`).
+    """
+    from hwlat.drift import correct_frames
     from hwlat.network import Network
+    from hwlat.predict import _table_frame
 
     df, nets = _table_frame(table)
+    rdf = _table_frame(repeat_table)[0] if repeat_table is not None else None
+    if correct_drift:
+        df, rdf = correct_frames(df, rdf)
     df = df[df["device_key"] == predictor.device_key_] if predictor.device_key_ else df
     out: dict[str, Any] = {"ops": {}, "networks": None, "noise_floor": {}, "points": {}}
     ops = df[df["kind"] != "network"]
@@ -88,8 +97,7 @@ def evaluate_table(predictor, table, repeat_table=None, target: str = "median_ms
         pred = predictor.predict_network(net_list)
         out["networks"] = metrics(pred, nrows[target].to_numpy())
         out["points"]["networks"] = (pred, nrows[target].to_numpy())
-    if repeat_table is not None:
-        rdf, _ = _table_frame(repeat_table)
+    if rdf is not None:
         merged = df.merge(rdf, on=["device_key", "op_key", "protocol"], suffixes=("", "_rep"))
         for name, g in (("ops", merged[merged["kind"] != "network"]), ("networks", merged[merged["kind"] == "network"])):
             if len(g):

@@ -207,13 +207,16 @@ class LatencyPredictor(BaseEstimator, RegressorMixin):
         self.feature_names_ = list(FEATURES)
         return self
 
-    def fit_table(self, table: Any, device: str | None = None, target: str = "median_ms") -> LatencyPredictor:
+    def fit_table(self, table: Any, device: str | None = None, target: str = "median_ms",
+                  correct_drift: bool = False) -> LatencyPredictor:  # fmt: skip
         """Fit on a latency table (a ``LatencyStore``, a path to one, or its ``frame()``).
 
         Op rows train the per-kind models; network rows (when the table holds
-        their definitions) calibrate the network overhead.
+        their definitions) calibrate the network overhead. ``correct_drift``:
+        rows measured with a drift reference are first put on the table's
+        typical speed (:mod:`hwlat.drift`).
         """
-        df, nets = _table_frame(table)
+        df, nets = _table_frame(table, correct_drift)
         keys = sorted(df["device_key"].unique())
         if device is None:
             if len(keys) != 1:
@@ -226,6 +229,7 @@ class LatencyPredictor(BaseEstimator, RegressorMixin):
         self.fit(list(ops["op_key"]), ops[target].to_numpy(), device_key=device)
         self.target_ = target
         self.table_sha256_ = table_checksum(df)
+        self.drift_corrected_ = bool(correct_drift)
         net_rows = df[(df["kind"] == "network") & df["op_key"].isin(list(nets))]
         if len(net_rows):
             self.calibrate([nets[k] for k in net_rows["op_key"]], net_rows[target].to_numpy())
@@ -303,18 +307,19 @@ class LatencyPredictor(BaseEstimator, RegressorMixin):
         return clone(self)
 
 
-def _table_frame(table: Any):
+def _table_frame(table: Any, correct_drift: bool = False):
     """(frame, networks) from a LatencyStore, a path, or a DataFrame."""
     import pandas as pd
 
+    from hwlat.drift import correct_frame
     from hwlat.store import LatencyStore
 
     if isinstance(table, pd.DataFrame):
-        return table, {}
+        return (correct_frame(table) if correct_drift else table), {}
     if isinstance(table, LatencyStore):
-        return table.frame(provenance=False), table.networks()
+        return table.frame(provenance=False, correct_drift=correct_drift), table.networks()
     with LatencyStore(table, readonly=True) as store:
-        return store.frame(provenance=False), store.networks()
+        return store.frame(provenance=False, correct_drift=correct_drift), store.networks()
 
 
 def table_checksum(df) -> str:
@@ -386,6 +391,7 @@ def save_predictor(predictor: LatencyPredictor, path: str | Any, table: str | No
         "scale": predictor.scale_,
         "training_table": str(table) if table else None,
         "training_table_sha256": getattr(predictor, "table_sha256_", None),
+        "drift_corrected": getattr(predictor, "drift_corrected_", False),
         "versions": _versions(),
         "file_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
     }

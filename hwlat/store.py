@@ -233,8 +233,12 @@ class LatencyStore:
     def device_keys(self) -> list[str]:
         return [r[0] for r in self._conn.execute("SELECT DISTINCT device_key FROM measurements ORDER BY device_key")]
 
-    def frame(self, device_key: str | None = None, provenance: bool = True) -> pd.DataFrame:
-        """All rows as a DataFrame (one column per statistic, plus provenance)."""
+    def frame(self, device_key: str | None = None, provenance: bool = True, correct_drift: bool = False) -> pd.DataFrame:
+        """All rows as a DataFrame (one column per statistic, plus provenance).
+
+        ``correct_drift``: put rows measured with a drift reference on the
+        table's typical speed (:func:`hwlat.drift.correct_frame`).
+        """
         import pandas as pd
 
         sql = "SELECT * FROM measurements" + (" WHERE device_key=?" if device_key else "") + " ORDER BY rowid"
@@ -253,6 +257,10 @@ class LatencyStore:
                 ]
             )  # fmt: skip
             df = df.merge(prov, on="info_id", how="left")
+        if correct_drift:
+            from hwlat.drift import correct_frame
+
+            df = correct_frame(df)
         return df
 
     # ------------------------------------------------------ export/import

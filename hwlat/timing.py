@@ -15,6 +15,7 @@ Fixed protocol (``Protocol.fixed()``): TFLite ``benchmark_model``'s defaults,
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -277,6 +278,7 @@ def measure(
     on_result: Callable[[Measurement], None] | None = None,
     progress: Callable[[int], None] | None = None,
     extra: Callable[[Item], Iterable[tuple[str, float]]] | None = None,
+    reference: Item | None = None,
 ) -> list[Measurement]:
     """Measure ``items`` on ``backend`` with ``protocol``; return one Measurement each.
 
@@ -286,12 +288,26 @@ def measure(
     ``extra(item)`` gives values for ``Measurement.extra``; by default the
     backend's ``measurement_extra`` (e.g. GPU energy per inference).
 
+    ``reference`` (adaptive protocol only): an op run once in every round of
+    every group, beside the ops being measured. Each row then records the
+    reference's median over the same rounds (``ref_ms`` in ``extra``, with
+    ``ref_id`` naming the op), so a shared machine's slow and fast spells can
+    be told apart and divided out afterwards (:mod:`hwlat.drift`). Costs about
+    one block per round (~1/interleave more timed time). The medians
+    themselves are not changed.
+
     A backend whose device times runs itself and reports statistics, not
     per-run times (the adb backend's ``benchmark_model``), provides
     ``measure_items`` with this signature; it is used instead.
     """
     protocol = protocol or Protocol()
     own = getattr(backend, "measure_items", None)
+    if reference is not None:
+        if own is not None:
+            raise ValueError(f"a drift reference needs per-run times; the {backend.name} backend's device times "
+                             "its runs itself (use its thermal and frequency records instead)")  # fmt: skip
+        if protocol.name != "adaptive":
+            raise ValueError("a drift reference needs the adaptive protocol: it runs beside the ops in every round")
     if own is not None:
         return own(items, protocol, on_result=on_result, progress=progress, extra=extra)
     if extra is None:
@@ -301,16 +317,24 @@ def measure(
     key = backend.spec.key
     group_size = protocol.interleave if protocol.name == "adaptive" else 1
 
+    ref: _Reference | None = None
+
     def finish(st: _OpState) -> None:
         st.done = True
         meds = [float(np.median(b)) for b in st.blocks]
+        pairs = list(extra(st.item)) if extra else []
+        if ref is not None:
+            pairs += ref.pairs()
         m = summarize(
             np.concatenate(st.blocks), meds, item=st.item, device_key=key, protocol=protocol,
-            wall_s=st.wall_s, extra=extra(st.item) if extra else (),
+            wall_s=st.wall_s, extra=pairs,
         )  # fmt: skip
         deliver(m, results, on_result, progress)
 
-    with backend.session():
+    with backend.session(), contextlib.ExitStack() as stack:
+        if reference is not None:
+            ref = _Reference(backend, reference, protocol)
+            stack.callback(ref.close)
         for start in range(0, len(items), group_size):
             group = items[start : start + group_size]
             states: list[_OpState] = []
@@ -331,11 +355,16 @@ def measure(
                             _run_block(backend, st)
                         finish(st)
                     continue
+                if ref is not None:
+                    ref.new_group()
                 for rnd in range(protocol.max_rounds):
                     active = [st for st in states if not st.done]
                     if not active:
                         break
-                    for i in rng.permutation(len(active)):
+                    for i in rng.permutation(len(active) + (ref is not None)):
+                        if i == len(active):
+                            ref.run_block()  # type: ignore[union-attr]
+                            continue
                         st = active[i]
                         _run_block(backend, st)
                         if len(st.blocks) >= protocol.min_rounds:
@@ -349,4 +378,49 @@ def measure(
             finally:
                 for st in states:
                     st.runnable.close()
+    if ref is not None:
+        ref.report()
     return results
+
+
+class _Reference:
+    """The drift reference: prepared and warmed up once, one block per round of each group."""
+
+    def __init__(self, backend: Backend, item: Item, protocol: Protocol) -> None:
+        from hwlat.drift import reference_id
+
+        self.backend, self.item, self.id = backend, item, reference_id(item.key)
+        self.runnable = backend.prepare(item)
+        est = _warmup(backend, self.runnable, protocol)
+        self.block = int(min(protocol.max_block, max(1, math.ceil(protocol.round_s / max(est, 1e-9)))))
+        self.samples: list[np.ndarray] = []
+        self.group_ms: list[float] = []
+
+    def new_group(self, start: bool = True) -> None:
+        if self.samples:
+            self.group_ms.append(self.median_ms())
+        self.samples = []
+        if start:  # it sat idle while the group was prepared: one block to re-warm, one so every op has a reference
+            self.backend.run(self.runnable, self.block)
+            self.run_block()
+
+    def run_block(self) -> None:
+        self.samples.append(self.backend.run(self.runnable, self.block))
+
+    def median_ms(self) -> float:
+        return float(np.median(np.concatenate(self.samples))) * 1e3
+
+    def pairs(self) -> list[tuple[str, float]]:
+        """``extra`` entries for an op finished now: the reference over the same rounds."""
+        return [("ref_ms", self.median_ms()), ("ref_id", self.id)] if self.samples else []
+
+    def report(self) -> None:
+        self.new_group(start=False)
+        if len(self.group_ms) > 1:
+            lo, hi = min(self.group_ms), max(self.group_ms)
+            level = logging.WARNING if hi > 1.1 * lo else logging.INFO
+            log.log(level, "drift reference %s: %.4g-%.4g ms over %d groups (x%.2f)",
+                    self.item.key, lo, hi, len(self.group_ms), hi / lo)  # fmt: skip
+
+    def close(self) -> None:
+        self.runnable.close()

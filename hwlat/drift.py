@@ -1,0 +1,122 @@
+"""Drift correction: divide a shared machine's slow and fast spells out of a table.
+
+On a shared machine the speed of the whole CPU changes for seconds to minutes at
+a time (other tenants' load, memory bandwidth, frequency): every op measured in
+such a spell comes out slower by about the same factor. The adaptive protocol's
+rounds spread noise across the ops of a group, but not across a spell longer
+than the group. With a *reference op* (``hwlat measure --reference auto``,
+``measure(..., reference=item)``) one fixed op is timed in every round beside
+the others, and each row records the reference's median over the same rounds
+(``extra["ref_ms"]``). Correcting a row then means::
+
+    corrected = median_ms * baseline_ms / ref_ms
+
+with ``baseline_ms`` the median of ``ref_ms`` over all rows of the same device,
+protocol and reference (or a value you give): every row is put on the table's
+typical speed. Raw rows are never changed in the store; correction is a view
+(``LatencyStore.frame(correct_drift=True)``, ``hwlat fit --correct-drift``).
+It assumes a spell slows every op alike. That holds only roughly: on the
+development machine it cut the median difference between two runs in different
+spells from 40 % to 5 % (ONNX Runtime) and from 14 % to 3 % (LiteRT), not to the
+quiet machine's 0.6-0.9 % (``benchmarks/measure_repeatability.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["REFERENCE_OP", "reference_id", "reference_op", "correct_frame", "correct_frames", "drift_summary",
+           "SCALED_COLUMNS"]
+
+#: The default reference (``--reference auto``): a mid-sized MBConv block, ~0.1-1 ms on one CPU core.
+REFERENCE_OP = "mbconv:cin=80,cout=80,h=14,w=14,kernel=3,stride=1,expand=6,act=relu6"
+#: The statistics a drift factor scales (all in ms).
+SCALED_COLUMNS = ("median_ms", "mean_ms", "std_ms", "p5_ms", "p95_ms", "iqr_ms", "ci_low_ms", "ci_high_ms")
+
+
+def reference_id(op_key: str) -> float:
+    """A number naming the reference op in ``Measurement.extra`` (CRC-32 of its key; exact in a float)."""
+    return float(zlib.crc32(op_key.encode()))
+
+
+def reference_op(name: str):
+    """The reference for ``--reference NAME``: ``auto`` (:data:`REFERENCE_OP`) or an op key."""
+    from hwlat.ops import OpSpec
+
+    key = REFERENCE_OP if name == "auto" else name
+    try:
+        return OpSpec.from_key(key)
+    except (ValueError, KeyError) as exc:
+        raise ValueError(f"Invalid reference {name!r}: give 'auto' or an op key such as {REFERENCE_OP} ({exc})") from exc
+
+
+def _extra(df: pd.DataFrame, name: str) -> np.ndarray:
+    if "extra_json" not in df.columns:
+        return np.full(len(df), np.nan)
+    return np.array([json.loads(e or "{}").get(name, np.nan) for e in df["extra_json"]], dtype=float)
+
+
+def correct_frame(df: pd.DataFrame, baseline_ms: float | None = None) -> pd.DataFrame:
+    """A copy of a table frame with every row that has a reference put on the baseline speed.
+
+    Adds columns ``ref_ms`` and ``drift`` (= ref_ms / baseline; NaN for rows
+    measured without a reference, which are left as they are).
+    ``baseline_ms``: the reference's latency to correct to; by default the
+    median of ``ref_ms`` per (device, protocol, reference) group.
+    """
+    out = df.copy()
+    ref = _extra(out, "ref_ms")
+    rid = _extra(out, "ref_id")
+    drift = np.full(len(out), np.nan)
+    has = np.isfinite(ref) & (ref > 0)
+    if has.any():
+        keys = list(zip(out["device_key"], out["protocol"], rid))
+        for group in {k for k, h in zip(keys, has) if h}:
+            rows = np.array([k == group and h for k, h in zip(keys, has)])
+            base = float(np.median(ref[rows])) if baseline_ms is None else float(baseline_ms)
+            drift[rows] = ref[rows] / base
+    factor = np.ones(len(out))
+    factor[np.isfinite(drift)] = 1.0 / drift[np.isfinite(drift)]
+    for col in SCALED_COLUMNS:
+        if col in out.columns:
+            out[col] = out[col].to_numpy(dtype=float) * factor
+    if "round_medians_ms" in out.columns:
+        out["round_medians_ms"] = [
+            json.dumps([v * f for v in json.loads(r)]) if f != 1.0 else r
+            for r, f in zip(out["round_medians_ms"], factor)
+        ]
+    out["ref_ms"] = ref
+    out["drift"] = drift
+    return out
+
+
+def correct_frames(*frames: pd.DataFrame | None) -> list[pd.DataFrame | None]:
+    """Correct several frames (a table and its repeat, say) to one common baseline."""
+    import pandas as pd
+
+    given = [(i, f) for i, f in enumerate(frames) if f is not None]
+    both = pd.concat([f.assign(_frame=i) for i, f in given], ignore_index=True)
+    fixed = correct_frame(both)
+    out: list[pd.DataFrame | None] = [None] * len(frames)
+    for i, f in given:
+        part = fixed[fixed["_frame"] == i].drop(columns="_frame")
+        out[i] = part.set_axis(f.index) if len(part) == len(f) else part
+    return out
+
+
+def drift_summary(df: pd.DataFrame) -> str | None:
+    """One line on how far the reference moved in these rows (None: no reference recorded)."""
+    ref = _extra(df, "ref_ms")
+    ref = ref[np.isfinite(ref) & (ref > 0)]
+    if len(ref) == 0:
+        return None
+    lo, med, hi = np.percentile(ref, [0, 50, 100])
+    return (f"drift reference: {med:.4g} ms median, {lo:.4g}-{hi:.4g} ms over {len(ref)} rows "
+            f"(x{hi / lo:.2f}); correct with `hwlat fit --correct-drift`")  # fmt: skip
