@@ -216,6 +216,12 @@ def cmd_table(args: argparse.Namespace) -> int:
     )  # fmt: skip
     summary["settled"] = (100 * summary["settled"]).round(1).astype(str) + " %"
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    from hwlat.drift import drift_summary
+
+    for key, rows in df.groupby("device_key"):
+        line = drift_summary(rows)
+        if line:
+            print(f"{key}: {line}")
     if args.rows:
         cols = ["op_key", "median_ms", "iqr_ms", "n", "stable"]
         print()

@@ -147,6 +147,8 @@ def test_cli_measure_with_reference_and_fit(tmp_path, capsys):
                  "--db", str(db), "--reference", "auto", "--quiet"]) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert "16 measured" in out and "drift reference:" in out and "over 16 rows (x1.5" in out
+    assert main(["table", "show", "--db", str(db)]) == 0
+    assert "fake/t1/b1/fp32/drift=1:1.5/noise=0.01: drift reference:" in capsys.readouterr().out
     assert main(["fit", "--table", str(db), "--out", str(tmp_path / "p.skops"), "--correct-drift"]) == 0
     assert json.loads((tmp_path / "p.skops.json").read_text())["drift_corrected"] is True
     assert main(["measure", "--device", "fake", "--space", "mbconv", "--n", "4", "--db", str(db),
