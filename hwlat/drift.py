@@ -114,9 +114,11 @@ def correct_frames(*frames: pd.DataFrame | None) -> list[pd.DataFrame | None]:
 def drift_summary(df: pd.DataFrame) -> str | None:
     """One line on how far the reference moved in these rows (None: no reference recorded)."""
     ref = _extra(df, "ref_ms")
-    ref = ref[np.isfinite(ref) & (ref > 0)]
-    if len(ref) == 0:
+    has = np.isfinite(ref) & (ref > 0)
+    if not has.any():
         return None
-    lo, med, hi = np.percentile(ref, [0, 50, 100])
-    return (f"drift reference: {med:.4g} ms median, {lo:.4g}-{hi:.4g} ms over {len(ref)} rows "
-            f"(x{hi / lo:.2f}); correct with `hwlat fit --correct-drift`")  # fmt: skip
+    lo, med, hi = np.percentile(ref[has], [0, 50, 100])
+    raw = int((~has).sum())
+    return (f"drift reference: {med:.4g} ms median, {lo:.4g}-{hi:.4g} ms over {int(has.sum())} rows "
+            f"(x{hi / lo:.2f}); correct with `hwlat fit --correct-drift`"
+            + (f"; rows without a reference, left raw: {raw}" if raw else ""))  # fmt: skip

@@ -115,7 +115,8 @@ def test_correct_frame_scales_every_statistic_and_leaves_rows_without_a_referenc
     assert list(out["drift"][:2]) == pytest.approx([1 / 1.5, 2 / 1.5]) and np.isnan(out["drift"][2])
     assert list(correct_frame(rows, baseline_ms=1.0)["median_ms"]) == pytest.approx([2.0, 2.0, 5.0])
     assert list(rows["median_ms"]) == [2.0, 4.0, 5.0]  # a copy: the input is unchanged
-    assert "x1.00" not in drift_summary(rows) and "1-2 ms over 2 rows (x2.00)" in drift_summary(rows)
+    assert "1-2 ms over 2 rows (x2.00)" in drift_summary(rows) and "rows without a reference, left raw: 1" in drift_summary(rows)
+    assert "without a reference" not in drift_summary(rows.iloc[:2])
     assert drift_summary(rows.iloc[2:]) is None
 
 
