@@ -15,6 +15,7 @@ spells; ``drift_phase=1`` starts in the slow spell).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 from collections.abc import Iterator
 import time
@@ -64,6 +65,7 @@ class FakeBackend(Backend):
         seed = int.from_bytes(hashlib.sha1(f"{self.spec.key}|{item.key}".encode()).digest()[:8], "little")
         return _FakeRunnable(item, base, noise, np.random.default_rng(seed))
 
+    @functools.cached_property
     def _drift(self) -> tuple[float, float] | None:
         text = self.spec.option("drift")
         if not text:
@@ -80,7 +82,7 @@ class FakeBackend(Backend):
         if not isinstance(runnable, _FakeRunnable):
             raise TypeError(f"the fake backend runs what its own prepare() made, not {type(runnable).__name__}")
         times = runnable.draw(n)
-        drift = self._drift()
+        drift = self._drift
         if drift is not None:
             period, factor = drift
             clock = getattr(self, "_clock_s", 0.0)

@@ -161,12 +161,12 @@ def cmd_measure(args: argparse.Namespace) -> int:
             print(f"interrupted: {n} rows are saved in {args.db}; run the same command again to resume",
                   file=sys.stderr)  # fmt: skip
             return EXIT_INTERRUPTED
-        rows = [m for m in store.measurements(backend.spec.key) if m.protocol == protocol.key]
-        drift = drift_summary(store.frame(backend.spec.key, provenance=False)) if reference is not None else None
-    unstable = sum(not m.stable for m in rows)
+        rows = store.frame(backend.spec.key, provenance=False)
+    rows = rows[rows["protocol"] == protocol.key]
+    drift = drift_summary(rows) if reference is not None else None
     print(
         f"{backend.spec.key}: {new} measured, {skipped} already in {args.db} "
-        f"({len(rows)} rows, {unstable} not settled) in {time.perf_counter() - t0:.1f} s"
+        f"({len(rows)} rows, {int((~rows['stable']).sum())} not settled) in {time.perf_counter() - t0:.1f} s"
     )
     if drift:
         print(drift)
@@ -176,12 +176,11 @@ def cmd_measure(args: argparse.Namespace) -> int:
 def _reference(name: str, backend, protocol):
     """The drift reference op for ``--reference``, checked against the backend and protocol."""
     from hwlat.drift import reference_op
+    from hwlat.timing import reference_problem
 
-    if protocol.name != "adaptive":
-        raise CLIError("--reference needs the adaptive protocol: it is timed beside the ops in every round")
-    if getattr(backend, "measure_items", None) is not None:
-        raise CLIError(f"--reference is not supported on {backend.name}: its device times runs itself "
-                       "(the phone's thermal and frequency records are kept instead)")  # fmt: skip
+    problem = reference_problem(backend, protocol)
+    if problem:
+        raise CLIError(f"--reference {problem}")
     try:
         return reference_op(name)
     except ValueError as exc:
@@ -190,6 +189,7 @@ def _reference(name: str, backend, protocol):
 
 # -------------------------------------------------------------------- table
 def cmd_table(args: argparse.Namespace) -> int:
+    from hwlat.drift import drift_summary
     from hwlat.store import LatencyStore
 
     if args.action == "import":
@@ -216,8 +216,6 @@ def cmd_table(args: argparse.Namespace) -> int:
     )  # fmt: skip
     summary["settled"] = (100 * summary["settled"]).round(1).astype(str) + " %"
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    from hwlat.drift import drift_summary
-
     for key, rows in df.groupby("device_key"):
         line = drift_summary(rows)
         if line:

@@ -57,10 +57,13 @@ def reference_op(name: str):
         raise ValueError(f"Invalid reference {name!r}: give 'auto' or an op key such as {REFERENCE_OP} ({exc})") from exc
 
 
-def _extra(df: pd.DataFrame, name: str) -> np.ndarray:
+def _references(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the reference's ms and id (NaN where the row has none), from one pass over ``extra_json``."""
     if "extra_json" not in df.columns:
-        return np.full(len(df), np.nan)
-    return np.array([json.loads(e or "{}").get(name, np.nan) for e in df["extra_json"]], dtype=float)
+        return np.full(len(df), np.nan), np.full(len(df), np.nan)
+    extras = [json.loads(e or "{}") for e in df["extra_json"]]
+    ref = np.array([e.get("ref_ms", np.nan) for e in extras], dtype=float)
+    return np.where(ref > 0, ref, np.nan), np.array([e.get("ref_id", np.nan) for e in extras], dtype=float)
 
 
 def correct_frame(df: pd.DataFrame, baseline_ms: float | None = None) -> pd.DataFrame:
@@ -71,17 +74,16 @@ def correct_frame(df: pd.DataFrame, baseline_ms: float | None = None) -> pd.Data
     ``baseline_ms``: the reference's latency to correct to; by default the
     median of ``ref_ms`` per (device, protocol, reference) group.
     """
+    import pandas as pd
+
     out = df.copy()
-    ref = _extra(out, "ref_ms")
-    rid = _extra(out, "ref_id")
-    drift = np.full(len(out), np.nan)
-    has = np.isfinite(ref) & (ref > 0)
-    if has.any():
-        keys = list(zip(out["device_key"], out["protocol"], rid))
-        for group in {k for k, h in zip(keys, has) if h}:
-            rows = np.array([k == group and h for k, h in zip(keys, has)])
-            base = float(np.median(ref[rows])) if baseline_ms is None else float(baseline_ms)
-            drift[rows] = ref[rows] / base
+    ref, rid = _references(out)
+    if baseline_ms is None:  # NaN refs are skipped by the median and stay NaN
+        groups = [out["device_key"].to_numpy(), out["protocol"].to_numpy(), rid]
+        base = pd.Series(ref, index=out.index).groupby(groups, dropna=False).transform("median").to_numpy()
+    else:
+        base = np.full(len(out), float(baseline_ms))
+    drift = ref / base
     factor = np.ones(len(out))
     factor[np.isfinite(drift)] = 1.0 / drift[np.isfinite(drift)]
     for col in SCALED_COLUMNS:
@@ -106,15 +108,14 @@ def correct_frames(*frames: pd.DataFrame | None) -> list[pd.DataFrame | None]:
     fixed = correct_frame(both)
     out: list[pd.DataFrame | None] = [None] * len(frames)
     for i, f in given:
-        part = fixed[fixed["_frame"] == i].drop(columns="_frame")
-        out[i] = part.set_axis(f.index) if len(part) == len(f) else part
+        out[i] = fixed[fixed["_frame"] == i].drop(columns="_frame").set_axis(f.index)
     return out
 
 
 def drift_summary(df: pd.DataFrame) -> str | None:
     """One line on how far the reference moved in these rows (None: no reference recorded)."""
-    ref = _extra(df, "ref_ms")
-    has = np.isfinite(ref) & (ref > 0)
+    ref = _references(df)[0]
+    has = np.isfinite(ref)
     if not has.any():
         return None
     lo, med, hi = np.percentile(ref[has], [0, 50, 100])

@@ -245,6 +245,21 @@ def _run_block(backend: Backend, st: _OpState) -> None:
     st.add(times, time.perf_counter() - t0)
 
 
+def _block_size(protocol: Protocol, est_s: float) -> int:
+    """Runs per block so that one block lasts about ``round_s`` (``est_s``: one run's time)."""
+    return int(min(protocol.max_block, max(1, math.ceil(protocol.round_s / max(est_s, 1e-9)))))
+
+
+def reference_problem(backend: Backend, protocol: Protocol) -> str | None:
+    """Why a drift reference cannot run with this backend and protocol (None: it can)."""
+    if getattr(backend, "measure_items", None) is not None:
+        return (f"needs per-run times; the {backend.name} backend's device times its runs itself "
+                "(its thermal and frequency records are kept instead)")  # fmt: skip
+    if protocol.name != "adaptive":
+        return "needs the adaptive protocol: it is timed beside the ops in every round"
+    return None
+
+
 def _warmup(backend: Backend, runnable: Any, protocol: Protocol) -> float:
     """Warm up; return the median per-run time seen (seconds)."""
     seen: list[np.ndarray] = []
@@ -302,12 +317,8 @@ def measure(
     """
     protocol = protocol or Protocol()
     own = getattr(backend, "measure_items", None)
-    if reference is not None:
-        if own is not None:
-            raise ValueError(f"a drift reference needs per-run times; the {backend.name} backend's device times "
-                             "its runs itself (use its thermal and frequency records instead)")  # fmt: skip
-        if protocol.name != "adaptive":
-            raise ValueError("a drift reference needs the adaptive protocol: it runs beside the ops in every round")
+    if reference is not None and (problem := reference_problem(backend, protocol)):
+        raise ValueError(f"a drift reference {problem}")
     if own is not None:
         return own(items, protocol, on_result=on_result, progress=progress, extra=extra)
     if extra is None:
@@ -347,7 +358,7 @@ def measure(
                     if protocol.name == "fixed":
                         st.block = protocol.runs
                     else:
-                        st.block = int(min(protocol.max_block, max(1, math.ceil(protocol.round_s / max(est, 1e-9)))))
+                        st.block = _block_size(protocol, est)
                     states.append(st)
                 if protocol.name == "fixed":
                     for st in states:
@@ -392,7 +403,7 @@ class _Reference:
         self.backend, self.item, self.id = backend, item, reference_id(item.key)
         self.runnable = backend.prepare(item)
         est = _warmup(backend, self.runnable, protocol)
-        self.block = int(min(protocol.max_block, max(1, math.ceil(protocol.round_s / max(est, 1e-9)))))
+        self.block = _block_size(protocol, est)
         self.samples: list[np.ndarray] = []
         self.group_ms: list[float] = []
 
@@ -412,7 +423,7 @@ class _Reference:
 
     def pairs(self) -> list[tuple[str, float]]:
         """``extra`` entries for an op finished now: the reference over the same rounds."""
-        return [("ref_ms", self.median_ms()), ("ref_id", self.id)] if self.samples else []
+        return [("ref_ms", self.median_ms()), ("ref_id", self.id)]
 
     def report(self) -> None:
         self.new_group(start=False)
