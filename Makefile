@@ -18,6 +18,8 @@ quickstart: venv
 	$(VENV)/bin/hwlat quickstart --out out/quickstart
 
 test: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q
 
 bench: venv

@@ -2,7 +2,7 @@
 
     taskset -c 0 python benchmarks/adb_emulator_agreement.py --space mixed --n 30 --repeats 2
 
-Starts the fake adb server (hwlat.devices._fake_adb) in its own process, then
+Starts the fake adb server (hwlat.devices.testing.fake_adb) in its own process, then
 runs ``hwlat measure`` alternately on ``adb:emulator-5554`` (benchmark_model
 emulated with the LiteRT interpreter, through the adb protocol, push, taskset,
 output parsing) and on ``litert-cpu`` (the same .tflite files timed in-process),
@@ -52,10 +52,15 @@ def _compare(a: dict[str, float], b: dict[str, float]) -> dict:
     r = np.array([a[k] / b[k] for k in keys])
     d = np.abs(r - 1)
     return {
-        "ops": len(keys), "median_abs_diff": float(np.median(d)), "p90_abs_diff": float(np.percentile(d, 90)),
-        "within_5pct": float(np.mean(d <= 0.05)), "within_10pct": float(np.mean(d <= 0.10)),
-        "ratio_median": float(np.median(r)), "ratio_p10": float(np.percentile(r, 10)), "ratio_p90": float(np.percentile(r, 90)),
-    }  # fmt: skip
+        "ops": len(keys),
+        "median_abs_diff": float(np.median(d)),
+        "p90_abs_diff": float(np.percentile(d, 90)),
+        "within_5pct": float(np.mean(d <= 0.05)),
+        "within_10pct": float(np.mean(d <= 0.10)),
+        "ratio_median": float(np.median(r)),
+        "ratio_p10": float(np.percentile(r, 10)),
+        "ratio_p90": float(np.percentile(r, 90)),
+    }
 
 
 def main() -> int:
@@ -69,8 +74,12 @@ def main() -> int:
     port = _free_port()
     binary = work / "benchmark_model"
     env = {**os.environ, "ANDROID_ADB_SERVER_PORT": str(port), "ADBUTILS_ADB_PATH": "/bin/false"}
-    server = subprocess.Popen([sys.executable, "-m", "hwlat.devices._fake_adb", "--port", str(port),
-                               "--write-binary", str(binary)], stdout=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    server = subprocess.Popen(
+        [sys.executable, "-m", "hwlat.devices.testing.fake_adb", "--port", str(port), "--write-binary", str(binary)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         print(server.stdout.readline().strip(), file=sys.stderr)
         common = ["--space", args.space, "--n", str(args.n), "-q"]
@@ -80,18 +89,26 @@ def main() -> int:
             order = ["adb", "litert"] if r % 2 == 0 else ["litert", "adb"]  # alternate: drifts hit both
             for which in order:
                 db = work / f"{which}_{r}.db"
-                device = ["--device", "adb:emulator-5554", "--bench-binary", str(binary)] if which == "adb" else [
-                    "--device", "litert-cpu"]  # fmt: skip
+                device = (
+                    ["--device", "adb:emulator-5554", "--bench-binary", str(binary)]
+                    if which == "adb"
+                    else ["--device", "litert-cpu"]
+                )
                 print(_hwlat("measure", *device, *common, "--db", str(db), env=env), file=sys.stderr)
                 runs[which].append(_medians(db))
         result = {
-            "space": args.space, "n": args.n, "repeats": args.repeats, "minutes": (time.time() - t0) / 60,
-            "host_cpu": next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?"),
+            "space": args.space,
+            "n": args.n,
+            "repeats": args.repeats,
+            "minutes": (time.time() - t0) / 60,
+            "host_cpu": next(
+                (ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?"
+            ),
             "adb_vs_litert": [_compare(a, b) for a, b in zip(runs["adb"], runs["litert"])],
             "litert_vs_litert": [_compare(runs["litert"][i], runs["litert"][i + 1]) for i in range(args.repeats - 1)],
             "adb_vs_adb": [_compare(runs["adb"][i], runs["adb"][i + 1]) for i in range(args.repeats - 1)],
             "op_median_ms": float(np.median(list(runs["litert"][0].values()))),
-        }  # fmt: skip
+        }
     finally:
         server.terminate()
         server.wait(10)

@@ -73,10 +73,15 @@ def export_tables(session: Path, tables: Path) -> list[Path]:
                 rep.export(path, key)
                 repeats[key] = path
     for key, csv in zip(keys, csvs):
-        text = card(csv, repeats.get(key), NOTE,
-                    networks=f"random ProxylessNAS-backbone networks at 224x224 (the first {n_nets[key]} of `random:200`, seed 0)",
-                    regenerate="`bash benchmarks/gpu_session.sh` on the GPU, then "
-                               "`python benchmarks/gpu_ingest.py SESSION_DIR` here (docs/gpu.md)")  # fmt: skip
+        text = card(
+            csv,
+            repeats.get(key),
+            NOTE,
+            networks=f"random ProxylessNAS-backbone networks at 224x224 (the first "
+            f"{n_nets[key]} of `random:200`, seed 0)",
+            regenerate="`bash benchmarks/gpu_session.sh` on the GPU, then "
+            "`python benchmarks/gpu_ingest.py SESSION_DIR` here (docs/gpu.md)",
+        )
         csv.with_suffix(".md").write_text(text)
         print(f"wrote {csv} and its card ({key})", file=sys.stderr)
     return csvs
@@ -85,14 +90,16 @@ def export_tables(session: Path, tables: Path) -> list[Path]:
 def zoo_extras(session: Path, results: Path, backend: str) -> Path | None:
     """fp16 and NVML energy of the zoo models (the session's extras stage), as a small table."""
     from hwlat.store import LatencyStore
-    from hwlat.zoo import resolve_networks
+    from hwlat.workflows import resolve_networks
 
     db = session / "compare.db"
     if not db.exists():
         return None
     nets = resolve_networks(ZOO)
-    keys = {label: device_key(device_string(backend, "graph", 8, 0, option))
-            for label, option in (("fp32", ""), ("fp16", "fp16"), ("energy", "energy=1"))}  # fmt: skip
+    keys = {
+        label: device_key(device_string(backend, "graph", 8, 0, option))
+        for label, option in (("fp32", ""), ("fp16", "fp16"), ("energy", "energy=1"))
+    }
     with LatencyStore(db, readonly=True) as store:
         rows = {label: {m.op_key: m for m in store.measurements(key)} for label, key in keys.items()}
     if not rows["fp16"] and not rows["energy"]:
@@ -107,16 +114,25 @@ def zoo_extras(session: Path, results: Path, backend: str) -> Path | None:
                 if label == "energy":
                     rec.update({k: v for k, v in m.extra if k.startswith("energy_")})
         out.append(rec)
-    md = [f"# Zoo models at batch 8 with CUDA graphs: fp32, fp16 and energy ({backend})", "",
-          "| model | MMACs/image | fp32 ms | fp16 ms | fp16 speed-up | energy per batch (mJ) | mean power (W) | window (s) |",
-          "|---|--:|--:|--:|--:|--:|--:|--:|"]  # fmt: skip
+    md = [
+        f"# Zoo models at batch 8 with CUDA graphs: fp32, fp16 and energy ({backend})",
+        "",
+        "| model | MMACs/image | fp32 ms | fp16 ms | fp16 speed-up | "
+        "energy per batch (mJ) | mean power (W) | window (s) |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|",
+    ]
     for r in out:
         f32, f16 = r.get("fp32_ms"), r.get("fp16_ms")
-        md.append(f"| {r['model']} | {r['mmacs']:.0f} | {_num(f32, 3)} | {_num(f16, 3)} | "
-                  f"{f'{f32 / f16:.2f}x' if f32 and f16 else '–'} | {_num(r.get('energy_mj'), 1)} | "
-                  f"{_num(r.get('energy_power_w'), 0)} | {_num(r.get('energy_window_s'), 2)} |")  # fmt: skip
-    md += ["", "Energy: NVML's total-energy counter over a window of at least 1 s aligned to counter updates,",
-           "each run synchronised (latency-style, not back-to-back); per batch of 8 images, board power."]  # fmt: skip
+        md.append(
+            f"| {r['model']} | {r['mmacs']:.0f} | {_num(f32, 3)} | {_num(f16, 3)} | "
+            f"{f'{f32 / f16:.2f}x' if f32 and f16 else '–'} | {_num(r.get('energy_mj'), 1)} | "
+            f"{_num(r.get('energy_power_w'), 0)} | {_num(r.get('energy_window_s'), 2)} |"
+        )
+    md += [
+        "",
+        "Energy: NVML's total-energy counter over a window of at least 1 s aligned to counter updates,",
+        "each run synchronised (latency-style, not back-to-back); per batch of 8 images, board power.",
+    ]
     results.mkdir(parents=True, exist_ok=True)
     (results / "gpu_zoo_extras.json").write_text(json.dumps(out, indent=1) + "\n")
     path = results / "gpu_zoo_extras.md"
@@ -133,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("session", type=Path, help="folder with gpu.db, gpu_repeat.db, compare.db, session.json")
     ap.add_argument("--tables", type=Path, default=ROOT / "datasets_lat")
     ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
-    ap.add_argument("--cpu-devices", default=CPU_DEVICES, help=f"measured here for the comparison ({CPU_DEVICES}; none)")
+    ap.add_argument(
+        "--cpu-devices", default=CPU_DEVICES, help=f"measured here for the comparison ({CPU_DEVICES}; none)"
+    )
     ap.add_argument("--work", type=Path, default=ROOT / "out" / "gpu-ingest", help="scratch folder (compare's table)")
     args = ap.parse_args(argv)
     report = json.loads((args.session / "session.json").read_text())
@@ -143,10 +161,33 @@ def main(argv: list[str] | None = None) -> int:
     csvs = export_tables(args.session, args.tables)
     names = [c.name.removesuffix("_mbconv.csv") for c in csvs]
     if names:
-        print(run([python, str(HERE / "predictor_accuracy.py"), "--data", str(args.tables), "--out", str(args.results),
-                   "--devices", ",".join(names), "--name", "gpu_predictor_accuracy"]))  # fmt: skip
-        print(run([python, str(HERE / "gpu_tables_summary.py"), *map(str, csvs), "--out",
-                   str(args.results / "gpu_tables")]))  # fmt: skip
+        print(
+            run(
+                [
+                    python,
+                    str(HERE / "predictor_accuracy.py"),
+                    "--data",
+                    str(args.tables),
+                    "--out",
+                    str(args.results),
+                    "--devices",
+                    ",".join(names),
+                    "--name",
+                    "gpu_predictor_accuracy",
+                ]
+            )
+        )
+        print(
+            run(
+                [
+                    python,
+                    str(HERE / "gpu_tables_summary.py"),
+                    *map(str, csvs),
+                    "--out",
+                    str(args.results / "gpu_tables"),
+                ]
+            )
+        )
 
     if (args.session / "compare.db").exists():
         args.work.mkdir(parents=True, exist_ok=True)
@@ -156,10 +197,31 @@ def main(argv: list[str] | None = None) -> int:
         cpu = [] if args.cpu_devices == "none" else args.cpu_devices.split(",")
         folder = args.results / ("compare" if cpu else "compare-gpu")
         gpu_name = next((s.get("detail", {}).get("gpu") for s in report["stages"] if s["name"] == "env"), None) or "GPU"
-        title = (f"Zoo models on one CPU core and on {gpu_name} (224x224, fp32; GPU: PyTorch eager and CUDA graphs, "
-                 "batch 1 and 8)")  # fmt: skip
-        print(run([*hwlat, "compare", "--models", ZOO, "--devices", ",".join(cpu + gpu), "--budget", f"{COMPARE_BUDGET_S:g}",
-                   "--db", str(db), "--out", str(folder), "--title", title, "-q"]))  # fmt: skip
+        title = (
+            f"Zoo models on one CPU core and on {gpu_name} (224x224, fp32; GPU: PyTorch eager and CUDA graphs, "
+            "batch 1 and 8)"
+        )
+        print(
+            run(
+                [
+                    *hwlat,
+                    "compare",
+                    "--models",
+                    ZOO,
+                    "--devices",
+                    ",".join(cpu + gpu),
+                    "--budget",
+                    f"{COMPARE_BUDGET_S:g}",
+                    "--db",
+                    str(db),
+                    "--out",
+                    str(folder),
+                    "--title",
+                    title,
+                    "-q",
+                ]
+            )
+        )
         extras = zoo_extras(args.session, args.results, backend)
         if extras is not None:
             print(extras.read_text())

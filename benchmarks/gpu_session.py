@@ -100,8 +100,14 @@ class Session:
         self.out = out
         self.t0 = time.monotonic()
         self.deadline = self.t0 + deadline_s
-        self.report: dict[str, Any] = {"started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                       "deadline_s": deadline_s, **meta, "stages": [], "tables": {}, "errors": []}  # fmt: skip
+        self.report: dict[str, Any] = {
+            "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "deadline_s": deadline_s,
+            **meta,
+            "stages": [],
+            "tables": {},
+            "errors": [],
+        }
         out.mkdir(parents=True, exist_ok=True)
         self.log_file = open(out / "session.log", "a", buffering=1)
 
@@ -138,7 +144,9 @@ class Session:
                 rec["status"] = "deadline"
             except Exception as exc:  # recorded and reported; the next stage still runs
                 rec.update(status="error", error=f"{type(exc).__name__}: {exc}")
-                self.report["errors"].append({"stage": name, "error": rec["error"], "traceback": traceback.format_exc()})
+                self.report["errors"].append(
+                    {"stage": name, "error": rec["error"], "traceback": traceback.format_exc()}
+                )
                 self.log(traceback.format_exc())
             rec["seconds"] = round(time.monotonic() - t, 1)
             self.log(f"{name}: {rec['status']} in {rec['seconds']} s")
@@ -175,31 +183,50 @@ def _raise_deadline(signum, frame) -> None:
 # ------------------------------------------------------------------ stages
 def stage_env(args: argparse.Namespace) -> dict[str, Any]:
     import torch
+
     from hwlat.devices import get_backend, list_backends
 
-    env: dict[str, Any] = {"python": platform.python_version(), "torch": torch.__version__,
-                           "torch_cuda": torch.version.cuda, "host": platform.node(),
-                           "cuda_available": torch.cuda.is_available()}  # fmt: skip
+    env: dict[str, Any] = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_cuda": torch.version.cuda,
+        "host": platform.node(),
+        "cuda_available": torch.cuda.is_available(),
+    }
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(args.gpu)
-        env.update(gpu=props.name, sms=props.multi_processor_count, memory_gib=round(props.total_memory / 2**30, 1),
-                   capability=f"{props.major}.{props.minor}", cudnn=torch.backends.cudnn.version())  # fmt: skip
+        env.update(
+            gpu=props.name,
+            sms=props.multi_processor_count,
+            memory_gib=round(props.total_memory / 2**30, 1),
+            capability=f"{props.major}.{props.minor}",
+            cudnn=torch.backends.cudnn.version(),
+        )
     env["backends"] = {name: get_backend(name).check() or "yes" for name in list_backends()}
     try:
-        smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,clocks.max.sm,power.limit,temperature.gpu",
-                              "--format=csv,noheader"], capture_output=True, text=True, timeout=20)  # fmt: skip
+        smi = subprocess.run(
+            [
+                "nvidia-smi",
+                "--query-gpu=name,driver_version,clocks.max.sm,power.limit,temperature.gpu",
+                "--format=csv,noheader",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
         env["nvidia_smi"] = smi.stdout.strip() or smi.stderr.strip()
     except (OSError, subprocess.TimeoutExpired) as exc:
         env["nvidia_smi"] = f"unavailable: {exc}"
     return env
 
 
-def measure_into(session: Session, db: Path, device: str, items: Sequence[Any], protocol: Any,
-                 until: float | None = None) -> tuple[int, str]:  # fmt: skip
+def measure_into(
+    session: Session, db: Path, device: str, items: Sequence[Any], protocol: Any, until: float | None = None
+) -> tuple[int, str]:
     """Measure what ``db`` lacks of ``items`` on ``device`` before ``until``; (new rows, device key)."""
-    from hwlat.cli import run_measure
     from hwlat.devices import create_backend
     from hwlat.store import LatencyStore
+    from hwlat.workflows import run_measure
 
     backend = create_backend(device)
     with LatencyStore(db) as store:
@@ -213,8 +240,8 @@ def measure_into(session: Session, db: Path, device: str, items: Sequence[Any], 
 
 
 def stage_compare(session: Session, args: argparse.Namespace, devices: Sequence[str], name: str = "compare") -> dict:
-    from hwlat.timing import Protocol
-    from hwlat.zoo import resolve_networks
+    from hwlat.measure import Protocol
+    from hwlat.workflows import resolve_networks
 
     nets = resolve_networks(args.models)
     protocol = Protocol(budget_s=COMPARE_BUDGET_S)
@@ -229,8 +256,18 @@ def stage_compare(session: Session, args: argparse.Namespace, devices: Sequence[
 
 def stage_tests(session: Session, args: argparse.Namespace) -> dict[str, Any]:
     timeout = max(10.0, min(args.tests_timeout_s, session.left() - args.reserve_s))
-    cmd = [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider", "-ra",
-           str(ROOT / "tests" / "test_cuda.py")]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-m",
+        "gpu",
+        "-p",
+        "no:cacheprovider",
+        "-ra",
+        str(ROOT / "tests" / "test_cuda.py"),
+    ]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     except subprocess.TimeoutExpired as exc:
@@ -240,14 +277,18 @@ def stage_tests(session: Session, args: argparse.Namespace) -> dict[str, Any]:
     session.log_file.write(proc.stdout + proc.stderr)
     counts = re.compile(r"\d+ (passed|failed|skipped|errors?|deselected)")
     summary = next((line for line in reversed(proc.stdout.splitlines()) if counts.search(line)), "")
-    return {"status": "ok" if proc.returncode == 0 else "failed", "returncode": proc.returncode,
-            "summary": summary.strip("= "), "tail": proc.stdout[-3000:]}  # fmt: skip
+    return {
+        "status": "ok" if proc.returncode == 0 else "failed",
+        "returncode": proc.returncode,
+        "summary": summary.strip("= "),
+        "tail": proc.stdout[-3000:],
+    }
 
 
 def table_items(args: argparse.Namespace) -> list[Any]:
     """The table's items in the order they are measured: ops, backbone configs and networks taking turns."""
     from hwlat.spaces import get_space
-    from hwlat.zoo import resolve_networks
+    from hwlat.workflows import resolve_networks
 
     ops = get_space("mbconv").sample(args.n_ops, seed=0)
     grid = get_space("mbconv-backbone").sample(71, seed=0)
@@ -256,10 +297,11 @@ def table_items(args: argparse.Namespace) -> list[Any]:
     return list({it.key: it for it in merged}.values())  # half the sampled ops are backbone configs too
 
 
-def stage_tables(session: Session, args: argparse.Namespace, devices: Sequence[str],
-                 items: Sequence[Any]) -> dict[str, Any]:  # fmt: skip
+def stage_tables(
+    session: Session, args: argparse.Namespace, devices: Sequence[str], items: Sequence[Any]
+) -> dict[str, Any]:
     """Chunks of ``args.chunk`` items per device, the devices taking turns, until deadline - reserve."""
-    from hwlat.timing import Protocol
+    from hwlat.measure import Protocol
 
     protocol = Protocol()
     until = session.deadline - args.reserve_s
@@ -282,9 +324,15 @@ def stage_tables(session: Session, args: argparse.Namespace, devices: Sequence[s
                 status = "deadline"
                 break
             except Exception as exc:  # one bad op should not end the session: log it, skip the chunk
-                session.report["errors"].append({"stage": "tables", "device": device, "items": pos[device],
-                                                 "error": f"{type(exc).__name__}: {exc}",
-                                                 "traceback": traceback.format_exc()})  # fmt: skip
+                session.report["errors"].append(
+                    {
+                        "stage": "tables",
+                        "device": device,
+                        "items": pos[device],
+                        "error": f"{type(exc).__name__}: {exc}",
+                        "traceback": traceback.format_exc(),
+                    }
+                )
                 session.log(f"tables: {device}: chunk at {pos[device]} failed: {type(exc).__name__}: {exc}")
                 new, key = 0, None
             seconds = time.monotonic() - t
@@ -299,14 +347,15 @@ def stage_tables(session: Session, args: argparse.Namespace, devices: Sequence[s
     return {"status": status, "items_per_device": len(items), "reached": pos}
 
 
-def stage_repeat(session: Session, args: argparse.Namespace, devices: Sequence[str],
-                 items: Sequence[Any]) -> dict[str, Any]:  # fmt: skip
+def stage_repeat(
+    session: Session, args: argparse.Namespace, devices: Sequence[str], items: Sequence[Any]
+) -> dict[str, Any]:
     """The first measured ops and networks of each table again, into a separate table (the noise floor).
 
     The time left is shared equally among the devices still to do.
     """
+    from hwlat.measure import Protocol
     from hwlat.store import LatencyStore
-    from hwlat.timing import Protocol
 
     protocol = Protocol()
     db = session.out / "gpu.db"
@@ -322,8 +371,9 @@ def stage_repeat(session: Session, args: argparse.Namespace, devices: Sequence[s
         nets = [it for it in have if it.kind == "network"][: args.repeat_nets]
         until = min(end, time.monotonic() + max(end - time.monotonic(), 0.0) / (len(devices) - i))
         try:
-            new, key = measure_into(session, session.out / "gpu_repeat.db", device, interleave([ops, nets], [6, 1]),
-                                    protocol, until)  # fmt: skip
+            new, key = measure_into(
+                session, session.out / "gpu_repeat.db", device, interleave([ops, nets], [6, 1]), protocol, until
+            )
             rows[key] = new
         except Deadline:
             rows[device_key(device)] = "stopped at its share of the time"
@@ -352,11 +402,16 @@ def single_file(db: Path) -> None:
 # ------------------------------------------------------------------ report
 def markdown(report: dict[str, Any]) -> str:
     env = next((s.get("detail", {}) for s in report["stages"] if s["name"] == "env"), {})
-    lines = [f"# GPU session {report['started_utc']}", "",
-             f"GPU: {env.get('gpu', '?')}; torch {env.get('torch', '?')} (CUDA {env.get('torch_cuda', '?')}); "
-             f"nvidia-smi: {env.get('nvidia_smi', '?')}; deadline {report['deadline_s']:.0f} s, "
-             f"elapsed {report.get('elapsed_s', 0):.0f} s.", "",
-             "| stage | status | seconds | detail |", "|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"# GPU session {report['started_utc']}",
+        "",
+        f"GPU: {env.get('gpu', '?')}; torch {env.get('torch', '?')} (CUDA {env.get('torch_cuda', '?')}); "
+        f"nvidia-smi: {env.get('nvidia_smi', '?')}; deadline {report['deadline_s']:.0f} s, "
+        f"elapsed {report.get('elapsed_s', 0):.0f} s.",
+        "",
+        "| stage | status | seconds | detail |",
+        "|---|---|---|---|",
+    ]
     for s in report["stages"]:
         detail = s.get("detail", {})
         text = s.get("why") or s.get("error") or detail.get("summary") or ""
@@ -411,14 +466,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     session.stage("tables", lambda: stage_tables(session, args, devices, items), min_left_s=args.reserve_s + 10)
     session.stage("repeat", lambda: stage_repeat(session, args, devices, items), min_left_s=15)
     if args.extras == "yes":
-        extra = [device_string(args.backend, "graph", 8, args.gpu, f"{o}/{args.device_options}")
-                 for o in ("fp16", "energy=1")]  # fmt: skip
+        extra = [
+            device_string(args.backend, "graph", 8, args.gpu, f"{o}/{args.device_options}")
+            for o in ("fp16", "energy=1")
+        ]
         session.stage("extras", lambda: stage_compare(session, args, extra, "extras"), min_left_s=20)
     for db in ("gpu.db", "gpu_repeat.db", "compare.db"):
         single_file(args.out / db)
     session.write()
-    session.log(f"done: {sum(t['rows'] for t in session.report['tables'].values())} table rows, "
-                f"{len(session.report['errors'])} errors; files in {args.out}")  # fmt: skip
+    session.log(
+        f"done: {sum(t['rows'] for t in session.report['tables'].values())} table rows, "
+        f"{len(session.report['errors'])} errors; files in {args.out}"
+    )
     return 0
 
 

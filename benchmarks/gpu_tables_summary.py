@@ -40,15 +40,25 @@ def summarise(csvs: list[Path]) -> dict:
         frames.append(df)
     df = pd.concat(frames, ignore_index=True)
     info = json.loads(df["device_info_json"].iloc[0])
-    out: dict = {"gpu": info["hardware"], "runtime": f"{info['runtime']} {info['runtime_version']}",
-                 "extra": info.get("extra", {}), "tables": [], "graph_speedup": {}, "batch8_gain": {}}  # fmt: skip
+    out: dict = {
+        "gpu": info["hardware"],
+        "runtime": f"{info['runtime']} {info['runtime_version']}",
+        "extra": info.get("extra", {}),
+        "tables": [],
+        "graph_speedup": {},
+        "batch8_gain": {},
+    }
     for key, g in df.groupby("device_key"):
         ops, nets = g[g["kind"] != "network"], g[g["kind"] == "network"]
-        out["tables"].append({
-            "device_key": key, "rows": len(g), "settled": float(g["stable"].mean()),
-            "op_median_ms": float(ops["median_ms"].median()) if len(ops) else None,
-            "network_median_ms": float(nets["median_ms"].median()) if len(nets) else None,
-        })  # fmt: skip
+        out["tables"].append(
+            {
+                "device_key": key,
+                "rows": len(g),
+                "settled": float(g["stable"].mean()),
+                "op_median_ms": float(ops["median_ms"].median()) if len(ops) else None,
+                "network_median_ms": float(nets["median_ms"].median()) if len(nets) else None,
+            }
+        )
     for batch, g in df.groupby("batch"):
         wide = g.pivot_table(index=["op_key", "kind"], columns="mode", values="median_ms").dropna()
         if {"eager", "graph"} <= set(wide.columns):
@@ -63,8 +73,12 @@ def summarise(csvs: list[Path]) -> dict:
 
 
 def markdown(s: dict) -> str:
-    lines = [f"# GPU latency tables: {s['gpu']} ({s['runtime']})", "",
-             "| table | rows | settled | op median | network median |", "|---|--:|--:|--:|--:|"]  # fmt: skip
+    lines = [
+        f"# GPU latency tables: {s['gpu']} ({s['runtime']})",
+        "",
+        "| table | rows | settled | op median | network median |",
+        "|---|--:|--:|--:|--:|",
+    ]
     for t in s["tables"]:
         op = "–" if t["op_median_ms"] is None else f"{t['op_median_ms']:.4f} ms"
         net = "–" if t["network_median_ms"] is None else f"{t['network_median_ms']:.3f} ms"

@@ -33,14 +33,33 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 
 
-VARIANTS = {"adaptive": ["--protocol", "adaptive"], "fixed": ["--protocol", "fixed"],
-            "adaptive+ref": ["--protocol", "adaptive", "--reference", "auto"]}  # fmt: skip
+VARIANTS = {
+    "adaptive": ["--protocol", "adaptive"],
+    "fixed": ["--protocol", "fixed"],
+    "adaptive+ref": ["--protocol", "adaptive", "--reference", "auto"],
+}
 
 
 def run(device: str, n: int, variant: str, db: Path, seed: int) -> float:
     t0 = time.perf_counter()
-    cmd = [sys.executable, "-m", "hwlat.cli", "measure", "--device", device, "--space", "mbconv", "--n", str(n),
-           "--seed", str(seed), "--db", str(db), *VARIANTS[variant], "--quiet"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "hwlat.cli",
+        "measure",
+        "--device",
+        device,
+        "--space",
+        "mbconv",
+        "--n",
+        str(n),
+        "--seed",
+        str(seed),
+        "--db",
+        str(db),
+        *VARIANTS[variant],
+        "--quiet",
+    ]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - t0
 
@@ -79,14 +98,13 @@ def main() -> None:
 
     from hwlat.devices import create_backend
     from hwlat.spaces import get_space
-    from hwlat.timing import Protocol
 
     backend = create_backend(args.device)
     ops = get_space("mbconv").sample(args.n, seed=args.seed)
     for op in ops:  # fill the conversion cache so both protocols pay the same prepare cost
         backend.prepare(op).close()
 
-    from hwlat.drift import correct_frames
+    from hwlat.measure.drift import correct_frames
 
     work = Path(tempfile.mkdtemp(prefix="hwlat-repeat-"))
     order = [(v, tag) for tag in "ab" for v in VARIANTS]
@@ -105,11 +123,17 @@ def main() -> None:
         if variant == "adaptive+ref":
             ca, cb = correct_frames(a, b)
             results["adaptive + reference, corrected"] = {
-                "protocol_key": a["protocol"].iloc[0], **agreement(ca, cb, walls, run_wall[variant])}
+                "protocol_key": a["protocol"].iloc[0],
+                **agreement(ca, cb, walls, run_wall[variant]),
+            }
             for tag, df in (("a", ca), ("b", cb)):
                 ref = df["ref_ms"].to_numpy()
-                drift[tag] = {"ref_min_ms": float(np.min(ref)), "ref_median_ms": float(np.median(ref)),
-                              "ref_max_ms": float(np.max(ref)), "max_over_min": float(np.max(ref) / np.min(ref))}
+                drift[tag] = {
+                    "ref_min_ms": float(np.min(ref)),
+                    "ref_median_ms": float(np.median(ref)),
+                    "ref_max_ms": float(np.max(ref)),
+                    "max_over_min": float(np.max(ref) / np.min(ref)),
+                }
     ratio = results["adaptive"]["median_wall_s_per_op"] / results["fixed"]["median_wall_s_per_op"]
     info = backend.describe()
     payload = {
@@ -129,27 +153,33 @@ def main() -> None:
     (args.out / f"measure_repeatability{suffix}.json").write_text(json.dumps(payload, indent=2) + "\n")
     rows = [
         f"| {p} | {r['ops']} | {100 * r['within_5pct']:.1f} % | {100 * r['within_10pct']:.1f} % | "
-        f"{100 * r['median_abs_rel_diff']:.2f} % | {r['median_wall_s_per_op']:.3f} s | {100 * r['settled_fraction']:.0f} % |"
+        f"{100 * r['median_abs_rel_diff']:.2f} % | {r['median_wall_s_per_op']:.3f} s | "
+        f"{100 * r['settled_fraction']:.0f} % |"
         for p, r in results.items()
     ]
-    md = "\n".join([
-        f"# Measurement repeatability — {info.device_key} ({info.hardware})",
-        "",
-        f"{args.n} MBConv-space ops (seed {args.seed}), each protocol run twice as separate processes, "
-        f"alternating; {payload['date']}, {os.cpu_count()} CPUs, shared machine.",
-        "",
-        "| protocol | ops | within ±5 % | within ±10 % | median abs diff | median wall / op | settled |",
-        "|---|---|---|---|---|---|---|",
-        *rows,
-        "",
-        f"Adaptive / fixed wall time per op: **{ratio:.2f}x**. Goal: ≥ 95 % within ±5 % at ≤ 0.5x.",
-        "",
-        "The machine's drift, as the reference op saw it (its median per row, ms): "
-        + "; ".join(f"run {t}: {d['ref_min_ms']:.4g}-{d['ref_max_ms']:.4g} (x{d['max_over_min']:.2f})"
-                    for t, d in drift.items()) + ".",
-        "",
-        f"Regenerate: `python benchmarks/measure_repeatability.py --device {args.device} --n {args.n}`",
-    ])  # fmt: skip
+    md = "\n".join(
+        [
+            f"# Measurement repeatability — {info.device_key} ({info.hardware})",
+            "",
+            f"{args.n} MBConv-space ops (seed {args.seed}), each protocol run twice as separate processes, "
+            f"alternating; {payload['date']}, {os.cpu_count()} CPUs, shared machine.",
+            "",
+            "| protocol | ops | within ±5 % | within ±10 % | median abs diff | median wall / op | settled |",
+            "|---|---|---|---|---|---|---|",
+            *rows,
+            "",
+            f"Adaptive / fixed wall time per op: **{ratio:.2f}x**. Goal: ≥ 95 % within ±5 % at ≤ 0.5x.",
+            "",
+            "The machine's drift, as the reference op saw it (its median per row, ms): "
+            + "; ".join(
+                f"run {t}: {d['ref_min_ms']:.4g}-{d['ref_max_ms']:.4g} (x{d['max_over_min']:.2f})"
+                for t, d in drift.items()
+            )
+            + ".",
+            "",
+            f"Regenerate: `python benchmarks/measure_repeatability.py --device {args.device} --n {args.n}`",
+        ]
+    )
     (args.out / f"measure_repeatability{suffix}.md").write_text(md + "\n")
     print(md)
 

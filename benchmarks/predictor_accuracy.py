@@ -49,8 +49,8 @@ def load(csv: Path):
 def run_device(dev: str, data: Path) -> dict:
     from tqdm.auto import tqdm
 
-    from hwlat.evaluate import metrics, split_ops
     from hwlat.predict import LatencyPredictor
+    from hwlat.predict.evaluate import metrics, split_ops
 
     df, nets = load(data / f"{dev}_mbconv.csv")
     repeat = data / f"{dev}_mbconv_repeat.csv"
@@ -69,7 +69,7 @@ def run_device(dev: str, data: Path) -> dict:
     for size in tqdm(sizes, desc=dev, file=sys.stderr):
         # Same subset for every model: per kind, `size` ops drawn from the training pool.
         chosen = []
-        for kind, g in ops[train_pool].groupby("kind"):
+        for _kind, g in ops[train_pool].groupby("kind"):
             idx = g.index.to_numpy()
             chosen.extend(idx if size is None or len(idx) <= size else rng.choice(idx, size, replace=False))
         tr = ops.loc[sorted(chosen)]
@@ -84,8 +84,17 @@ def run_device(dev: str, data: Path) -> dict:
             if len(evaluate):
                 net_pred = p.predict_network([nets[k] for k in evaluate["op_key"]])
                 net_m = metrics(net_pred, evaluate["median_ms"].to_numpy()).to_dict()
-            curves.append({"train_per_kind": size or "all", "n_train": len(tr), "model": model, "fit_s": fit_s,
-                           "overhead_ms": p.overhead_ms_, "ops": op_m.to_dict(), "networks": net_m})  # fmt: skip
+            curves.append(
+                {
+                    "train_per_kind": size or "all",
+                    "n_train": len(tr),
+                    "model": model,
+                    "fit_s": fit_s,
+                    "overhead_ms": p.overhead_ms_,
+                    "ops": op_m.to_dict(),
+                    "networks": net_m,
+                }
+            )
     floor = None
     if rep is not None:
         merged = df.merge(rep, on=["device_key", "op_key", "protocol"], suffixes=("", "_rep"))
@@ -93,10 +102,19 @@ def run_device(dev: str, data: Path) -> dict:
         if len(floor_ops) < 20:  # a partial repeat (GPU session): the floor over every repeated op
             floor_ops = merged[merged["kind"] != "network"]
         floor_nets = merged[merged["kind"] == "network"]
-        floor = {level: metrics(g["median_ms_rep"].to_numpy(), g["median_ms"].to_numpy()).to_dict() if len(g) else None
-                 for level, g in (("ops", floor_ops), ("networks", floor_nets))}  # fmt: skip
-    return {"device": dev, "n_ops": len(ops), "n_test_ops": int(test.sum()), "n_networks": len(net_rows),
-            "n_calibration_networks": n_calibrate, "curves": curves, "noise_floor": floor}  # fmt: skip
+        floor = {
+            level: metrics(g["median_ms_rep"].to_numpy(), g["median_ms"].to_numpy()).to_dict() if len(g) else None
+            for level, g in (("ops", floor_ops), ("networks", floor_nets))
+        }
+    return {
+        "device": dev,
+        "n_ops": len(ops),
+        "n_test_ops": int(test.sum()),
+        "n_networks": len(net_rows),
+        "n_calibration_networks": n_calibrate,
+        "curves": curves,
+        "noise_floor": floor,
+    }
 
 
 def plot(results: list[dict], path: Path) -> None:
@@ -109,7 +127,9 @@ def plot(results: list[dict], path: Path) -> None:
     for row, res in zip(axes, results):
         for ax, level in zip(row, ("ops", "networks")):
             for model in MODELS:
-                pts = [(c["n_train"], 100 * c[level]["acc10"]) for c in res["curves"] if c["model"] == model and c[level]]
+                pts = [
+                    (c["n_train"], 100 * c[level]["acc10"]) for c in res["curves"] if c["model"] == model and c[level]
+                ]
                 if pts:
                     ax.plot(*zip(*pts), marker="o", label=model)
             floor = (res["noise_floor"] or {}).get(level)
@@ -128,22 +148,31 @@ def plot(results: list[dict], path: Path) -> None:
 def _cells(m: dict | None, rmse_digits: int) -> str:
     if not m:
         return "– | – | – | –"
-    return f"{100 * m['acc10']:.1f} % | {100 * m['acc5']:.1f} % | {100 * m['mape']:.2f} % | {m['rmse_ms']:.{rmse_digits}f}"
+    return (
+        f"{100 * m['acc10']:.1f} % | {100 * m['acc5']:.1f} % | {100 * m['mape']:.2f} % | {m['rmse_ms']:.{rmse_digits}f}"
+    )
 
 
 def markdown(results: list[dict], regenerate: str) -> str:
     lines = ["# Predictor accuracy (held-out MBConv ops; held-out networks, overhead calibrated on the others)", ""]
     for res in results:
         n_eval = res["n_networks"] - res["n_calibration_networks"]
-        lines += [f"## {res['device']} — {res['n_ops']} ops ({res['n_test_ops']} held out), {res['n_networks']} networks "
-                  f"({n_eval} held out, {res['n_calibration_networks']} calibrate the overhead)", "",
-                  "| model | train ops | ops ±10 % | ops ±5 % | ops MAPE | ops RMSE ms | nets ±10 % | nets ±5 % | nets MAPE | nets RMSE ms |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            f"## {res['device']} — {res['n_ops']} ops ({res['n_test_ops']} held out), {res['n_networks']} networks "
+            f"({n_eval} held out, {res['n_calibration_networks']} calibrate the overhead)",
+            "",
+            "| model | train ops | ops ±10 % | ops ±5 % | ops MAPE | ops RMSE ms | "
+            "nets ±10 % | nets ±5 % | nets MAPE | nets RMSE ms |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for c in res["curves"]:
             lines.append(f"| {c['model']} | {c['n_train']} | {_cells(c['ops'], 4)} | {_cells(c['networks'], 3)} |")
         floor = res["noise_floor"]
         if floor:
-            lines.append(f"| **noise floor** (repeat vs first) | – | {_cells(floor['ops'], 4)} | {_cells(floor['networks'], 3)} |")
+            lines.append(
+                f"| **noise floor** (repeat vs first) | – | "
+                f"{_cells(floor['ops'], 4)} | {_cells(floor['networks'], 3)} |"
+            )
         else:
             lines.append("| noise floor | – | no repeated measurement of this table | | | | | | | |")
         lines.append("")
@@ -160,9 +189,13 @@ def main() -> None:
     args = ap.parse_args()
     results = [run_device(dev, args.data) for dev in args.devices.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{args.name}.json").write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "results": results}, indent=1) + "\n")
+    (args.out / f"{args.name}.json").write_text(
+        json.dumps({"date": time.strftime("%Y-%m-%d"), "results": results}, indent=1) + "\n"
+    )
     plot(results, args.out / f"{args.name}.png")
-    regenerate = "python benchmarks/predictor_accuracy.py" + ("" if args.devices == ",".join(DEVICES) else f" --devices {args.devices} --name {args.name}")
+    regenerate = "python benchmarks/predictor_accuracy.py" + (
+        "" if args.devices == ",".join(DEVICES) else f" --devices {args.devices} --name {args.name}"
+    )
     md = markdown(results, regenerate)
     (args.out / f"{args.name}.md").write_text(md)
     print(md)

@@ -66,18 +66,21 @@ def main() -> None:
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     (out / "predictor_speed.json").write_text(json.dumps(res, indent=1) + "\n")
-    md = "\n".join([
-        "# Predictor speed (default model, fitted on the shipped onnxruntime-cpu table; median of 5 rounds)",
-        "",
-        "| what | rate |",
-        "|---|---|",
-        f"| ops, one batch of 10^4, new ops (features computed) | {res['ops_per_s_batch_10k_cold']:,.0f} ops/s |",
-        f"| ops, one batch of 10^4, features cached (search loops) | {res['ops_per_s_batch_10k']:,.0f} ops/s |",
-        f"| networks, one call for 200 | {res['networks_per_s_batched_200']:,.0f} networks/s |",
-        f"| networks, one call each | {res['networks_per_s_one_call_each']:,.0f} networks/s ({res['ms_per_network_one_call']:.2f} ms each) |",
-        "",
-        "Regenerate: `python benchmarks/predictor_speed.py`.",
-    ])  # fmt: skip
+    md = "\n".join(
+        [
+            "# Predictor speed (default model, fitted on the shipped onnxruntime-cpu table; median of 5 rounds)",
+            "",
+            "| what | rate |",
+            "|---|---|",
+            f"| ops, one batch of 10^4, new ops (features computed) | {res['ops_per_s_batch_10k_cold']:,.0f} ops/s |",
+            f"| ops, one batch of 10^4, features cached (search loops) | {res['ops_per_s_batch_10k']:,.0f} ops/s |",
+            f"| networks, one call for 200 | {res['networks_per_s_batched_200']:,.0f} networks/s |",
+            f"| networks, one call each | {res['networks_per_s_one_call_each']:,.0f} networks/s "
+            f"({res['ms_per_network_one_call']:.2f} ms each) |",
+            "",
+            "Regenerate: `python benchmarks/predictor_speed.py`.",
+        ]
+    )
     (out / "predictor_speed.md").write_text(md + "\n")
     print(md)
 

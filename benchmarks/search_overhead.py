@@ -87,9 +87,15 @@ def proxyless(steps: int, rounds: int) -> dict:
     term_s = _median_time(term, steps * 10, rounds)
     with_s = _median_time(step("mul#log"), steps, rounds)
     without_s = _median_time(step("none"), steps, rounds)
-    return {"term_ms": 1e3 * term_s, "step_ms_with": 1e3 * with_s, "step_ms_without": 1e3 * without_s,
-            "steps_per_s_with": 1 / with_s, "steps_per_s_without": 1 / without_s,
-            "term_share": term_s / with_s, "step_ratio": with_s / without_s}  # fmt: skip
+    return {
+        "term_ms": 1e3 * term_s,
+        "step_ms_with": 1e3 * with_s,
+        "step_ms_without": 1e3 * without_s,
+        "steps_per_s_with": 1 / with_s,
+        "steps_per_s_without": 1 / without_s,
+        "term_share": term_s / with_s,
+        "step_ratio": with_s / without_s,
+    }
 
 
 def darc(steps: int, rounds: int) -> dict:
@@ -130,9 +136,15 @@ def darc(steps: int, rounds: int) -> dict:
     term_s = _median_time(term, steps * 10, rounds)
     with_s = _median_time(step(True), steps, rounds)
     without_s = _median_time(step(False), steps, rounds)
-    return {"term_ms": 1e3 * term_s, "step_ms_with": 1e3 * with_s, "step_ms_without": 1e3 * without_s,
-            "steps_per_s_with": 1 / with_s, "steps_per_s_without": 1 / without_s,
-            "term_share": term_s / with_s, "step_ratio": with_s / without_s}  # fmt: skip
+    return {
+        "term_ms": 1e3 * term_s,
+        "step_ms_with": 1e3 * with_s,
+        "step_ms_without": 1e3 * without_s,
+        "steps_per_s_with": 1 / with_s,
+        "steps_per_s_without": 1 / without_s,
+        "term_share": term_s / with_s,
+        "step_ratio": with_s / without_s,
+    }
 
 
 def main() -> None:
@@ -161,11 +173,15 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "search_overhead.json").write_text(json.dumps(res, indent=1) + "\n")
     rows = []
-    for name, what in (("proxyless", "weight step + two-path arch step (digits supernet, batch 64)"),
-                       ("darc", "joint weight/α step (resnet-digits, 4 candidates per conv, batch 64)")):  # fmt: skip
+    for name, what in (
+        ("proxyless", "weight step + two-path arch step (digits supernet, batch 64)"),
+        ("darc", "joint weight/α step (resnet-digits, 4 candidates per conv, batch 64)"),
+    ):
         r = res[name]
-        rows.append(f"| {name} | {what} | {r['term_ms']:.3f} | {r['step_ms_with']:.1f} | {r['steps_per_s_with']:.2f} "
-                    f"| {r['steps_per_s_without']:.2f} | **{100 * r['term_share']:.2f} %** |")  # fmt: skip
+        rows.append(
+            f"| {name} | {what} | {r['term_ms']:.3f} | {r['step_ms_with']:.1f} | {r['steps_per_s_with']:.2f} "
+            f"| {r['steps_per_s_without']:.2f} | **{100 * r['term_share']:.2f} %** |"
+        )
     md = [
         "# Search overhead: the latency term's share of a search step",
         "",

@@ -57,14 +57,14 @@ def calibration_networks(n: int, seed: int = 0):
 
 
 def phase_table(args) -> dict:
-    from hwlat.cli import run_measure
     from hwlat.devices import create_backend
-    from hwlat.evaluate import metrics
+    from hwlat.measure import Protocol
     from hwlat.predict import LatencyPredictor, save_predictor
+    from hwlat.predict.evaluate import metrics
     from hwlat.search._latency import CalibratedPredictor, NetworkCalibration, calibrate_from_table
     from hwlat.spaces import get_space
     from hwlat.store import LatencyStore
-    from hwlat.timing import Protocol
+    from hwlat.workflows import run_measure
 
     backend = create_backend(args.device)
     ops = get_space("digits-widths").sample(args.n_ops, seed=0)
@@ -78,8 +78,9 @@ def phase_table(args) -> dict:
     measured = dict(zip(df["op_key"], df["median_ms"]))
     op_rows = df[df["kind"] != "network"]
     half = len(nets) // 2
-    p = LatencyPredictor(model="prior+gbr").fit(list(op_rows["op_key"]), op_rows["median_ms"].to_numpy(),
-                                                device_key=backend.spec.key)  # fmt: skip
+    p = LatencyPredictor(model="prior+gbr").fit(
+        list(op_rows["op_key"]), op_rows["median_ms"].to_numpy(), device_key=backend.spec.key
+    )
     # Scale and overhead: ORT fuses and keeps layouts inside a network, so a network costs
     # about 0.83 x the sum of its isolated ops (offset-only calibration leaves 10 % MAPE here).
     p.calibrate(nets[:half], [measured[n.key] for n in nets[:half]], scale=True)
@@ -87,8 +88,9 @@ def phase_table(args) -> dict:
     y = np.array([measured[n.key] for n in held])
     yhat = np.asarray(p.predict_network(held))
     held_metrics = dataclasses.asdict(metrics(yhat, y))
-    ctx = CalibratedPredictor(p, NetworkCalibration.fit(p, nets[:half], [measured[n.key] for n in nets[:half]],
-                                                        terms="input-mb"))  # fmt: skip
+    ctx = CalibratedPredictor(
+        p, NetworkCalibration.fit(p, nets[:half], [measured[n.key] for n in nets[:half]], terms="input-mb")
+    )
     ctx_metrics = dataclasses.asdict(metrics(np.asarray(ctx.predict_network(held)), y))
     final = LatencyPredictor(model="prior+gbr").fit_table(args.db, device=backend.spec.key)
     final.calibrate(nets, [measured[n.key] for n in nets], scale=True)
@@ -166,8 +168,9 @@ def _chooser(predictor, seed):
     offsets = np.cumsum([0] + widths)
 
     def chosen(index, mode):
-        choice = choose_neurons(index, mode, 0.5, widths=widths, max_widths=caps, costs_ms=costs, budget_ms=budget,
-                                granularity=4)  # fmt: skip
+        choice = choose_neurons(
+            index, mode, 0.5, widths=widths, max_widths=caps, costs_ms=costs, budget_ms=budget, granularity=4
+        )
         return np.concatenate([offsets[k] + v for k, v in choice.items()])
 
     return chosen
@@ -189,21 +192,29 @@ def _eigen_agreement(exact, fast, exact_choice, chosen, seconds: float) -> dict:
     out["most_negative_half"] = _agreement(lam[half], lam_f[half], cos[half], np.abs(lam).max())
     out["all"] = _agreement(lam, lam_f, cos, np.abs(lam).max())
     neg = lam < 0
-    out["all_negative"] = {"neurons": int(neg.sum()),
-                           "rel_err_median": float(np.median(np.abs(lam_f[neg] - lam[neg]) / np.abs(lam[neg]))),
-                           "cos_median": float(np.median(cos[neg]))}  # fmt: skip
+    out["all_negative"] = {
+        "neurons": int(neg.sum()),
+        "rel_err_median": float(np.median(np.abs(lam_f[neg] - lam[neg]) / np.abs(lam[neg]))),
+        "cos_median": float(np.median(cos[neg])),
+    }
     return out
 
 
 def _agreement(lam, lam_f, cos, scale) -> dict:
     rel = np.abs(lam_f - lam) / np.abs(lam)
     off = rel > 0.05
-    return {"outliers_abs_lambda_over_max": [float(x) for x in np.sort(np.abs(lam[off]) / scale)],
-            "outliers_lambda_sign": [int(x) for x in np.sign(lam[off])],
-            "split_neurons": int(len(lam)), "rel_err_median": float(np.median(rel)), "rel_err_max": float(rel.max()),
-            "within_5pct": float(np.mean(rel <= 0.05)), "abs_err_max_over_max_abs_lambda":
-            float(np.max(np.abs(lam_f - lam)) / scale), "cos_min": float(cos.min()),
-            "cos_median": float(np.median(cos)), "cos_above_095": float(np.mean(cos > 0.95))}  # fmt: skip
+    return {
+        "outliers_abs_lambda_over_max": [float(x) for x in np.sort(np.abs(lam[off]) / scale)],
+        "outliers_lambda_sign": [int(x) for x in np.sign(lam[off])],
+        "split_neurons": int(len(lam)),
+        "rel_err_median": float(np.median(rel)),
+        "rel_err_max": float(rel.max()),
+        "within_5pct": float(np.mean(rel <= 0.05)),
+        "abs_err_max_over_max_abs_lambda": float(np.max(np.abs(lam_f - lam)) / scale),
+        "cos_min": float(cos.min()),
+        "cos_median": float(np.median(cos)),
+        "cos_above_095": float(np.mean(cos > 0.95)),
+    }
 
 
 # ------------------------------------------------------------------ knapsack
@@ -228,10 +239,18 @@ def phase_knapsack(args) -> dict:
         optimal += abs(lp.value - best) < 1e-9
         gaps.append((best - lp.value) / best)
     gaps = np.array(gaps)
-    out = {"instances": args.instances, "n_range": [5, 30], "feasible": feasible / args.instances,
-           "within_lp_bound": bound_ok / args.instances, "optimal": optimal / args.instances,
-           "gap_mean": float(gaps.mean()), "gap_median": float(np.median(gaps)), "gap_max": float(gaps.max()),
-           "lp_ms_mean": 1e3 * t_lp / args.instances, "dp_ms_mean": 1e3 * t_dp / args.instances}  # fmt: skip
+    out = {
+        "instances": args.instances,
+        "n_range": [5, 30],
+        "feasible": feasible / args.instances,
+        "within_lp_bound": bound_ok / args.instances,
+        "optimal": optimal / args.instances,
+        "gap_mean": float(gaps.mean()),
+        "gap_median": float(np.median(gaps)),
+        "gap_max": float(gaps.max()),
+        "lp_ms_mean": 1e3 * t_lp / args.instances,
+        "dp_ms_mean": 1e3 * t_dp / args.instances,
+    }
     log(f"knapsack: {out}")
     return out
 
@@ -272,11 +291,29 @@ def _equal_latency(rows, a: str, b: str, seeds: int, x: str = "measured_ms") -> 
                     continue
                 v = _interp(r[x], [o[x] for o in curve[other]], [o["test_acc"] for o in curve[other]])
                 if v is not None:
-                    diffs.append({"seed": s, "variant": mine, "stage": r["stage"], x: r[x],
-                                  "acc": r["test_acc"], "other_acc_interp": v, "diff": sign * (r["test_acc"] - v)})
+                    diffs.append(
+                        {
+                            "seed": s,
+                            "variant": mine,
+                            "stage": r["stage"],
+                            x: r[x],
+                            "acc": r["test_acc"],
+                            "other_acc_interp": v,
+                            "diff": sign * (r["test_acc"] - v),
+                        }
+                    )
     d = np.array([e["diff"] for e in diffs]) if diffs else np.zeros(0)
-    return {"a": a, "b": b, "latency": x, "pairs": len(d), "mean_acc_diff": float(d.mean()) if len(d) else None,
-            "wins": int((d > 0).sum()), "losses": int((d < 0).sum()), "ties": int((d == 0).sum()), "detail": diffs}
+    return {
+        "a": a,
+        "b": b,
+        "latency": x,
+        "pairs": len(d),
+        "mean_acc_diff": float(d.mean()) if len(d) else None,
+        "wins": int((d > 0).sum()),
+        "losses": int((d < 0).sum()),
+        "ties": int((d == 0).sum()),
+        "detail": diffs,
+    }
 
 
 def phase_split(args) -> dict:
@@ -287,33 +324,61 @@ def phase_split(args) -> dict:
     from hwlat.zoo import get_network
 
     predictor = load_predictor(args)
-    seed_net = get_network("mobilenet-digits", widths=[args.seed_channels] * 10,
-                           network_name=f"mobilenet-digits-seed{args.seed_channels}")  # fmt: skip
+    seed_net = get_network(
+        "mobilenet-digits", widths=[args.seed_channels] * 10, network_name=f"mobilenet-digits-seed{args.seed_channels}"
+    )
     runs = []
     for s in range(args.seeds):
         for label, mode, growth, stages in SPLIT_VARIANTS:
             loaders = digits_loaders(32, 64, seed=s)  # fresh: every variant sees the same shuffles, same Splitting-0
-            config = SplitConfig(growth=growth, stages=stages, mode=mode, eigen=EigenConfig(method=args.eigen),
-                                 seed_train=TrainConfig(epochs=args.epochs, seed=s),
-                                 stage_train=TrainConfig(epochs=args.stage_epochs, lr=0.02, seed=s))  # fmt: skip
+            config = SplitConfig(
+                growth=growth,
+                stages=stages,
+                mode=mode,
+                eigen=EigenConfig(method=args.eigen),
+                seed_train=TrainConfig(epochs=args.epochs, seed=s),
+                stage_train=TrainConfig(epochs=args.stage_epochs, lr=0.02, seed=s),
+            )
             t0 = time.perf_counter()
             result = run_splitting(seed_net, loaders, predictor, config)
-            log(f"split seed {s} {label}: {time.perf_counter() - t0:.0f} s, "
-                f"acc {[round(r.test_acc, 3) for r in result]}")  # fmt: skip
+            log(
+                f"split seed {s} {label}: {time.perf_counter() - t0:.0f} s, "
+                f"acc {[round(r.test_acc, 3) for r in result]}"
+            )
             runs.append({"seed": s, "variant": label, "mode": mode, "stages": result})
     measured = measure_networks(args.device, [r.network for run in runs for r in run["stages"]])
     rows = []
     for run in runs:
         for r in run["stages"]:
-            rows.append({"seed": run["seed"], "variant": run["variant"], "mode": run["mode"], "stage": r.stage,
-                         "widths": list(r.widths), "predicted_ms": r.predicted_ms,
-                         "measured_ms": measured[r.network.key], "test_acc": r.test_acc, "valid_acc": r.valid_acc,
-                         "n_split": r.n_split, "index_seconds": r.index_seconds,
-                         "train_seconds": r.train_seconds})  # fmt: skip
-    out = {"config": {"variants": SPLIT_VARIANTS, "seeds": args.seeds, "eigen": args.eigen, "epochs": args.epochs,
-                      "stage_epochs": args.stage_epochs, "seed_channels": args.seed_channels, "max_growth": 8,
-                      "granularity": 4},
-           "rows": rows}  # fmt: skip
+            rows.append(
+                {
+                    "seed": run["seed"],
+                    "variant": run["variant"],
+                    "mode": run["mode"],
+                    "stage": r.stage,
+                    "widths": list(r.widths),
+                    "predicted_ms": r.predicted_ms,
+                    "measured_ms": measured[r.network.key],
+                    "test_acc": r.test_acc,
+                    "valid_acc": r.valid_acc,
+                    "n_split": r.n_split,
+                    "index_seconds": r.index_seconds,
+                    "train_seconds": r.train_seconds,
+                }
+            )
+    out = {
+        "config": {
+            "variants": SPLIT_VARIANTS,
+            "seeds": args.seeds,
+            "eigen": args.eigen,
+            "epochs": args.epochs,
+            "stage_epochs": args.stage_epochs,
+            "seed_channels": args.seed_channels,
+            "max_growth": 8,
+            "granularity": 4,
+        },
+        "rows": rows,
+    }
     return split_summary(out, args.device)
 
 
@@ -322,20 +387,25 @@ def split_summary(split: dict, device: str) -> dict:
     from hwlat.search._report import tradeoff_png
 
     rows, seeds = split["rows"], split["config"]["seeds"]
-    split["comparisons"] = [_equal_latency(rows, a, b, seeds, x) for x in ("measured_ms", "predicted_ms")
-                            for a, b in SPLIT_PAIRS]  # fmt: skip
+    split["comparisons"] = [
+        _equal_latency(rows, a, b, seeds, x) for x in ("measured_ms", "predicted_ms") for a, b in SPLIT_PAIRS
+    ]
     curves, finals = {}, {}
     for label, *_ in SPLIT_VARIANTS:
         for k in sorted({r["stage"] for r in rows if r["variant"] == label}):
             sel = [r for r in rows if r["variant"] == label and r["stage"] == k]
-            curves.setdefault(label, []).append((float(np.mean([r["measured_ms"] for r in sel])),
-                                                 float(np.mean([r["test_acc"] for r in sel]))))  # fmt: skip
+            curves.setdefault(label, []).append(
+                (float(np.mean([r["measured_ms"] for r in sel])), float(np.mean([r["test_acc"] for r in sel])))
+            )
         last_stage = max(x["stage"] for x in rows if x["variant"] == label)
         last = [r for r in rows if r["variant"] == label and r["stage"] == last_stage]
         finals[label] = {"widths": [r["widths"] for r in last]}
-    tradeoff_png(curves, RESULTS / "splitting_tradeoff.png",
-                 f"Splitting on digits from {split['config']['seed_channels']} channels per layer, "
-                 f"mean of {seeds} seeds", f"measured latency on {device} (ms)")  # fmt: skip
+    tradeoff_png(
+        curves,
+        RESULTS / "splitting_tradeoff.png",
+        f"Splitting on digits from {split['config']['seed_channels']} channels per layer, mean of {seeds} seeds",
+        f"measured latency on {device} (ms)",
+    )
     keys = ("a", "b", "latency", "pairs", "mean_acc_diff", "wins", "losses")
     log(f"split: {[{k: c[k] for k in keys} for c in split['comparisons']]}")
     split.update(curves=curves, finals=finals)
@@ -344,7 +414,7 @@ def split_summary(split: dict, device: str) -> dict:
 
 # --------------------------------------------------------------------- width
 def phase_width(args) -> dict:
-    from hwlat.search._report import measure_networks, tradeoff_png
+    from hwlat.search._report import measure_networks
     from hwlat.search._trainloop import TrainConfig
     from hwlat.search.data import digits_loaders
     from hwlat.search.width import (
@@ -370,8 +440,14 @@ def phase_width(args) -> dict:
     ratio_sets["direct"] = ((opt := optimize_widths("morphnet", arch, loaders, predictor, config)).ratios, opt)
     log(f"direct: ratios {np.round(opt.ratios, 2).tolist()}, {opt.seconds:.0f} s")
     ratio_sets["transfer"] = transfer_ratios(
-        arch, projection, predictor, loaders_for=lambda r, f: digits_loaders(r, 64, data_fraction=f),
-        optimizer="morphnet", config=config, rule=args.rule)  # fmt: skip
+        arch,
+        projection,
+        predictor,
+        loaders_for=lambda r, f: digits_loaders(r, 64, data_fraction=f),
+        optimizer="morphnet",
+        config=config,
+        rule=args.rule,
+    )
     ratios, opt = ratio_sets["transfer"]
     log(f"transfer: ratios {np.round(ratios, 2).tolist()}, {opt.seconds:.0f} s")
     results = [fit_ratios(arch, r, predictor, b, method=m, opt=o) for b in budgets for m, (r, o) in ratio_sets.items()]
@@ -380,25 +456,57 @@ def phase_width(args) -> dict:
     for r in results:
         acc, accs = train_and_test(r.network, loaders, TrainConfig(epochs=args.epochs), range(args.seeds))
         meas = measured[r.network.key]
-        rows.append({"method": r.method, "budget_ms": r.budget, "widths": list(r.widths), "ratios": list(r.ratios),
-                     "multiplier": r.multiplier, "predicted_ms": r.predicted_ms, "predicted_err": r.budget_error,
-                     "measured_ms": meas, "measured_err": meas / r.budget - 1, "mmacs": r.flops / 1e6,
-                     "test_acc": acc, "test_accs": accs})  # fmt: skip
+        rows.append(
+            {
+                "method": r.method,
+                "budget_ms": r.budget,
+                "widths": list(r.widths),
+                "ratios": list(r.ratios),
+                "multiplier": r.multiplier,
+                "predicted_ms": r.predicted_ms,
+                "predicted_err": r.budget_error,
+                "measured_ms": meas,
+                "measured_err": meas / r.budget - 1,
+                "mmacs": r.flops / 1e6,
+                "test_acc": acc,
+                "test_accs": accs,
+            }
+        )
         log(f"width {r.method} @ {r.budget:.4f} ms: pred {r.predicted_ms:.4f}, meas {meas:.4f}, acc {acc:.4f}")
     direct = next(r for r in results if r.method == "direct")
     transfer = next(r for r in results if r.method == "transfer")
     saved = cost_saved(direct, transfer)
-    saved.update({"direct_macs": direct.optimizer_macs, "transfer_macs": transfer.optimizer_macs,
-                  "direct_seconds": direct.optimizer_seconds,
-                  "transfer_seconds": transfer.optimizer_seconds})  # fmt: skip
-    acc_gap = [next(x for x in rows if x["method"] == "transfer" and x["budget_ms"] == b)["test_acc"]
-               - next(x for x in rows if x["method"] == "direct" and x["budget_ms"] == b)["test_acc"] for b in budgets]
+    saved.update(
+        {
+            "direct_macs": direct.optimizer_macs,
+            "transfer_macs": transfer.optimizer_macs,
+            "direct_seconds": direct.optimizer_seconds,
+            "transfer_seconds": transfer.optimizer_seconds,
+        }
+    )
+    acc_gap = [
+        next(x for x in rows if x["method"] == "transfer" and x["budget_ms"] == b)["test_acc"]
+        - next(x for x in rows if x["method"] == "direct" and x["budget_ms"] == b)["test_acc"]
+        for b in budgets
+    ]
     log(f"width: cost saved {saved}, transfer - direct accuracy {acc_gap}")
-    out = {"config": {"projection": args.projection, "rule": args.rule, "strength": args.strength,
-                      "opt_steps": args.opt_steps, "epochs": args.epochs, "seeds": args.seeds,
-                      "budget_widths": args.budget_widths, "projected": transfer.detail.get("projected"),
-                      "calibration": predictor.to_dict()},
-           "budgets_ms": budgets, "rows": rows, "cost_saved": saved, "transfer_minus_direct_acc": acc_gap}  # fmt: skip
+    out = {
+        "config": {
+            "projection": args.projection,
+            "rule": args.rule,
+            "strength": args.strength,
+            "opt_steps": args.opt_steps,
+            "epochs": args.epochs,
+            "seeds": args.seeds,
+            "budget_widths": args.budget_widths,
+            "projected": transfer.detail.get("projected"),
+            "calibration": predictor.to_dict(),
+        },
+        "budgets_ms": budgets,
+        "rows": rows,
+        "cost_saved": saved,
+        "transfer_minus_direct_acc": acc_gap,
+    }
     return width_summary(out, args.device)
 
 
@@ -414,9 +522,12 @@ def width_summary(width: dict, device: str) -> dict:
         if "drift" in width:
             row["measured_err_drift"] = row["measured_ms"] / (row["budget_ms"] * width["drift"]) - 1
         curves.setdefault(row["method"], []).append((row["measured_ms"], row["test_acc"]))
-    tradeoff_png(curves, RESULTS / "width_tradeoff.png",
-                 f"Widths on digits: transfer ({width['config']['projection']}) vs direct vs uniform",
-                 f"measured latency on {device} (ms)")  # fmt: skip
+    tradeoff_png(
+        curves,
+        RESULTS / "width_tradeoff.png",
+        f"Widths on digits: transfer ({width['config']['projection']}) vs direct vs uniform",
+        f"measured latency on {device} (ms)",
+    )
     return width
 
 
@@ -468,130 +579,198 @@ def phase_measure(args) -> dict:
         if not res["width"]["config"].get("calibration"):
             res["width"]["drift"] = drift
         width_summary(res["width"], args.device)
-    return {"networks": len(nets) - len(reference), "reference_networks": len(ratios), "passes": args.passes,
-            "phases": phases, "drift": drift, "drift_p10": float(np.percentile(ratios, 10)) if len(ratios) else None,
-            "drift_p90": float(np.percentile(ratios, 90)) if len(ratios) else None,
-            "pass_spread_median": float(np.median(spread)), "pass_spread_max": float(np.max(spread))}  # fmt: skip
+    return {
+        "networks": len(nets) - len(reference),
+        "reference_networks": len(ratios),
+        "passes": args.passes,
+        "phases": phases,
+        "drift": drift,
+        "drift_p10": float(np.percentile(ratios, 10)) if len(ratios) else None,
+        "drift_p90": float(np.percentile(ratios, 90)) if len(ratios) else None,
+        "pass_spread_median": float(np.median(spread)),
+        "pass_spread_max": float(np.max(spread)),
+    }
 
 
 # ------------------------------------------------------------------ summary
 def markdown(res: dict) -> str:
-    lines = ["# Splitting and width transfer on digits", "",
-             "Produced by `taskset -c 0 .venv/bin/python benchmarks/splitting_width.py`; "
-             "numbers from `splitting_width.json`.", ""]  # fmt: skip
+    lines = [
+        "# Splitting and width transfer on digits",
+        "",
+        "Produced by `taskset -c 0 .venv/bin/python benchmarks/splitting_width.py`; "
+        "numbers from `splitting_width.json`.",
+        "",
+    ]
     if t := res.get("table"):
         m, mc, cc = t["held_out_network_metrics"], t["held_out_network_metrics_context"], t["context_calibration"]
         # Older runs stored a, b of Σ (op − b · input MB) − a; to_dict() stores offset_ms = −a, per_mb_ms = −b.
         a_ms = cc["a_ms"] if "a_ms" in cc else -cc["offset_ms"]
         b_ms_per_mb = cc["b_ms_per_mb"] if "b_ms_per_mb" in cc else -cc["per_mb_ms"]
-        lines += ["## Predictor (digits-widths space)", "",
-                  f"Device `{t['device_key']}`; ops per kind {t['ops']}; {t['networks']} random-width networks "
-                  f"({t['network_ms_range'][0]:.3f}-{t['network_ms_range'][1]:.3f} ms). Held-out networks, "
-                  "calibration fitted on the other half:", "",
-                  "| network calibration | MAPE | ±10 % accuracy | Spearman |", "|---|---|---|---|",
-                  "| scale · Σ ops + overhead (`LatencyPredictor.calibrate(scale=True)`) | "
-                  f"{100 * m['mape']:.1f} % | {100 * m['acc10']:.0f} % | {m['spearman']:.3f} |",
-                  '| Σ (op − b · input MB) − a (`search._latency`, `terms="input-mb"`) | '
-                  f"{100 * mc['mape']:.1f} % | {100 * mc['acc10']:.0f} % | {mc['spearman']:.3f} |", "",
-                  f"All phases below use the second (fitted on all networks: a = {a_ms:.4f} ms, "
-                  f"b = {b_ms_per_mb:.4f} ms/MB).", ""]  # fmt: skip
+        lines += [
+            "## Predictor (digits-widths space)",
+            "",
+            f"Device `{t['device_key']}`; ops per kind {t['ops']}; {t['networks']} random-width networks "
+            f"({t['network_ms_range'][0]:.3f}-{t['network_ms_range'][1]:.3f} ms). Held-out networks, "
+            "calibration fitted on the other half:",
+            "",
+            "| network calibration | MAPE | ±10 % accuracy | Spearman |",
+            "|---|---|---|---|",
+            "| scale · Σ ops + overhead (`LatencyPredictor.calibrate(scale=True)`) | "
+            f"{100 * m['mape']:.1f} % | {100 * m['acc10']:.0f} % | {m['spearman']:.3f} |",
+            '| Σ (op − b · input MB) − a (`search._latency`, `terms="input-mb"`) | '
+            f"{100 * mc['mape']:.1f} % | {100 * mc['acc10']:.0f} % | {mc['spearman']:.3f} |",
+            "",
+            f"All phases below use the second (fitted on all networks: a = {a_ms:.4f} ms, "
+            f"b = {b_ms_per_mb:.4f} ms/MB).",
+            "",
+        ]
     if e := res.get("eigen"):
-        lines += ["## Fast vs exact splitting index", "",
-                  f"Trained seed (width 0.25, {e['neurons']} neurons). Fast = {e['sweeps']} sweeps of RMSprop on v "
-                  f"(the paper's method, `refine=0`), then (the default, `refine={e['fast']['refine']}`) Rayleigh–Ritz on "
-                  f"the Krylov space span{{v, Sv, …}} of each neuron from {e['fast']['refine']} more passes of S·v "
-                  f"products. Time: exact {e['exact_seconds']:.1f} s, fast {e['fast_gd']['seconds']:.1f} s, "
-                  f"fast + refinement {e['fast']['seconds']:.1f} s.", "",
-                  "| fast method | neurons | n | λ rel. err median | max | within 5 % | max abs err / max abs λ "
-                  "| min abs cos | cos > 0.95 | same choice |", "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "## Fast vs exact splitting index",
+            "",
+            f"Trained seed (width 0.25, {e['neurons']} neurons). Fast = {e['sweeps']} sweeps of RMSprop on v "
+            f"(the paper's method, `refine=0`), then (the default, `refine={e['fast']['refine']}`) Rayleigh–Ritz on "
+            f"the Krylov space span{{v, Sv, …}} of each neuron from {e['fast']['refine']} more passes of S·v "
+            f"products. Time: exact {e['exact_seconds']:.1f} s, fast {e['fast_gd']['seconds']:.1f} s, "
+            f"fast + refinement {e['fast']['seconds']:.1f} s.",
+            "",
+            "| fast method | neurons | n | λ rel. err median | max | within 5 % | max abs err / max abs λ "
+            "| min abs cos | cos > 0.95 | same choice |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for method, mlabel in (("fast_gd", "gradient descent"), ("fast", "+ Krylov refinement")):
-            for mode, label in (("energy", "split by energy-aware (stage 1)"), ("vanilla", "split by vanilla (stage 1)"),
-                                ("most_negative_half", "most negative half"), ("all", "all")):  # fmt: skip
+            for mode, label in (
+                ("energy", "split by energy-aware (stage 1)"),
+                ("vanilla", "split by vanilla (stage 1)"),
+                ("most_negative_half", "most negative half"),
+                ("all", "all"),
+            ):
                 x = e[method][mode]
                 same = f"{100 * x['same_choice']:.0f} %" if "same_choice" in x else "–"
-                lines.append(f"| {mlabel} | {label} | {x['split_neurons']} | {100 * x['rel_err_median']:.2f} % | "
-                             f"{100 * x['rel_err_max']:.2f} % | {100 * x['within_5pct']:.0f} % | "
-                             f"{100 * x['abs_err_max_over_max_abs_lambda']:.2f} % | {x['cos_min']:.3f} | "
-                             f"{100 * x['cos_above_095']:.0f} % | {same} |")  # fmt: skip
+                lines.append(
+                    f"| {mlabel} | {label} | {x['split_neurons']} | {100 * x['rel_err_median']:.2f} % | "
+                    f"{100 * x['rel_err_max']:.2f} % | {100 * x['within_5pct']:.0f} % | "
+                    f"{100 * x['abs_err_max_over_max_abs_lambda']:.2f} % | {x['cos_min']:.3f} | "
+                    f"{100 * x['cos_above_095']:.0f} % | {same} |"
+                )
         out = e["fast_gd"]["energy"]["outliers_abs_lambda_over_max"]
         if out:
-            lines += ["", f"Gradient descent alone misses {len(out)} of the energy-aware choice's neurons by more than "
-                      f"5 % (|λ| ≤ {100 * max(out):.2f} % of the largest |λ|): their two smallest eigenvalues are close "
-                      "(it converges to the second pair) or their S is small next to the other neurons' (v has not "
-                      "converged when the learning rate has decayed). Same choice = intersection / union of the "
-                      "neurons chosen from the fast and from the exact index."]  # fmt: skip
+            lines += [
+                "",
+                f"Gradient descent alone misses {len(out)} of the energy-aware choice's neurons by more than "
+                f"5 % (|λ| ≤ {100 * max(out):.2f} % of the largest |λ|): their two smallest eigenvalues are close "
+                "(it converges to the second pair) or their S is small next to the other neurons' (v has not "
+                "converged when the learning rate has decayed). Same choice = intersection / union of the "
+                "neurons chosen from the fast and from the exact index.",
+            ]
         lines.append("")
     if k := res.get("knapsack"):
-        lines += ["## LP-relaxed knapsack vs exact DP", "",
-                  f"{k['instances']} random instances, n = 5-30: feasible {100 * k['feasible']:.0f} %, within the LP "
-                  f"bound {100 * k['within_lp_bound']:.0f} %, optimal {100 * k['optimal']:.0f} %; gap to the optimum "
-                  f"mean {100 * k['gap_mean']:.2f} %, max {100 * k['gap_max']:.2f} % "
-                  f"(LP {k['lp_ms_mean']:.1f} ms, DP {k['dp_ms_mean']:.1f} ms per instance).", ""]  # fmt: skip
+        lines += [
+            "## LP-relaxed knapsack vs exact DP",
+            "",
+            f"{k['instances']} random instances, n = 5-30: feasible {100 * k['feasible']:.0f} %, within the LP "
+            f"bound {100 * k['within_lp_bound']:.0f} %, optimal {100 * k['optimal']:.0f} %; gap to the optimum "
+            f"mean {100 * k['gap_mean']:.2f} %, max {100 * k['gap_max']:.2f} % "
+            f"(LP {k['lp_ms_mean']:.1f} ms, DP {k['dp_ms_mean']:.1f} ms per instance).",
+            "",
+        ]
     if s := res.get("split"):
         c = s["config"]
-        lines += ["## Energy-aware vs vanilla splitting", "",
-                  f"Seed: {c['seed_channels']} channels in every layer (each layer may grow 8x, in blocks of "
-                  f"{c.get('granularity', 1)}); seed trained {c['epochs']} epochs, {c['stage_epochs']} after each "
-                  f"split; {c['seeds']} seeds; splitting index {c['eigen']}. Equal-latency comparison: each stage "
-                  "of one curve against the other curve of the same seed (accuracy interpolated in log latency, "
-                  "where it covers that latency).", "",
-                  "| at equal | a | b | pairs | mean acc a − b | a better | a worse |",
-                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "## Energy-aware vs vanilla splitting",
+            "",
+            f"Seed: {c['seed_channels']} channels in every layer (each layer may grow 8x, in blocks of "
+            f"{c.get('granularity', 1)}); seed trained {c['epochs']} epochs, {c['stage_epochs']} after each "
+            f"split; {c['seeds']} seeds; splitting index {c['eigen']}. Equal-latency comparison: each stage "
+            "of one curve against the other curve of the same seed (accuracy interpolated in log latency, "
+            "where it covers that latency).",
+            "",
+            "| at equal | a | b | pairs | mean acc a − b | a better | a worse |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for cmp in s.get("comparisons", []):
             mean = cmp["mean_acc_diff"]
             at = cmp.get("latency", "measured_ms").replace("_ms", " latency")
-            lines.append(f"| {at} | {cmp['a']} | {cmp['b']} | {cmp['pairs']} | "
-                         f"{'n/a' if mean is None else f'{100 * mean:+.2f} points'} | {cmp['wins']} | "
-                         f"{cmp['losses']} |")  # fmt: skip
-        lines += ["", "| variant | stage | predicted ms (mean) | measured ms (mean) | test acc (mean) |",
-                  "|---|---|---|---|---|"]  # fmt: skip
+            lines.append(
+                f"| {at} | {cmp['a']} | {cmp['b']} | {cmp['pairs']} | "
+                f"{'n/a' if mean is None else f'{100 * mean:+.2f} points'} | {cmp['wins']} | "
+                f"{cmp['losses']} |"
+            )
+        lines += [
+            "",
+            "| variant | stage | predicted ms (mean) | measured ms (mean) | test acc (mean) |",
+            "|---|---|---|---|---|",
+        ]
         for label, pts in s["curves"].items():
             for k2, (ms, acc) in enumerate(pts):
                 pred = [r["predicted_ms"] for r in s["rows"] if r.get("variant") == label and r["stage"] == k2]
-                lines.append(f"| {label} | {k2} | {np.mean(pred) if pred else float('nan'):.4f} | {ms:.4f} | "
-                             f"{100 * acc:.2f} % |")  # fmt: skip
+                lines.append(
+                    f"| {label} | {k2} | {np.mean(pred) if pred else float('nan'):.4f} | {ms:.4f} | {100 * acc:.2f} % |"
+                )
         lines += ["", "Final widths (one list per seed):", ""]
         for label, fin in s.get("finals", {}).items():
             lines.append(f"- {label}: {fin['widths']}")
         lines += ["", "![splitting](splitting_tradeoff.png)", ""]
     if m := res.get("measure"):
-        lines += ["## Re-measurement", "",
-                  f"The {m['networks']} networks of the {' and '.join(m['phases'])} phases were measured again in "
-                  f"{m['passes']} passes, each a fresh interleaved session over all of them, and each network's "
-                  "fastest pass kept (the host slows the whole VM by up to 2x for seconds at a time, which only "
-                  f"adds time): spread between passes median {100 * m['pass_spread_median']:.1f} %, max "
-                  f"{100 * m['pass_spread_max']:.1f} % of the kept value. The measured latencies in the "
-                  "sections above are these.", ""]  # fmt: skip
+        lines += [
+            "## Re-measurement",
+            "",
+            f"The {m['networks']} networks of the {' and '.join(m['phases'])} phases were measured again in "
+            f"{m['passes']} passes, each a fresh interleaved session over all of them, and each network's "
+            "fastest pass kept (the host slows the whole VM by up to 2x for seconds at a time, which only "
+            f"adds time): spread between passes median {100 * m['pass_spread_median']:.1f} %, max "
+            f"{100 * m['pass_spread_max']:.1f} % of the kept value. The measured latencies in the "
+            "sections above are these.",
+            "",
+        ]
         if m.get("drift"):
-            lines += [f"The table's {m['reference_networks']} calibration networks, measured in the same passes, "
-                      f"took {m['drift']:.2f}x (p10 {m['drift_p10']:.2f}x, p90 {m['drift_p90']:.2f}x) their latency "
-                      "in the table: the machine's speed today against the day the table and the predictor were "
-                      "made. " + ("The width phase's budgets already include it (its calibration was measured "
-                                  "again before the search)." if res.get("width", {}).get("config", {}).get(
-                                      "calibration") else "Measured errors against a budget are given raw and "
-                                  "against the budget times this factor."), ""]  # fmt: skip
+            lines += [
+                f"The table's {m['reference_networks']} calibration networks, measured in the same passes, "
+                f"took {m['drift']:.2f}x (p10 {m['drift_p10']:.2f}x, p90 {m['drift_p90']:.2f}x) their latency "
+                "in the table: the machine's speed today against the day the table and the predictor were "
+                "made. "
+                + (
+                    "The width phase's budgets already include it (its calibration was measured "
+                    "again before the search)."
+                    if res.get("width", {}).get("config", {}).get("calibration")
+                    else "Measured errors against a budget are given raw and against the budget times this factor."
+                ),
+                "",
+            ]
     if w := res.get("width"):
         c, cs = w["config"], w["cost_saved"]
-        lines += ["## Width transfer vs direct optimisation vs uniform", "",
-                  f"MorphNet-style optimiser (strength {c['strength']}, {c.get('opt_steps')} SGD steps); projection "
-                  f"`{c['projection']}`, stacking `{c['rule']}`; each network trained {c['epochs']} epochs × "
-                  f"{c['seeds']} seeds. Optimisation cost saved by transfer: {cs['macs_ratio']:.1f}× in MACs, "
-                  f"{cs['seconds_ratio']:.1f}× in wall time.", ""]  # fmt: skip
+        lines += [
+            "## Width transfer vs direct optimisation vs uniform",
+            "",
+            f"MorphNet-style optimiser (strength {c['strength']}, {c.get('opt_steps')} SGD steps); projection "
+            f"`{c['projection']}`, stacking `{c['rule']}`; each network trained {c['epochs']} epochs × "
+            f"{c['seeds']} seeds. Optimisation cost saved by transfer: {cs['macs_ratio']:.1f}× in MACs, "
+            f"{cs['seconds_ratio']:.1f}× in wall time.",
+            "",
+        ]
         if cal := c.get("calibration"):
-            lines += [f"Network latency calibrated ({cal['terms']}) on the table's {cal['n_networks']} networks "
-                      f"measured again before the search: scale {cal['scale']:.3f}, {cal['per_mb_ms']:+.4f} ms/MB, "
-                      f"{cal['offset_ms']:+.4f} ms (max fit error {100 * (cal['max_rel_error'] or 0):.1f} %); "
-                      "budgets are in that day's milliseconds.", ""]  # fmt: skip
+            lines += [
+                f"Network latency calibrated ({cal['terms']}) on the table's {cal['n_networks']} networks "
+                f"measured again before the search: scale {cal['scale']:.3f}, {cal['per_mb_ms']:+.4f} ms/MB, "
+                f"{cal['offset_ms']:+.4f} ms (max fit error {100 * (cal['max_rel_error'] or 0):.1f} %); "
+                "budgets are in that day's milliseconds.",
+                "",
+            ]
         with_drift = any("measured_err_drift" in r for r in w["rows"])
-        lines += ["| method | budget ms | predicted ms (err) | measured ms (err) | "
-                  + ("err vs budget x drift | " if with_drift else "") + "test acc | widths |",
-                  "|---|---|---|---|---|---|" + ("---|" if with_drift else "")]  # fmt: skip
+        lines += [
+            "| method | budget ms | predicted ms (err) | measured ms (err) | "
+            + ("err vs budget x drift | " if with_drift else "")
+            + "test acc | widths |",
+            "|---|---|---|---|---|---|" + ("---|" if with_drift else ""),
+        ]
         for r in w["rows"]:
             drift = f" {100 * r['measured_err_drift']:+.1f} % |" if with_drift else ""
-            lines.append(f"| {r['method']} | {r['budget_ms']:.4f} | {r['predicted_ms']:.4f} "
-                         f"({100 * r['predicted_err']:+.1f} %) | {r['measured_ms']:.4f} "
-                         f"({100 * r['measured_err']:+.1f} %) |{drift}"
-                         f" {100 * r['test_acc']:.2f} % | {r['widths']} |")  # fmt: skip
+            lines.append(
+                f"| {r['method']} | {r['budget_ms']:.4f} | {r['predicted_ms']:.4f} "
+                f"({100 * r['predicted_err']:+.1f} %) | {r['measured_ms']:.4f} "
+                f"({100 * r['measured_err']:+.1f} %) |{drift}"
+                f" {100 * r['test_acc']:.2f} % | {r['widths']} |"
+            )
         lines += ["", "![width](width_tradeoff.png)", ""]
     return "\n".join(lines)
 
@@ -617,8 +796,13 @@ def main(argv=None) -> int:
     p.add_argument("--strength", type=float, default=0.2)
     p.add_argument("--opt-steps", type=int, default=340, help="width optimiser SGD steps (20 epochs of digits)")
     p.add_argument("--passes", type=int, default=7, help="measure phase: passes over all networks (fastest kept)")
-    p.add_argument("--budget-widths", type=float, nargs="+", default=[0.5, 1.0],
-                   help="budgets = predicted latency of the uniform network at these width multipliers")
+    p.add_argument(
+        "--budget-widths",
+        type=float,
+        nargs="+",
+        default=[0.5, 1.0],
+        help="budgets = predicted latency of the uniform network at these width multipliers",
+    )
     args = p.parse_args(argv)
     phases = [x.strip() for x in args.phases.split(",") if x.strip()]
     bad = sorted(set(phases) - set(PHASES))

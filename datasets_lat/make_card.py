@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-
 NETWORKS = "random ProxylessNAS-backbone networks at 224x224 (`random:200`, seed 0)"
 REGENERATE = "`bash datasets_lat/regenerate.sh`"
 GPU_BACKENDS = ("cuda", "tensorrt", "onnxruntime-cuda", "onnxruntime-trt")
 
 
-def card(csv: Path, repeat: Path | None, note: str | None = None, networks: str = NETWORKS,
-         regenerate: str = REGENERATE) -> str:  # fmt: skip
+def card(
+    csv: Path, repeat: Path | None, note: str | None = None, networks: str = NETWORKS, regenerate: str = REGENERATE
+) -> str:
     df = pd.read_csv(csv, keep_default_na=False)
     df["median_ms"] = df["median_ms"].astype(float)
     info = json.loads(df["device_info_json"].iloc[0])
@@ -41,37 +41,54 @@ def card(csv: Path, repeat: Path | None, note: str | None = None, networks: str 
         f"| hardware | {info['hardware']} ({info['os']}, host `{info['hostname']}`) |",
         f"| runtime | {info['runtime']} {info['runtime_version']} |",
         *(f"| {k} | {v} |" for k, v in extra.items()),
-        f"| threads | {info['threads']} " + ("(CPU threads of the process launching the GPU work) |" if info["backend"] in GPU_BACKENDS
-                                            else "(process pinned to one CPU during timing) |"),
+        f"| threads | {info['threads']} "
+        + (
+            "(CPU threads of the process launching the GPU work) |"
+            if info["backend"] in GPU_BACKENDS
+            else "(process pinned to one CPU during timing) |"
+        ),
         f"| Python | {info['python']} |",
         f"| hwlat | {', '.join(sorted(df['hwlat_version'].unique()))} |",
         f"| protocol | `{df['protocol'].iloc[0]}` |",
         f"| measured | {dates[0][:16]} – {dates[-1][:16]} UTC |",
         f"| op rows | {len(ops)}: {kinds} |",
         f"| network rows | {len(nets)} {networks} |",
-        f"| op latency (median) | {ops['median_ms'].median():.3f} ms (range {ops['median_ms'].min():.3f}–{ops['median_ms'].max():.3f} ms) |",
-        f"| network latency (median) | {nets['median_ms'].median():.2f} ms (range {nets['median_ms'].min():.2f}–{nets['median_ms'].max():.2f} ms) |" if len(nets) else "| network latency | – |",
-        f"| settled rows (CI ±2 % and rounds agree) | {100 * df['stable'].astype(str).isin(['True', '1', '1.0']).mean():.1f} % |",
+        f"| op latency (median) | {ops['median_ms'].median():.3f} ms (range "
+        f"{ops['median_ms'].min():.3f}–{ops['median_ms'].max():.3f} ms) |",
+        f"| network latency (median) | {nets['median_ms'].median():.2f} ms (range "
+        f"{nets['median_ms'].min():.2f}–{nets['median_ms'].max():.2f} ms) |"
+        if len(nets)
+        else "| network latency | – |",
+        f"| settled rows (CI ±2 % and rounds agree) | "
+        f"{100 * df['stable'].astype(str).isin(['True', '1', '1.0']).mean():.1f} % |",
         f"| median relative IQR of ops | {100 * rel_iqr:.1f} % |",
-    ]  # fmt: skip
+    ]
     if repeat is not None and repeat.exists():
         rep = pd.read_csv(repeat, keep_default_na=False)
         m = df.merge(rep, on=["device_key", "op_key", "protocol"], suffixes=("", "_rep"))
         rel = np.abs(m["median_ms_rep"].astype(float) / m["median_ms"] - 1)
-        lines.append(f"| repeatability ({len(m)} rows measured again in a separate run, `{repeat.name}`) | "
-                     f"{100 * (rel <= 0.05).mean():.1f} % within ±5 %, {100 * (rel <= 0.10).mean():.1f} % within ±10 %, "
-                     f"median |diff| {100 * rel.median():.2f} % |")  # fmt: skip
+        lines.append(
+            f"| repeatability ({len(m)} rows measured again in a separate run, `{repeat.name}`) | "
+            f"{100 * (rel <= 0.05).mean():.1f} % within ±5 %, {100 * (rel <= 0.10).mean():.1f} % within ±10 %, "
+            f"median |diff| {100 * rel.median():.2f} % |"
+        )
     lines += [
         "",
-        *(note.splitlines() if note else [
-            "Measured on a shared 2-vCPU cloud VM: absolute numbers carry that machine's noise; compare",
-            "within the table, and use `stable` / `ci_low_ms`..`ci_high_ms` to weigh rows."]),
+        *(
+            note.splitlines()
+            if note
+            else [
+                "Measured on a shared 2-vCPU cloud VM: absolute numbers carry that machine's noise; compare",
+                "within the table, and use `stable` / `ci_low_ms`..`ci_high_ms` to weigh rows.",
+            ]
+        ),
         "",
         "Columns: one row per (device, op, protocol) with `n`, `median_ms`, `mean_ms`, `std_ms`, `p5_ms`, `p95_ms`,",
         "`iqr_ms`, the median's 95 % CI, `round_medians_ms`, `stable`, `loadavg`, `wall_s`, provenance",
         "(`device_info_json`, `hwlat_version`, `created_at`) and, for network rows, `network_json` (its op list).",
         "",
-        "Use: `hwlat table import --db t.db " + f"datasets_lat/{csv.name}` then `hwlat fit --table t.db --out p.skops`.",
+        "Use: `hwlat table import --db t.db "
+        + f"datasets_lat/{csv.name}` then `hwlat fit --table t.db --out p.skops`.",
         f"Regenerate on your machine: {regenerate}.",
     ]
     return "\n".join(lines) + "\n"

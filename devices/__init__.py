@@ -6,6 +6,7 @@ is cheap and ``hwlat devices`` can say why a backend is unavailable.
 
 from __future__ import annotations
 
+from hwlat.devices import adb, cuda, fake, litert, onnxruntime, tensorrt, torch_cpu  # noqa: F401,E402  (fill the registry)
 from hwlat.devices._base import Backend, DeviceInfo, DeviceSpec, Item, Runnable
 from hwlat.devices._registry import (
     create_backend,
@@ -13,7 +14,6 @@ from hwlat.devices._registry import (
     list_backends,
     register_backend,
 )
-from hwlat.devices import adb, cuda, fake, litert, onnxruntime, tensorrt, torch_cpu  # noqa: F401,E402  (fill the registry)
 
 __all__ = [
     "Backend",

@@ -12,16 +12,26 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 import numpy as np
 
 from hwlat.network import Network
 from hwlat.ops import OpSpec
 
-Item = Union[OpSpec, Network]
+Item = OpSpec | Network
 
-__all__ = ["Backend", "DeviceSpec", "DeviceInfo", "Runnable", "Item", "cache_dir", "cpu_model", "pinned_cpus", "torch_threads"]
+__all__ = [
+    "Backend",
+    "DeviceSpec",
+    "DeviceInfo",
+    "Runnable",
+    "Item",
+    "cache_dir",
+    "cpu_model",
+    "pinned_cpus",
+    "torch_threads",
+]
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
@@ -87,8 +97,10 @@ class DeviceSpec:
             if v is None:
                 continue
             if k in kwargs and kwargs[k] != v:  # e.g. --device cuda/b8 with --batch 4
-                raise ValueError(f"Conflicting {k} for device {text!r}: the device string says {kwargs[k]}, "
-                                 f"the option says {v}; give it once")  # fmt: skip
+                raise ValueError(
+                    f"Conflicting {k} for device {text!r}: the device string says {kwargs[k]}, "
+                    f"the option says {v}; give it once"
+                )
             kwargs[k] = v
         return cls(head, options=tuple(options.items()), **kwargs)
 

@@ -17,7 +17,7 @@ tables. Every form seen in public output is read:
   since the columns differ between versions (older builds add ``[start]``).
 
 All times in the output are microseconds; :func:`to_measurement` turns the
-outputs of one op's invocations into a :class:`hwlat.timing.Measurement` in ms.
+outputs of one op's invocations into a :class:`hwlat.measure.timing.Measurement` in ms.
 :func:`format_stat` writes a stat line exactly as ``benchmark_model`` does
 (the emulated phone uses it, and the property tests round-trip through it).
 """
@@ -34,9 +34,18 @@ import numpy as np
 
 if TYPE_CHECKING:
     from hwlat.devices import Item
-    from hwlat.timing import Measurement, Protocol
+    from hwlat.measure import Measurement, Protocol
 
-__all__ = ["BenchOutput", "BenchOutputError", "ProfileTable", "Stat", "format_stat", "parse", "parse_stat", "to_measurement"]
+__all__ = [
+    "BenchOutput",
+    "BenchOutputError",
+    "ProfileTable",
+    "Stat",
+    "format_stat",
+    "parse",
+    "parse_stat",
+    "to_measurement",
+]
 
 Z95 = 1.959963984540054
 # Asymptotic standard error of a sample median is sqrt(pi/2) * sigma / sqrt(n) for normal data.
@@ -150,13 +159,13 @@ def parse_stat(line: str) -> Stat:
     start = _STAT_START.search(line)
     if start is None:
         raise BenchOutputError(f"not a benchmark_model stat line (no count=): {line.strip()[:120]!r}")
-    text = line[start.start():]
+    text = line[start.start() :]
     values: dict[str, float] = {}
     all_same = False
     pos = 0
     for m in _PAIR.finditer(text):
-        if text[pos:m.start()].strip():
-            raise BenchOutputError(f"unexpected text {text[pos:m.start()].strip()!r} in stat line {line.strip()!r}")
+        if text[pos : m.start()].strip():
+            raise BenchOutputError(f"unexpected text {text[pos : m.start()].strip()!r} in stat line {line.strip()!r}")
         key, raw, same = m.group(1), m.group(2), m.group(3)
         if key in values:
             raise BenchOutputError(f"{key}= twice in stat line {line.strip()!r}")
@@ -254,7 +263,9 @@ def parse(text: str) -> BenchOutput:
         stripped = line.strip()
         if not stripped:
             continue
-        if re.search(r"(?:^|\s|:)(?:ERROR|FATAL|E tflite|F tflite)\s*:", line) or stripped.startswith(("ERROR:", "FATAL:")):
+        if re.search(r"(?:^|\s|:)(?:ERROR|FATAL|E tflite|F tflite)\s*:", line) or stripped.startswith(
+            ("ERROR:", "FATAL:")
+        ):
             errors.append(stripped)
             continue
         if "Profiling Info for Benchmark Initialization" in line:
@@ -316,8 +327,7 @@ def parse(text: str) -> BenchOutput:
             raise BenchOutputError("benchmark_model failed: " + " | ".join(errors[-3:]))
         first = next((ln.strip() for ln in lines if ln.strip()), "")
         raise BenchOutputError(
-            "no benchmark_model statistics in the output (expected 'count=...' lines); "
-            f"it starts with {first[:100]!r}"
+            f"no benchmark_model statistics in the output (expected 'count=...' lines); it starts with {first[:100]!r}"
         )
     if phase:
         warmup, timed = phase_stats.get(1), phase_stats.get(2)
@@ -334,9 +344,16 @@ def parse(text: str) -> BenchOutput:
     if init_us is None and init_ms is not None:
         init_us = init_ms * 1e3
     return BenchOutput(
-        warmup=warmup, timed=timed, init_us=init_us, first_us=get("first"), warmup_avg_us=get("warmup"),
-        inference_avg_us=get("inference"), profile=tuple(tables), profile_total=profile_total, errors=tuple(errors),
-    )  # fmt: skip
+        warmup=warmup,
+        timed=timed,
+        init_us=init_us,
+        first_us=get("first"),
+        warmup_avg_us=get("warmup"),
+        inference_avg_us=get("inference"),
+        profile=tuple(tables),
+        profile_total=profile_total,
+        errors=tuple(errors),
+    )
 
 
 # ------------------------------------------------------------------ writing
@@ -418,7 +435,7 @@ def to_measurement(
     with fewer, the normal approximation sqrt(pi/2)·sigma/sqrt(n) within the runs;
     widened by ±0.5 µs when the figures are medians of whole-µs run times.
     """
-    from hwlat.timing import Measurement, median_ci
+    from hwlat.measure import Measurement, median_ci
 
     if not outputs:
         raise BenchOutputError(f"{item.key}: no benchmark_model output to summarise")
@@ -458,10 +475,23 @@ def to_measurement(
     stable = bool(rel <= protocol.rel_ci and spread <= protocol.max_round_spread)
     us = 1e-3  # µs -> ms
     return Measurement(
-        op_key=item.key, device_key=device_key, protocol=protocol.key, kind=item.kind, n=n,
-        median_ms=med * us, mean_ms=mean * us, std_ms=std * us,
-        p5_ms=float(np.median(p5s)) * us, p95_ms=float(np.median(p95s)) * us,
-        iqr_ms=iqr * us, ci_low_ms=max(lo, 0.0) * us, ci_high_ms=hi * us, rounds=len(outputs),
-        round_medians_ms=tuple(float(c) * us for c in centers), stable=stable, loadavg=loadavg, wall_s=wall_s,
+        op_key=item.key,
+        device_key=device_key,
+        protocol=protocol.key,
+        kind=item.kind,
+        n=n,
+        median_ms=med * us,
+        mean_ms=mean * us,
+        std_ms=std * us,
+        p5_ms=float(np.median(p5s)) * us,
+        p95_ms=float(np.median(p95s)) * us,
+        iqr_ms=iqr * us,
+        ci_low_ms=max(lo, 0.0) * us,
+        ci_high_ms=hi * us,
+        rounds=len(outputs),
+        round_medians_ms=tuple(float(c) * us for c in centers),
+        stable=stable,
+        loadavg=loadavg,
+        wall_s=wall_s,
         extra=tuple(sorted({**dict(extra), "iqr_estimated": 1.0}.items())),
-    )  # fmt: skip
+    )

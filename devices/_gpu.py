@@ -28,6 +28,7 @@ from importlib import metadata
 from typing import Any
 
 import numpy as np
+
 from hwlat.devices._base import DeviceSpec
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,8 @@ def visible_gpu_count() -> tuple[int, str]:
     if rc != 0:
         return (
             0,
-            f"no CUDA device found: NVML failed to initialise (error {rc}; is the NVIDIA driver loaded? try nvidia-smi)",
+            f"no CUDA device found: NVML failed to initialise (error {rc}; "
+            f"is the NVIDIA driver loaded? try nvidia-smi)",
         )
     count = ctypes.c_uint(0)
     try:
@@ -234,7 +236,8 @@ def check_options(spec: DeviceSpec, allowed: Mapping[str, tuple[str, ...] | None
     for name, value in spec.options:
         if name not in valid:
             raise ValueError(
-                f"Invalid option {name}={value!r} for device {spec.backend!r}; valid options: {', '.join(sorted(valid))}"
+                f"Invalid option {name}={value!r} for device {spec.backend!r}; "
+                f"valid options: {', '.join(sorted(valid))}"
             )
         choices = valid[name]
         if choices is not None and value not in choices:
@@ -252,8 +255,9 @@ def float_option(spec: DeviceSpec, name: str, default: float, minimum: float = 0
     return value
 
 
-def init_common(backend: Any, spec: DeviceSpec, allowed: Mapping[str, tuple[str, ...] | None],
-                precisions: Sequence[str]) -> None:
+def init_common(
+    backend: Any, spec: DeviceSpec, allowed: Mapping[str, tuple[str, ...] | None], precisions: Sequence[str]
+) -> None:
     """Validate the options and precision every GPU backend shares and set ``index``, ``energy``,
     ``energy_s``, ``settle_s`` (plus the empty per-op extras and NVML handle) on ``backend``."""
     check_options(spec, allowed)

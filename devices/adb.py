@@ -11,7 +11,7 @@ How it maps onto the timing protocol
 ``benchmark_model`` reports statistics, not per-run times, and starting it
 (process, model load, delegate) costs far more than one run. So this backend
 has no ``prepare``/``run`` pair; it implements :meth:`AdbBackend.measure_items`,
-which :func:`hwlat.timing.measure` calls for backends that have one:
+which :func:`hwlat.measure.timing.measure` calls for backends that have one:
 
 - one *round* (block) is one invocation: its own warm-up (``--warmup_runs``,
   ``--warmup_min_secs`` from the protocol) then timed runs for ``round_s``
@@ -70,24 +70,31 @@ from hwlat.devices._bench_output import BenchOutput, BenchOutputError, parse, to
 from hwlat.devices._registry import register_backend
 
 if TYPE_CHECKING:
-    from hwlat.timing import Measurement, Protocol
+    from hwlat.measure import Measurement, Protocol
 
 __all__ = ["AdbBackend", "AdbDeviceError", "AdbSettings", "big_cores", "list_phones"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 5037
-BINARY_URL = "https://storage.googleapis.com/tensorflow-nightly-public/prod/tensorflow/release/lite/tools/nightly/latest/"
+BINARY_URL = (
+    "https://storage.googleapis.com/tensorflow-nightly-public/prod/tensorflow/release/lite/tools/nightly/latest/"
+)
 _BINARY_NAME = {"arm64-v8a": "android_aarch64_benchmark_model", "armeabi-v7a": "android_arm_benchmark_model"}
 _EXIT_MARK = "HWLAT_EXIT:"
 _IDENTITY = ("serial", "cores", "use_gpu", "use_xnnpack")
 _CPU = "/sys/devices/system/cpu"
 _SYSFS_GLOBS = (
-    f"{_CPU}/cpu[0-9]*/cpufreq/cpuinfo_max_freq", f"{_CPU}/cpu[0-9]*/cpufreq/scaling_cur_freq",
-    f"{_CPU}/cpu[0-9]*/cpufreq/scaling_max_freq", f"{_CPU}/cpu[0-9]*/cpufreq/scaling_governor",
-    "/sys/class/thermal/thermal_zone*/type", "/sys/class/thermal/thermal_zone*/temp", "/proc/loadavg",
-)  # fmt: skip
-# Thermal zone types of CPU sensors across vendors (Qualcomm cpu-*-usr/cpuss, Exynos/Tensor BIG/MID/LITTLE, MediaTek mtktscpu).
+    f"{_CPU}/cpu[0-9]*/cpufreq/cpuinfo_max_freq",
+    f"{_CPU}/cpu[0-9]*/cpufreq/scaling_cur_freq",
+    f"{_CPU}/cpu[0-9]*/cpufreq/scaling_max_freq",
+    f"{_CPU}/cpu[0-9]*/cpufreq/scaling_governor",
+    "/sys/class/thermal/thermal_zone*/type",
+    "/sys/class/thermal/thermal_zone*/temp",
+    "/proc/loadavg",
+)
+# Thermal zone types of CPU sensors across vendors
+# (Qualcomm cpu-*-usr/cpuss, Exynos/Tensor BIG/MID/LITTLE, MediaTek mtktscpu).
 _CPU_ZONE = re.compile(r"cpu|big|mid|little|gold|silver|prime|cluster", re.IGNORECASE)
 
 
@@ -352,8 +359,9 @@ def list_phones(host: str | None = None, port: int | None = None, timeout: float
     """
     if importlib.util.find_spec("adbutils") is None:
         return []
-    settings = AdbSettings.from_options({**({"adb_host": host} if host else {}), **({"adb_port": str(port)} if port else {}),
-                                         "timeout": str(timeout)})  # fmt: skip
+    settings = AdbSettings.from_options(
+        {**({"adb_host": host} if host else {}), **({"adb_port": str(port)} if port else {}), "timeout": str(timeout)}
+    )
     if not _server_up(settings.adb_host, settings.adb_port, timeout=min(timeout, 0.5)):
         return []
     rows = []
@@ -366,8 +374,12 @@ def list_phones(host: str | None = None, port: int | None = None, timeout: float
         if info.state == "device":
             try:
                 props = _props(_Phone(info.serial, settings))
-                row.update(model=props.get("ro.product.model", "?"), soc=_soc(props),
-                           abi=props.get("ro.product.cpu.abi", "?"), android=props.get("ro.build.version.release", "?"))  # fmt: skip
+                row.update(
+                    model=props.get("ro.product.model", "?"),
+                    soc=_soc(props),
+                    abi=props.get("ro.product.cpu.abi", "?"),
+                    android=props.get("ro.build.version.release", "?"),
+                )
             except _TransportError as exc:
                 row["state"] = f"device (no answer: {exc})"
         rows.append(row)
@@ -399,8 +411,11 @@ class _Snapshot:
             if m and m.group(2) == "scaling_governor":
                 snap.governor[int(m.group(1))] = value
             elif m and value.isdigit():
-                target = {"cpuinfo_max_freq": snap.max_khz, "scaling_cur_freq": snap.cur_khz,
-                          "scaling_max_freq": snap.cap_khz}.get(m.group(2))  # fmt: skip
+                target = {
+                    "cpuinfo_max_freq": snap.max_khz,
+                    "scaling_cur_freq": snap.cur_khz,
+                    "scaling_max_freq": snap.cap_khz,
+                }.get(m.group(2))
                 if target is not None:
                     target[int(m.group(1))] = int(value)
             z = re.match(r"/sys/class/thermal/(thermal_zone\d+)/(type|temp)$", path)
@@ -467,8 +482,10 @@ class AdbBackend(Backend):
         identity, settings = _split_options(spec)
         if not identity.get("serial"):
             attached = ", ".join(p["serial"] for p in list_phones(timeout=0.5)) or "none found"
-            raise ValueError(f"Invalid device {spec.backend!r}: give the phone's serial as adb:SERIAL "
-                             f"(attached: {attached}; see `hwlat devices` or `adb devices`)")  # fmt: skip
+            raise ValueError(
+                f"Invalid device {spec.backend!r}: give the phone's serial as adb:SERIAL "
+                f"(attached: {attached}; see `hwlat devices` or `adb devices`)"
+            )
         if spec.precision not in ("fp32", "fp16"):
             raise ValueError(f"Invalid precision {spec.precision!r} for device adb; valid: fp32, fp16")
         for flag in ("use_gpu", "use_xnnpack"):
@@ -503,7 +520,7 @@ class AdbBackend(Backend):
     def prepare(self, item: Item) -> Runnable:
         raise TypeError(
             "the adb backend times whole benchmark_model invocations, not single calls: "
-            "use hwlat.timing.measure(backend, items, protocol), which calls backend.measure_items"
+            "use hwlat.measure.timing.measure(backend, items, protocol), which calls backend.measure_items"
         )
 
     def run(self, runnable: Runnable, n: int) -> np.ndarray:
@@ -513,8 +530,10 @@ class AdbBackend(Backend):
     def cores(self) -> list[int]:
         snap = self._snapshot()
         if not snap.max_khz:
-            raise AdbDeviceError(f"adb:{self.serial}: cannot read {_CPU}/cpu*/cpufreq/cpuinfo_max_freq; "
-                                 "give the big cores with the device option cores=4-7")  # fmt: skip
+            raise AdbDeviceError(
+                f"adb:{self.serial}: cannot read {_CPU}/cpu*/cpufreq/cpuinfo_max_freq; "
+                "give the big cores with the device option cores=4-7"
+            )
         text = self.spec.option("cores")
         return _parse_cores(text, snap.max_khz) if text else big_cores(snap.max_khz, self.spec.threads)
 
@@ -541,13 +560,17 @@ class AdbBackend(Backend):
                 time.sleep(0.1)
                 state = phone.state()
             if state is None:
-                raise AdbDeviceError(f"no phone {self.serial} on the adb server {phone.where} (attached: "
-                                     f"{', '.join(phone.serials()) or 'none'}); check the cable and `adb devices`")  # fmt: skip
+                raise AdbDeviceError(
+                    f"no phone {self.serial} on the adb server {phone.where} (attached: "
+                    f"{', '.join(phone.serials()) or 'none'}); check the cable and `adb devices`"
+                )
             if state != "device":
                 fix = "accept the USB debugging prompt on the phone" if state == "unauthorized" else "reconnect it"
                 raise AdbDeviceError(f"phone {self.serial} is {state}: {fix}, then run the command again")
         except _TransportError as exc:
-            raise AdbDeviceError(f"adb server {phone.where} did not answer ({exc}); restart it with `adb kill-server`") from exc
+            raise AdbDeviceError(
+                f"adb server {phone.where} did not answer ({exc}); restart it with `adb kill-server`"
+            ) from exc
         self._phone = phone
         return phone
 
@@ -571,8 +594,16 @@ class AdbBackend(Backend):
                 "Check the cable and `adb devices`, then run the same command again: finished ops are saved"
             ) from exc
         wait = min(s.backoff * 2**attempt, 30.0)
-        log.warning("adb:%s: %s while %s (%s); retry %d/%d in %.1f s", self.serial, exc.kind, what, exc,
-                    attempt + 1, s.retries, wait)  # fmt: skip
+        log.warning(
+            "adb:%s: %s while %s (%s); retry %d/%d in %.1f s",
+            self.serial,
+            exc.kind,
+            what,
+            exc,
+            attempt + 1,
+            s.retries,
+            wait,
+        )
         time.sleep(wait)
         phone = self._phone
         deadline = time.monotonic() + s.timeout
@@ -627,18 +658,24 @@ class AdbBackend(Backend):
             local = Path(given)
             found = _elf_abi(local)
             if found is None:
-                raise AdbDeviceError(f"--bench-binary {given} is not an ELF executable; {_abi_fix(abi)}"
-                                     "and pass its path")  # fmt: skip
+                raise AdbDeviceError(
+                    f"--bench-binary {given} is not an ELF executable; {_abi_fix(abi)}and pass its path"
+                )
             if found not in abilist:
-                raise AdbDeviceError(f"--bench-binary {given} is built for {found}, but {self.serial} runs "
-                                     f"{', '.join(abilist)}; {_abi_fix(abi)}and pass that instead")  # fmt: skip
+                raise AdbDeviceError(
+                    f"--bench-binary {given} is built for {found}, but {self.serial} runs "
+                    f"{', '.join(abilist)}; {_abi_fix(abi)}and pass that instead"
+                )
             return local, f"{s.remote_dir}/benchmark_model"
         candidates = [given] if given else [f"{s.remote_dir}/benchmark_model", "/data/local/tmp/benchmark_model"]
         for remote in candidates:
             if remote.startswith("/") and self._call("looking for benchmark_model", lambda r=remote: phone.size(r)):
                 return None, remote
-        where = f"{given!r} is neither a file here nor on {self.serial}" if given else (
-            f"no benchmark_model on {self.serial} (looked in {', '.join(candidates)})")
+        where = (
+            f"{given!r} is neither a file here nor on {self.serial}"
+            if given
+            else (f"no benchmark_model on {self.serial} (looked in {', '.join(candidates)})")
+        )
         raise AdbDeviceError(f"{where}; {_abi_fix(abi)}and pass it with --bench-binary FILE")
 
     def _binary_digest(self, local: Path | None, remote: str) -> str:
@@ -660,27 +697,41 @@ class AdbBackend(Backend):
         zones = ", ".join(f"{k.split(':', 1)[1]}={v:.1f}C" for k, v in sorted(snap.zones.items()))
         model = " ".join(v for v in (props.get("ro.product.manufacturer"), props.get("ro.product.model")) if v)
         abi = props.get("ro.product.cpu.abi", "?")
-        delegate = "GPU" if self.spec.option("use_gpu") == "1" else (
-            "none (use_xnnpack=false)" if self.spec.option("use_xnnpack") == "0" else "XNNPACK (default)")
+        delegate = (
+            "GPU"
+            if self.spec.option("use_gpu") == "1"
+            else ("none (use_xnnpack=false)" if self.spec.option("use_xnnpack") == "0" else "XNNPACK (default)")
+        )
         from hwlat.devices.litert import _version
 
         self._info = DeviceInfo(
-            backend=self.name, device_key=self.spec.key,
-            hardware=f"{model or '?'} ({_soc(props)}, {abi})", runtime="TFLite benchmark_model",
-            runtime_version=f"sha256:{self._binary_sha[:16]}", threads=self.spec.threads,
+            backend=self.name,
+            device_key=self.spec.key,
+            hardware=f"{model or '?'} ({_soc(props)}, {abi})",
+            runtime="TFLite benchmark_model",
+            runtime_version=f"sha256:{self._binary_sha[:16]}",
+            threads=self.spec.threads,
             os=f"Android {props.get('ro.build.version.release', '?')} (SDK {props.get('ro.build.version.sdk', '?')})",
             extra=(
-                ("serial", self.serial), ("fingerprint", props.get("ro.build.fingerprint", "?")),
-                ("board", props.get("ro.product.board", "?")), ("platform", props.get("ro.board.platform", "?")),
-                ("soc", _soc(props)), ("abi", abi), ("abilist", props.get("ro.product.cpu.abilist", abi)),
+                ("serial", self.serial),
+                ("fingerprint", props.get("ro.build.fingerprint", "?")),
+                ("board", props.get("ro.product.board", "?")),
+                ("platform", props.get("ro.board.platform", "?")),
+                ("soc", _soc(props)),
+                ("abi", abi),
+                ("abilist", props.get("ro.product.cpu.abilist", abi)),
                 ("cpu_max_khz", ",".join(f"{c}:{f}" for c, f in sorted(snap.max_khz.items()))),
-                ("big_cores", ",".join(map(str, cores))), ("taskset_mask", self.mask),
-                ("governor", ",".join(sorted(set(snap.governor.values()))) or "?"), ("thermal_zones", zones),
-                ("benchmark_model", remote), ("benchmark_model_sha256", self._binary_sha),
-                ("converter", f"litert-torch {_version('litert-torch')}"), ("delegate", delegate),
+                ("big_cores", ",".join(map(str, cores))),
+                ("taskset_mask", self.mask),
+                ("governor", ",".join(sorted(set(snap.governor.values()))) or "?"),
+                ("thermal_zones", zones),
+                ("benchmark_model", remote),
+                ("benchmark_model_sha256", self._binary_sha),
+                ("converter", f"litert-torch {_version('litert-torch')}"),
+                ("delegate", delegate),
                 ("adb_server", f"{self.settings.adb_host}:{self.settings.adb_port}"),
             ),
-        )  # fmt: skip
+        )
         return self._info
 
     # ----------------------------------------------------------- session
@@ -713,14 +764,26 @@ class AdbBackend(Backend):
     def _command(self, remote_model: str, protocol: Protocol) -> str:
         p, s = protocol, self.settings
         if p.name == "fixed":
-            timing = [f"--warmup_runs={p.warmup_runs}", f"--warmup_min_secs={p.warmup_s:g}",
-                      f"--num_runs={p.runs}", f"--min_secs={p.min_s:g}"]  # fmt: skip
+            timing = [
+                f"--warmup_runs={p.warmup_runs}",
+                f"--warmup_min_secs={p.warmup_s:g}",
+                f"--num_runs={p.runs}",
+                f"--min_secs={p.min_s:g}",
+            ]
         else:
-            timing = [f"--warmup_runs={p.warmup_runs}", f"--warmup_min_secs={p.warmup_s:g}",
-                      "--num_runs=1", f"--min_secs={p.round_s:g}"]  # fmt: skip
-        flags = [f"--graph={remote_model}", f"--num_threads={self.spec.threads}", *timing,
-                 # benchmark_model must finish well before a silent phone counts as hung
-                 f"--max_secs={max(1.0, s.timeout / 2):g}"]  # fmt: skip
+            timing = [
+                f"--warmup_runs={p.warmup_runs}",
+                f"--warmup_min_secs={p.warmup_s:g}",
+                "--num_runs=1",
+                f"--min_secs={p.round_s:g}",
+            ]
+        flags = [
+            f"--graph={remote_model}",
+            f"--num_threads={self.spec.threads}",
+            *timing,
+            # benchmark_model must finish well before a silent phone counts as hung
+            f"--max_secs={max(1.0, s.timeout / 2):g}",
+        ]
         if self.spec.option("use_gpu") == "1":
             flags.append("--use_gpu=true")
             if self.spec.precision == "fp32":
@@ -754,8 +817,13 @@ class AdbBackend(Backend):
             time.sleep(min(poll, s.thermal_wait - waited))
         if not cool:
             st.waits_timed_out += 1
-            log.warning("adb:%s: still hot after %.1f s (CPU %.1f C, big cores at %.0f %% of max); measuring anyway",
-                        self.serial, waited, temp or float("nan"), 100 * (ratio or float("nan")))  # fmt: skip
+            log.warning(
+                "adb:%s: still hot after %.1f s (CPU %.1f C, big cores at %.0f %% of max); measuring anyway",
+                self.serial,
+                waited,
+                temp or float("nan"),
+                100 * (ratio or float("nan")),
+            )
         st.wait_s += waited
         if temp is not None:
             st.temps.append(temp)
@@ -770,14 +838,20 @@ class AdbBackend(Backend):
         last = lines[-1] if lines else "(no output)"
         abi = (self._props or {}).get("ro.product.cpu.abi", "?")
         if code == 127 or "inaccessible or not found" in text:
-            return AdbDeviceError(f"benchmark_model is missing on {self.serial} ({last}); "
-                                  f"pass it with --bench-binary FILE ({_abi_fix(abi)})")  # fmt: skip
+            return AdbDeviceError(
+                f"benchmark_model is missing on {self.serial} ({last}); "
+                f"pass it with --bench-binary FILE ({_abi_fix(abi)})"
+            )
         if code == 126 or "not executable" in text or "Exec format error" in text:
-            return AdbDeviceError(f"{self._binary} cannot run on {self.serial} ({abi}): {last}; "
-                                  f"{_abi_fix(abi)}and pass it with --bench-binary FILE")  # fmt: skip
+            return AdbDeviceError(
+                f"{self._binary} cannot run on {self.serial} ({abi}): {last}; "
+                f"{_abi_fix(abi)}and pass it with --bench-binary FILE"
+            )
         errors = [ln for ln in lines if "ERROR" in ln or "FATAL" in ln] or [last]
-        return AdbDeviceError(f"benchmark_model failed on {st.item.key} (exit {code}): {' | '.join(errors[-3:])}; "
-                              f"rerun it by hand with `adb -s {self.serial} shell` to see all of its output")  # fmt: skip
+        return AdbDeviceError(
+            f"benchmark_model failed on {st.item.key} (exit {code}): {' | '.join(errors[-3:])}; "
+            f"rerun it by hand with `adb -s {self.serial} shell` to see all of its output"
+        )
 
     def _invoke(self, st: _OpRun, protocol: Protocol) -> BenchOutput:
         phone, s = self._connect(), self.settings
@@ -838,8 +912,15 @@ class AdbBackend(Backend):
             if values[k] is not None:
                 values[k] *= 1e-3
         pairs = [(k, float(v)) for k, v in values.items() if v is not None and math.isfinite(v)] + list(extra)
-        return to_measurement(st.outputs, item=st.item, device_key=self.spec.key, protocol=protocol,
-                              wall_s=st.wall_s, extra=pairs, loadavg=self._loadavg)  # fmt: skip
+        return to_measurement(
+            st.outputs,
+            item=st.item,
+            device_key=self.spec.key,
+            protocol=protocol,
+            wall_s=st.wall_s,
+            extra=pairs,
+            loadavg=self._loadavg,
+        )
 
     def measure_items(
         self,
@@ -851,7 +932,7 @@ class AdbBackend(Backend):
         extra: Callable[[Item], Iterable[tuple[str, float]]] | None = None,
     ) -> list[Measurement]:
         """Measure ``items`` on the phone (see the module doc for the protocol mapping)."""
-        from hwlat.timing import Protocol, deliver
+        from hwlat.measure import Protocol, deliver
 
         protocol = protocol or Protocol()
         rng = np.random.default_rng(protocol.seed)
@@ -890,6 +971,8 @@ class AdbBackend(Backend):
                     if states and not self.settings.keep:
                         phone = self._phone
                         with contextlib.suppress(_TransportError):
-                            phone.shell("rm -f " + " ".join(shlex.quote(st.remote) for st in states),
-                                        timeout=min(self.settings.timeout, 10))  # fmt: skip
+                            phone.shell(
+                                "rm -f " + " ".join(shlex.quote(st.remote) for st in states),
+                                timeout=min(self.settings.timeout, 10),
+                            )
         return results

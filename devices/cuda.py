@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import numpy as np
+
 from hwlat.devices import _gpu
 from hwlat.devices._base import Backend, DeviceInfo, Item, Runnable, example_input, torch_threads
 from hwlat.devices._registry import register_backend
@@ -49,8 +50,17 @@ DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 class CudaRunnable(Runnable):
     """A prepared op on the GPU: ``call()`` launches one inference (asynchronously)."""
 
-    def __init__(self, item: Item, call: Any, *, result: Any = None, flush: Any = None, close: Any = None,
-                 module: Any = None, x: Any = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        item: Item,
+        call: Any,
+        *,
+        result: Any = None,
+        flush: Any = None,
+        close: Any = None,
+        module: Any = None,
+        x: Any = None,
+    ) -> None:
         super().__init__(item, call, close)
         self.flush = flush
         self._result = result
@@ -191,9 +201,14 @@ class GPUBackend(Backend):
             sync()
 
         self._extra[runnable.item.key] = _gpu.warm_up_extras(
-            lambda k: self.run(runnable, k), once, self.nvml(), settle_s=self.settle_s, energy=self.energy,
-            energy_s=self.energy_s, label=runnable.item.key,
-        )  # fmt: skip
+            lambda k: self.run(runnable, k),
+            once,
+            self.nvml(),
+            settle_s=self.settle_s,
+            energy=self.energy,
+            energy_s=self.energy_s,
+            label=runnable.item.key,
+        )
         return runnable
 
     def measurement_extra(self, item: Item) -> tuple[tuple[str, float], ...]:
@@ -224,10 +239,14 @@ class CudaBackend(GPUBackend):
         import torch
 
         name, extra = self.gpu_info()
-        extra = [("mode", self.mode if self.mode != "compile" else f"compile ({self.compile_mode})"),
-                 ("cudnn_benchmark", "on while measuring"), ("channels_last", str(self.channels_last))] + extra  # fmt: skip
-        return DeviceInfo(self.name, self.spec.key, name, "torch", torch.__version__, self.spec.threads,
-                          extra=tuple(extra))  # fmt: skip
+        extra = [
+            ("mode", self.mode if self.mode != "compile" else f"compile ({self.compile_mode})"),
+            ("cudnn_benchmark", "on while measuring"),
+            ("channels_last", str(self.channels_last)),
+        ] + extra
+        return DeviceInfo(
+            self.name, self.spec.key, name, "torch", torch.__version__, self.spec.threads, extra=tuple(extra)
+        )
 
     def _module_and_input(self, item: Item):
         import torch
@@ -277,8 +296,9 @@ class CudaBackend(GPUBackend):
                 y = module(x)
         torch.cuda.synchronize(self.device)
 
-        return CudaRunnable(item, graph.replay, result=lambda: y, flush=self.flush_buffer(), close=graph.reset,
-                            module=module, x=x)  # fmt: skip
+        return CudaRunnable(
+            item, graph.replay, result=lambda: y, flush=self.flush_buffer(), close=graph.reset, module=module, x=x
+        )
 
 
 def _tf32_flags() -> str:

@@ -17,8 +17,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-from collections.abc import Iterator
 import time
+from collections.abc import Iterator
 from typing import ClassVar
 
 import numpy as np
@@ -50,8 +50,12 @@ class FakeBackend(Backend):
         return float(self.spec.option(name, str(default)))
 
     def true_latency_s(self, item: Item) -> float:
-        return roofline_s(item, self._opt("peak_gmacs", 20.0), self._opt("bandwidth_gbs", 10.0),
-                          self._opt("overhead_us", 20.0)) * self.spec.batch  # fmt: skip
+        return (
+            roofline_s(
+                item, self._opt("peak_gmacs", 20.0), self._opt("bandwidth_gbs", 10.0), self._opt("overhead_us", 20.0)
+            )
+            * self.spec.batch
+        )
 
     def describe(self) -> DeviceInfo:
         return DeviceInfo("fake", self.spec.key, "fake roofline device", "hwlat-fake", "1", self.spec.threads)

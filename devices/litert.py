@@ -74,9 +74,14 @@ class LiteRTCPUBackend(Backend):
 
     def describe(self) -> DeviceInfo:
         return DeviceInfo(
-            self.name, self.spec.key, cpu_model(), "ai-edge-litert", _version("ai-edge-litert"), self.spec.threads,
+            self.name,
+            self.spec.key,
+            cpu_model(),
+            "ai-edge-litert",
+            _version("ai-edge-litert"),
+            self.spec.threads,
             extra=(("converter", f"litert-torch {_version('litert-torch')}"), ("delegate", "XNNPACK (default)")),
-        )  # fmt: skip
+        )
 
     def convert(self, item: Item) -> Path:
         return convert_tflite(item, self.spec.batch)

@@ -48,8 +48,9 @@ def export_onnx(item: Item, batch: int, precision: str = "fp32") -> Path:
     tmp = path.with_suffix(".tmp.onnx")
     # The TorchScript exporter is quiet and fast for these small static graphs.
     with torch_threads(1), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        torch.onnx.export(module, (x,), str(tmp), dynamo=False, opset_version=OPSET,
-                          input_names=["x"], output_names=["y"])  # fmt: skip
+        torch.onnx.export(
+            module, (x,), str(tmp), dynamo=False, opset_version=OPSET, input_names=["x"], output_names=["y"]
+        )
     tmp.replace(path)  # atomic: a killed export never leaves a half file in the cache
     return path
 
@@ -74,9 +75,17 @@ class OnnxRuntimeCPUBackend(Backend):
         import torch
 
         return DeviceInfo(
-            self.name, self.spec.key, cpu_model(), "onnxruntime", ort.__version__, self.spec.threads,
-            extra=(("providers", "CPUExecutionProvider"), ("exporter", f"torch.onnx {torch.__version__} opset {OPSET}")),
-        )  # fmt: skip
+            self.name,
+            self.spec.key,
+            cpu_model(),
+            "onnxruntime",
+            ort.__version__,
+            self.spec.threads,
+            extra=(
+                ("providers", "CPUExecutionProvider"),
+                ("exporter", f"torch.onnx {torch.__version__} opset {OPSET}"),
+            ),
+        )
 
     def session_options(self):
         import onnxruntime as ort
@@ -117,9 +126,12 @@ def ort_gpu_reason(provider: str) -> str | None:
         gpu_dist = _gpu.dist_version("onnxruntime-gpu")
         if gpu_dist is None:
             return "onnxruntime-gpu is not installed (pip install onnxruntime-gpu; it replaces onnxruntime)"
-        fix = ("onnxruntime and onnxruntime-gpu are both installed and share one module: "
-               "pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu"
-               if _gpu.dist_version("onnxruntime") else "this onnxruntime-gpu build lacks it")  # fmt: skip
+        fix = (
+            "onnxruntime and onnxruntime-gpu are both installed and share one module: "
+            "pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu"
+            if _gpu.dist_version("onnxruntime")
+            else "this onnxruntime-gpu build lacks it"
+        )
         return f"{provider} not in onnxruntime's providers {providers}: {fix}"
     n, reason = _gpu.visible_gpu_count()
     return None if n > 0 else reason
@@ -132,9 +144,11 @@ def _tensorrt_libs_reason() -> str | None:
 
     if any(importlib.util.find_spec(m) for m in ("tensorrt_libs", "tensorrt")) or ctypes.util.find_library("nvinfer"):
         return None
-    return ("TensorRT libraries (libnvinfer) not found: pip install tensorrt-cu12 (the TensorRT version "
-            "onnxruntime-gpu was built for; see onnxruntime.ai/docs/execution-providers/TensorRT-ExecutionProvider) "
-            "and make libnvinfer loadable (LD_LIBRARY_PATH)")  # fmt: skip
+    return (
+        "TensorRT libraries (libnvinfer) not found: pip install tensorrt-cu12 (the TensorRT version "
+        "onnxruntime-gpu was built for; see onnxruntime.ai/docs/execution-providers/TensorRT-ExecutionProvider) "
+        "and make libnvinfer loadable (LD_LIBRARY_PATH)"
+    )
 
 
 class OnnxRuntimeGPUBackend(OnnxRuntimeCPUBackend):
@@ -147,8 +161,12 @@ class OnnxRuntimeGPUBackend(OnnxRuntimeCPUBackend):
     ort_device: ClassVar[str] = "cuda"  # where IOBinding puts inputs and outputs
     PRECISIONS: ClassVar[tuple[str, ...]] = ("fp32", "fp16")
     OPTIONS: ClassVar[dict[str, tuple[str, ...] | None]] = {
-        "gpu": None, "cuda_graph": ("0", "1"), "energy": ("0", "1"), "energy_s": None, "settle_s": None,
-    }  # fmt: skip
+        "gpu": None,
+        "cuda_graph": ("0", "1"),
+        "energy": ("0", "1"),
+        "energy_s": None,
+        "settle_s": None,
+    }
 
     def __init__(self, spec) -> None:
         from hwlat.devices import _gpu
@@ -172,26 +190,35 @@ class OnnxRuntimeGPUBackend(OnnxRuntimeCPUBackend):
 
     def describe(self) -> DeviceInfo:
         import onnxruntime as ort
+
         from hwlat.devices import _gpu
 
-        extra = [("providers", ",".join(p for p, _ in self.providers())), ("cuda_graph", str(self.cuda_graph)),
-                 ("exporter", _exporter()), ("driver", _gpu.nvml_driver_version()),
-                 ("onnxruntime_dist", f"onnxruntime-gpu {_gpu.dist_version('onnxruntime-gpu')}")]  # fmt: skip
+        extra = [
+            ("providers", ",".join(p for p, _ in self.providers())),
+            ("cuda_graph", str(self.cuda_graph)),
+            ("exporter", _exporter()),
+            ("driver", _gpu.nvml_driver_version()),
+            ("onnxruntime_dist", f"onnxruntime-gpu {_gpu.dist_version('onnxruntime-gpu')}"),
+        ]
         nv = self.nvml()
         name = _gpu.nvml_device_name(self.index) or "NVIDIA GPU (name unknown)"
         if nv is not None:
             extra += sorted(nv.info().items())
         extra.append(("timer", "host clock around run_with_iobinding (ONNX Runtime synchronises the stream)"))
-        return DeviceInfo(self.name, self.spec.key, name, "onnxruntime", ort.__version__, self.spec.threads,
-                          extra=tuple(extra))  # fmt: skip
+        return DeviceInfo(
+            self.name, self.spec.key, name, "onnxruntime", ort.__version__, self.spec.threads, extra=tuple(extra)
+        )
 
     @property
     def model_precision(self) -> str:
         return self.spec.precision
 
     def providers(self, item: Item | None = None) -> list[tuple[str, dict[str, str]]]:
-        cuda = {"device_id": str(self.index), "cudnn_conv_algo_search": "EXHAUSTIVE",
-                "enable_cuda_graph": "1" if self.cuda_graph else "0"}  # fmt: skip
+        cuda = {
+            "device_id": str(self.index),
+            "cudnn_conv_algo_search": "EXHAUSTIVE",
+            "enable_cuda_graph": "1" if self.cuda_graph else "0",
+        }
         return [("CUDAExecutionProvider", cuda)]
 
     def convert(self, item: Item) -> Path:
@@ -200,6 +227,7 @@ class OnnxRuntimeGPUBackend(OnnxRuntimeCPUBackend):
     def prepare(self, item: Item) -> Runnable:
         import numpy as np
         import onnxruntime as ort
+
         from hwlat.devices import _gpu
 
         if hasattr(ort, "preload_dlls"):  # 1.21+: CUDA/cuDNN from the nvidia-* wheels or torch, if present
@@ -240,9 +268,14 @@ class OnnxRuntimeGPUBackend(OnnxRuntimeCPUBackend):
         runnable = Runnable(item, call)
         runnable.keep = (sess, binding, keep)  # the device buffers must outlive the binding
         self._extra[item.key] = _gpu.warm_up_extras(
-            lambda k: Backend.run(self, runnable, k), call, self.nvml(), settle_s=self.settle_s,
-            energy=self.energy, energy_s=self.energy_s, label=item.key,
-        )  # fmt: skip
+            lambda k: Backend.run(self, runnable, k),
+            call,
+            self.nvml(),
+            settle_s=self.settle_s,
+            energy=self.energy,
+            energy_s=self.energy_s,
+            label=item.key,
+        )
         return runnable
 
     def measurement_extra(self, item: Item) -> tuple[tuple[str, float], ...]:
@@ -291,19 +324,34 @@ class OnnxRuntimeTensorRTBackend(OnnxRuntimeGPUBackend):
     def engine_cache(self, item: Item) -> Path:
         import onnxruntime as ort
 
-        folder = cache_path("ort-trt", item, "", f"b{self.spec.batch}", self.spec.precision, ort.__version__,
-                            f"graph{int(self.cuda_graph)}", f"gpu{self.index}")  # fmt: skip
+        folder = cache_path(
+            "ort-trt",
+            item,
+            "",
+            f"b{self.spec.batch}",
+            self.spec.precision,
+            ort.__version__,
+            f"graph{int(self.cuda_graph)}",
+            f"gpu{self.index}",
+        )
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
     def providers(self, item: Item | None = None) -> list[tuple[str, dict[str, str]]]:
-        trt = {"device_id": str(self.index), "trt_fp16_enable": "1" if self.spec.precision == "fp16" else "0",
-               "trt_cuda_graph_enable": "1" if self.cuda_graph else "0"}  # fmt: skip
+        trt = {
+            "device_id": str(self.index),
+            "trt_fp16_enable": "1" if self.spec.precision == "fp16" else "0",
+            "trt_cuda_graph_enable": "1" if self.cuda_graph else "0",
+        }
         if self.spec.precision == "bf16":
             trt["trt_bf16_enable"] = "1"  # ONNX Runtime 1.23+ knows this option
         if item is not None:
             cache = str(self.engine_cache(item))
-            trt.update(trt_engine_cache_enable="1", trt_engine_cache_path=cache,
-                       trt_timing_cache_enable="1", trt_timing_cache_path=cache)  # fmt: skip
+            trt.update(
+                trt_engine_cache_enable="1",
+                trt_engine_cache_path=cache,
+                trt_timing_cache_enable="1",
+                trt_timing_cache_path=cache,
+            )
         cuda = {"device_id": str(self.index), "cudnn_conv_algo_search": "EXHAUSTIVE"}
         return [("TensorrtExecutionProvider", trt), ("CUDAExecutionProvider", cuda)]

@@ -13,7 +13,8 @@ older ones get ``enabled_precisions={dtype}`` as well.
 Build cache: :meth:`TensorRTBackend.convert` saves each compiled program with
 ``torch_tensorrt.save`` (ExportedProgram format, a ``.pt2`` archive: torch.export.load
 warns on other suffixes and falls back to a legacy reader) under
-``$HWLAT_CACHE/tensorrt/``, keyed by op key, batch, precision, min_block_size, the GPU's name and the torch / torch-tensorrt / TensorRT versions;
+``$HWLAT_CACHE/tensorrt/``, keyed by op key, batch, precision, min_block_size, the GPU's name and the torch /
+torch-tensorrt / TensorRT versions;
 :meth:`prepare` loads it with ``torch_tensorrt.load(path).module()``. So a
 resumed or repeated table does not rebuild engines, and ``hwlat measure
 --jobs N`` builds them in parallel before timing.
@@ -50,12 +51,16 @@ def pairing_reason() -> str | None:
     want = _minor(torch.__version__)
     have = _gpu.dist_version("torch-tensorrt", "torch_tensorrt")
     if have is None:
-        return (f"torch-tensorrt is not installed: pip install 'torch-tensorrt=={want}.*' "
-                f"(torch-tensorrt X.Y pins torch X.Y, and torch here is {torch.__version__}; "
-                f"`{_gpu.GPU_EXTRA}` picks the newest torch-tensorrt, which may replace torch)")  # fmt: skip
+        return (
+            f"torch-tensorrt is not installed: pip install 'torch-tensorrt=={want}.*' "
+            f"(torch-tensorrt X.Y pins torch X.Y, and torch here is {torch.__version__}; "
+            f"`{_gpu.GPU_EXTRA}` picks the newest torch-tensorrt, which may replace torch)"
+        )
     if _minor(have) != want:
-        return (f"torch-tensorrt {have} needs torch {_minor(have)}.*, but torch {torch.__version__} is installed: "
-                f"pip install 'torch-tensorrt=={want}.*' (torch-tensorrt X.Y pins torch X.Y)")  # fmt: skip
+        return (
+            f"torch-tensorrt {have} needs torch {_minor(have)}.*, but torch {torch.__version__} is installed: "
+            f"pip install 'torch-tensorrt=={want}.*' (torch-tensorrt X.Y pins torch X.Y)"
+        )
     return None
 
 
@@ -97,8 +102,9 @@ class TensorRTBackend(GPUBackend):
             ("build_cache", "torch_tensorrt.save (ExportedProgram) per op"),
         ] + extra
         version = _gpu.dist_version("torch-tensorrt", "torch_tensorrt") or "unknown"
-        return DeviceInfo(self.name, self.spec.key, name, "torch-tensorrt", version, self.spec.threads,
-                          extra=tuple(extra))  # fmt: skip
+        return DeviceInfo(
+            self.name, self.spec.key, name, "torch-tensorrt", version, self.spec.threads, extra=tuple(extra)
+        )
 
     def _inputs(self, item: Item):
         module = item.build().eval().to(device=self.device, dtype=self.dtype)
@@ -111,10 +117,21 @@ class TensorRTBackend(GPUBackend):
         import torch
 
         gpu = torch.cuda.get_device_name(self.index)
-        versions = (torch.__version__, _gpu.dist_version("torch-tensorrt", "torch_tensorrt") or "?",
-                    _gpu.dist_version("tensorrt", "tensorrt-cu12", "tensorrt-cu13") or "?")  # fmt: skip
-        path = cache_path("tensorrt", item, ".pt2", f"b{self.spec.batch}", self.spec.precision,
-                          f"mbs{self.min_block_size}", gpu, *versions)  # fmt: skip
+        versions = (
+            torch.__version__,
+            _gpu.dist_version("torch-tensorrt", "torch_tensorrt") or "?",
+            _gpu.dist_version("tensorrt", "tensorrt-cu12", "tensorrt-cu13") or "?",
+        )
+        path = cache_path(
+            "tensorrt",
+            item,
+            ".pt2",
+            f"b{self.spec.batch}",
+            self.spec.precision,
+            f"mbs{self.min_block_size}",
+            gpu,
+            *versions,
+        )
         if path.exists():
             return path
         with quiet_fds():

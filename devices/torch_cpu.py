@@ -28,9 +28,14 @@ class TorchCPUBackend(Backend):
         import torch
 
         return DeviceInfo(
-            self.name, self.spec.key, cpu_model(), "torch", torch.__version__, self.spec.threads,
+            self.name,
+            self.spec.key,
+            cpu_model(),
+            "torch",
+            torch.__version__,
+            self.spec.threads,
             extra=(("mkldnn", str(torch.backends.mkldnn.is_available())),),
-        )  # fmt: skip
+        )
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Backend]:

@@ -103,7 +103,9 @@ def build_op(op: OpSpec) -> nn.Module:
     if kind == "dsconv":
         return conv_bn_act(op.cin, op.cout, k, s, math.gcd(op.cin, op.cout), op.act)
     if kind == "dsconv_pw":
-        return nn.Sequential(conv_bn_act(op.cin, op.cin, k, s, op.cin, op.act), conv_bn_act(op.cin, op.cout, 1, 1, 1, op.act))
+        return nn.Sequential(
+            conv_bn_act(op.cin, op.cin, k, s, op.cin, op.act), conv_bn_act(op.cin, op.cout, 1, 1, 1, op.act)
+        )
     if kind == "mbconv":
         return MBConv(op)
     if kind == "resblock":
@@ -123,4 +125,3 @@ def build_op(op: OpSpec) -> nn.Module:
     if kind == "head":
         return Head(op)
     raise AssertionError(f"no builder for {kind!r}")  # OpSpec validated the kind
-

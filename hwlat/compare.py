@@ -34,12 +34,20 @@ import numpy as np
 
 if TYPE_CHECKING:
     from hwlat.devices import Backend
+    from hwlat.measure import Protocol
     from hwlat.network import Network
     from hwlat.store import LatencyStore
-    from hwlat.timing import Protocol
 
-__all__ = ["Cell", "Comparison", "StoredDevice", "bar_plot_png", "compare", "parse_predictors", "resolve_devices",
-           "split_devices"]
+__all__ = [
+    "Cell",
+    "Comparison",
+    "StoredDevice",
+    "bar_plot_png",
+    "compare",
+    "parse_predictors",
+    "resolve_devices",
+    "split_devices",
+]
 
 
 @dataclass(frozen=True)
@@ -128,8 +136,16 @@ class Comparison:
         rows = []
         for model, macs, row in zip(self.models, self.macs, self.cells):
             for label, key, c in zip(self.devices, self.device_keys, row):
-                rows.append({"model": model, "mmacs": macs / 1e6, "device": label, "device_key": key,
-                             **dataclasses.asdict(c), "prediction_error": c.prediction_error})  # fmt: skip
+                rows.append(
+                    {
+                        "model": model,
+                        "mmacs": macs / 1e6,
+                        "device": label,
+                        "device_key": key,
+                        **dataclasses.asdict(c),
+                        "prediction_error": c.prediction_error,
+                    }
+                )
         return pd.DataFrame(rows)
 
     def markdown(self, title: str | None = None) -> str:
@@ -157,7 +173,8 @@ class Comparison:
             ""
             if self._all_stable()
             else (
-                " * : did not settle (the median's 95 % CI or the spread of round medians stayed above the protocol's limits)."
+                " * : did not settle (the median's 95 % CI or the spread "
+                "of round medians stayed above the protocol's limits)."
             )
         )
         lines += [
@@ -169,11 +186,18 @@ class Comparison:
             lines.append(
                 "predicted: the device's latency predictor (`hwlat fit`), with its error relative to the measurement."
             )
-        lines += ["", f"Protocol: `{self.protocol}`.", "", "| device | key | hardware | runtime | host |",
-                  "|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "",
+            f"Protocol: `{self.protocol}`.",
+            "",
+            "| device | key | hardware | runtime | host |",
+            "|---|---|---|---|---|",
+        ]
         for label, key, info in zip(self.devices, self.device_keys, self.device_info):
             runtime = f"{info.get('runtime', '?')} {info.get('runtime_version', '')}".strip()
-            lines.append(f"| `{label}` | `{key}` | {info.get('hardware', '?')} | {runtime} | {info.get('hostname', '?')} |")
+            lines.append(
+                f"| `{label}` | `{key}` | {info.get('hardware', '?')} | {runtime} | {info.get('hostname', '?')} |"
+            )
         return "\n".join(lines) + "\n"
 
     def _all_stable(self) -> bool:
@@ -239,8 +263,8 @@ def compare(
         Label (or device key) -> fitted LatencyPredictor: adds its prediction
         next to the measurement.
     """
-    from hwlat.cli import run_measure
-    from hwlat.timing import Protocol
+    from hwlat.measure import Protocol
+    from hwlat.workflows import run_measure
 
     if not networks:
         raise ValueError("nothing to compare: no networks given")
@@ -271,8 +295,10 @@ def compare(
         rows = {m.op_key: m for m in store.measurements(backend.spec.key) if m.protocol == protocol.key}
         missing = [n.name for n in networks if n.key not in rows]
         if missing and isinstance(backend, StoredDevice):
-            raise RuntimeError(f"device {backend.spec.key!r} is unavailable here ({backend.reason}) and the table "
-                               f"lacks {', '.join(missing)} for it under protocol {protocol.key}")  # fmt: skip
+            raise RuntimeError(
+                f"device {backend.spec.key!r} is unavailable here ({backend.reason}) and the table "
+                f"lacks {', '.join(missing)} for it under protocol {protocol.key}"
+            )
         if missing:  # run_measure measures every missing key, so this is a bug, not a user error
             raise RuntimeError(f"{backend.spec.key}: no measurement of {', '.join(missing)} after measuring")
         medians.append([rows[n.key] for n in networks])
@@ -354,7 +380,7 @@ def resolve_devices(
     ``skip_unavailable``; otherwise the first one raises ``RuntimeError``).
     """
     from hwlat.devices import DeviceSpec, get_backend
-    from hwlat.timing import Protocol
+    from hwlat.measure import Protocol
 
     protocol = protocol or Protocol()
     backends: list[Backend | StoredDevice] = []
@@ -385,8 +411,9 @@ def resolve_devices(
     return backends, labels, skipped
 
 
-def _stored(spec, reason: str, store: LatencyStore | None, networks: Sequence[Network],
-            protocol: Protocol) -> StoredDevice | str:  # fmt: skip
+def _stored(
+    spec, reason: str, store: LatencyStore | None, networks: Sequence[Network], protocol: Protocol
+) -> StoredDevice | str:
     """A StoredDevice when ``store`` has every network for ``spec``; else what is missing ('' if nothing stored)."""
     if store is None or not networks:
         return ""
@@ -395,8 +422,10 @@ def _stored(spec, reason: str, store: LatencyStore | None, networks: Sequence[Ne
         return ""
     missing = [n.name for n in networks if n.key not in done]
     if missing:
-        return (f"the table has {len(networks) - len(missing)} of the {len(networks)} models for {spec.key} "
-                f"under this protocol; missing: {', '.join(missing)}")  # fmt: skip
+        return (
+            f"the table has {len(networks) - len(missing)} of the {len(networks)} models for {spec.key} "
+            f"under this protocol; missing: {', '.join(missing)}"
+        )
     return StoredDevice(spec, store.device_info(spec.key) or {}, reason)
 
 
@@ -442,15 +471,36 @@ def bar_plot_png(comparison: Comparison, path: str | Path, title: str | None = N
     fig, ax = plt.subplots(figsize=(max(6.0, 1.5 * n_models * max(1, n_dev / 2.5)), 4.2))
     for j, label in enumerate(comparison.devices):
         pos = x - 0.4 + width * (j + 0.5)
-        bars = ax.bar(pos, med[:, j] / base[j], width * 0.92, yerr=spread[:, j] / base[j], capsize=2,
-                      label=label, error_kw={"lw": 0.8})  # fmt: skip
+        bars = ax.bar(
+            pos,
+            med[:, j] / base[j],
+            width * 0.92,
+            yerr=spread[:, j] / base[j],
+            capsize=2,
+            label=label,
+            error_kw={"lw": 0.8},
+        )
         for rect, ms, err in zip(bars, med[:, j], spread[:, j] / base[j]):
-            ax.annotate(_ms(ms), (rect.get_x() + rect.get_width() / 2, rect.get_height() + err), xytext=(0, 2),
-                        textcoords="offset points", ha="center", va="bottom", fontsize=6,
-                        rotation=0 if n_dev <= 3 else 90)  # fmt: skip
+            ax.annotate(
+                _ms(ms),
+                (rect.get_x() + rect.get_width() / 2, rect.get_height() + err),
+                xytext=(0, 2),
+                textcoords="offset points",
+                ha="center",
+                va="bottom",
+                fontsize=6,
+                rotation=0 if n_dev <= 3 else 90,
+            )
         if np.isfinite(pred[:, j]).any():
-            ax.scatter(pos, pred[:, j] / base[j], marker="x", color="black", s=18, zorder=3,
-                       label="predicted" if j == int(np.argmax(np.isfinite(pred).any(axis=0))) else None)  # fmt: skip
+            ax.scatter(
+                pos,
+                pred[:, j] / base[j],
+                marker="x",
+                color="black",
+                s=18,
+                zorder=3,
+                label="predicted" if j == int(np.argmax(np.isfinite(pred).any(axis=0))) else None,
+            )
     ax.axhline(1.0, color="gray", lw=0.6, ls="--")
     ax.set_xticks(x, comparison.models, rotation=15 if n_models > 4 else 0)
     ax.set_ylabel("latency / fastest model on the device")

@@ -41,8 +41,13 @@ class LatencyLUT(nn.Module):
     >>> # lat = lut.expected_latency(torch.softmax(alpha, -1))   # differentiable in alpha
     """
 
-    def __init__(self, predictor, candidates: Sequence[Sequence[OpSpec | None]], fixed: Sequence[OpSpec] = (),
-                 overhead: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self,
+        predictor,
+        candidates: Sequence[Sequence[OpSpec | None]],
+        fixed: Sequence[OpSpec] = (),
+        overhead: bool = True,
+    ) -> None:
         super().__init__()
         if not candidates:
             raise ValueError("LatencyLUT needs at least one searchable layer")
@@ -141,8 +146,16 @@ class WidthLatency(nn.Module):
     >>> # ms = lat(torch.tensor(widths, dtype=torch.float64, requires_grad=True))   # differentiable
     """
 
-    def __init__(self, predictor, build, base: Sequence[int], grid: Sequence[int] | None = None,
-                 max_width: int | None = None, overhead: bool = True, monotone: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self,
+        predictor,
+        build,
+        base: Sequence[int],
+        grid: Sequence[int] | None = None,
+        max_width: int | None = None,
+        overhead: bool = True,
+        monotone: bool = True,
+    ) -> None:
         super().__init__()
         import numpy as np
 
@@ -211,8 +224,10 @@ class WidthLatency(nn.Module):
                     deps[i].append(s)
         for i, d in enumerate(deps):
             if len(d) > 2:
-                raise ValueError(f"op {i} ({ref.ops[i].key}) depends on {len(d)} width slots {d}; "
-                                 "WidthLatency supports ops that depend on at most 2")  # fmt: skip
+                raise ValueError(
+                    f"op {i} ({ref.ops[i].key}) depends on {len(d)} width slots {d}; "
+                    "WidthLatency supports ops that depend on at most 2"
+                )
         return [tuple(d) for d in deps]
 
     def _cell(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -238,8 +253,15 @@ class WidthLatency(nn.Module):
             j, u = self._cell(w[self.slots2[:, 1]])
             rows = torch.arange(len(i))
             tab = self.table2.to(w.dtype)
-            total = total + (tab[rows, i, j] * (1 - t) * (1 - u) + tab[rows, i + 1, j] * t * (1 - u)
-                             + tab[rows, i, j + 1] * (1 - t) * u + tab[rows, i + 1, j + 1] * t * u).sum()  # fmt: skip
+            total = (
+                total
+                + (
+                    tab[rows, i, j] * (1 - t) * (1 - u)
+                    + tab[rows, i + 1, j] * t * (1 - u)
+                    + tab[rows, i, j + 1] * (1 - t) * u
+                    + tab[rows, i + 1, j + 1] * t * u
+                ).sum()
+            )
         return self.scale * total + self.overhead_ms
 
     def latency_ms(self, widths: Sequence[float]) -> float:

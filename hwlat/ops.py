@@ -123,9 +123,7 @@ class OpSpec:
         for name, per_kind in _ALLOWED.items():
             allowed = per_kind.get(self.kind)
             if allowed is not None and name in used and getattr(self, name) not in allowed:
-                raise ValueError(
-                    f"Invalid {name}={getattr(self, name)} for {self.kind!r}; allowed: {list(allowed)}"
-                )
+                raise ValueError(f"Invalid {name}={getattr(self, name)} for {self.kind!r}; allowed: {list(allowed)}")
         if self.kind in ("conv", "stem", "dwconv", "dsconv", "dsconv_pw", "resblock", "avgpool", "maxpool") and (
             self.kernel > max(self.h, self.w) + 2 * (self.kernel // 2)
         ):
@@ -250,7 +248,7 @@ class OpSpec:
     def flops(self) -> int:
         """Multiply-accumulates for batch 1 (pooling counts one per window element)."""
         total = 0
-        for typ, cin, cout, k, groups, ho, wo in self._parts():
+        for _typ, cin, cout, k, groups, ho, wo in self._parts():
             total += ho * wo * cout * (cin // groups) * k * k
         if self.kind in ("avgpool", "maxpool"):
             ho, wo = self.out_hw
@@ -283,19 +281,41 @@ class OpSpec:
         return self.flops / self.bytes
 
     FEATURE_NAMES: ClassVar[tuple[str, ...]] = (
-        "cin", "cout", "h", "w", "kernel", "stride", "expand", "mid",
-        "out_h", "out_w", "flops", "params", "bytes", "intensity",
-    )  # fmt: skip
+        "cin",
+        "cout",
+        "h",
+        "w",
+        "kernel",
+        "stride",
+        "expand",
+        "mid",
+        "out_h",
+        "out_w",
+        "flops",
+        "params",
+        "bytes",
+        "intensity",
+    )
 
     def features(self) -> dict[str, float]:
         """Numeric features for predictors: shape parameters and cost counters."""
         ho, wo = self.out_hw
         return {
-            "cin": self.cin, "cout": self.cout, "h": self.h, "w": self.w,
-            "kernel": self.kernel, "stride": self.stride, "expand": self.expand, "mid": self.mid,
-            "out_h": ho, "out_w": wo, "flops": self.flops, "params": self.params,
-            "bytes": self.bytes, "intensity": self.intensity,
-        }  # fmt: skip
+            "cin": self.cin,
+            "cout": self.cout,
+            "h": self.h,
+            "w": self.w,
+            "kernel": self.kernel,
+            "stride": self.stride,
+            "expand": self.expand,
+            "mid": self.mid,
+            "out_h": ho,
+            "out_w": wo,
+            "flops": self.flops,
+            "params": self.params,
+            "bytes": self.bytes,
+            "intensity": self.intensity,
+        }
 
     # ---------------------------------------------------------------- build
     def build(self):

@@ -16,13 +16,13 @@ from pathlib import Path
 
 
 def run_quickstart(out: Path, n_ops: int = 120, device: str = "onnxruntime-cpu") -> int:
-    from hwlat.cli import run_measure
     from hwlat.devices import create_backend
-    from hwlat.evaluate import HEADER, metrics, split_ops
+    from hwlat.measure import Protocol
     from hwlat.predict import LatencyPredictor, save_predictor
+    from hwlat.predict.evaluate import HEADER, metrics, split_ops
     from hwlat.spaces import get_space
     from hwlat.store import LatencyStore, check_writable
-    from hwlat.timing import Protocol
+    from hwlat.workflows import run_measure
 
     out = Path(out)
     check_writable(out / "table.db")
@@ -56,7 +56,8 @@ def run_quickstart(out: Path, n_ops: int = 120, device: str = "onnxruntime-cpu")
         "",
         f"- ops: {len(df)} ({new} measured now, {skipped} reused) in {t_measure:.0f} s",
         f"- settled (CI ±{100 * protocol.rel_ci:g} % and rounds agree): {100 * df['stable'].mean():.1f} %",
-        f"- median latency {df['median_ms'].median():.3f} ms (range {df['median_ms'].min():.3f}–{df['median_ms'].max():.3f} ms)",
+        f"- median latency {df['median_ms'].median():.3f} ms (range "
+        f"{df['median_ms'].min():.3f}–{df['median_ms'].max():.3f} ms)",
         "",
         f"## Predictor ({predictor.model}, trained on {int(train.sum())} ops, held-out {int(test.sum())})",
         "",
@@ -78,7 +79,6 @@ def _search(out: Path, backend, protocol) -> list[str]:
     """Steps 3-4: a short latency-aware ProxylessNAS search on digits, measured on the device."""
     import math
 
-    from hwlat.cli import run_measure
     from hwlat.devices._base import torch_threads
     from hwlat.predict import LatencyPredictor, save_predictor
     from hwlat.search._latency import CalibratedPredictor
@@ -92,6 +92,7 @@ def _search(out: Path, backend, protocol) -> list[str]:
         run_proxyless,
     )
     from hwlat.store import LatencyStore
+    from hwlat.workflows import run_measure
 
     ops = candidate_ops(DIGITS_BACKBONE)
     print(f"[3/4] measuring the {len(ops)} ops of the digits ProxylessNAS space, fitting their predictor", flush=True)
@@ -107,15 +108,17 @@ def _search(out: Path, backend, protocol) -> list[str]:
     if not 0 < cheapest < dearest:
         # Measurements caught in a busy phase of a shared machine can fit a calibration that makes the
         # cheapest network cost <= 0 ms: search against the plain sum of op predictions instead.
-        print(f"      calibration unusable ({calibrated.describe()}): using the op predictions as they are",
-              flush=True)  # fmt: skip
+        print(f"      calibration unusable ({calibrated.describe()}): using the op predictions as they are", flush=True)
         calibrated = CalibratedPredictor(predictor)
         lut = build_lut(calibrated, DIGITS_BACKBONE)
         cheapest, dearest = lut.latency(_extreme(lut, True)), lut.latency(_extreme(lut, False))
     target = round(math.sqrt(cheapest * dearest), 4)  # the middle of the space, on a log scale
     config = DIGITS_CONFIG.replace(target_ms=target, epochs=12, warmup_epochs=4, final_epochs=6)
-    print(f"[4/4] ProxylessNAS search on digits, loss {config.loss}, target {target} ms "
-          f"(space: {cheapest:.4f}-{dearest:.4f} ms predicted), then measuring the found network", flush=True)
+    print(
+        f"[4/4] ProxylessNAS search on digits, loss {config.loss}, target {target} ms "
+        f"(space: {cheapest:.4f}-{dearest:.4f} ms predicted), then measuring the found network",
+        flush=True,
+    )
     # One training thread: the digits models are tiny, and on a shared machine
     # two spinning OpenMP threads next to another busy process slow training 10x or more.
     with torch_threads(1):

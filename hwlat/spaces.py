@@ -181,10 +181,13 @@ def _grid_space(name: str, description: str, axes: dict[str, Sequence[Any]], **f
     return Space(name, tuple(axes["kind"]), description, draw, grid, bound)
 
 
-def _conv_axes(kinds: Sequence[str], kernels: Sequence[int], channels: Sequence[int] = CHANNELS,
-               resolutions: Sequence[int] = RESOLUTIONS) -> dict[str, Sequence[Any]]:  # fmt: skip
-    return {"kind": kinds, "cin": channels, "cout": channels, "h": resolutions,
-            "kernel": kernels, "stride": (1, 2)}  # fmt: skip
+def _conv_axes(
+    kinds: Sequence[str],
+    kernels: Sequence[int],
+    channels: Sequence[int] = CHANNELS,
+    resolutions: Sequence[int] = RESOLUTIONS,
+) -> dict[str, Sequence[Any]]:
+    return {"kind": kinds, "cin": channels, "cout": channels, "h": resolutions, "kernel": kernels, "stride": (1, 2)}
 
 
 @register_space("conv")
@@ -295,8 +298,13 @@ class Backbone:
     stem: int = 32
     first: int = 16
     stages: tuple[tuple[int, int, int], ...] = (
-        (24, 4, 2), (40, 4, 2), (80, 4, 2), (96, 4, 1), (192, 4, 2), (320, 1, 1),
-    )  # fmt: skip
+        (24, 4, 2),
+        (40, 4, 2),
+        (80, 4, 2),
+        (96, 4, 1),
+        (192, 4, 2),
+        (320, 1, 1),
+    )
     mix: int = 1280
     classes: int = 1000
 
@@ -350,11 +358,14 @@ def backbone_network(
             continue
         kernel, expand = choice
         if kernel not in MBCONV_KERNELS or expand not in MBCONV_EXPANDS:
-            raise ValueError(f"Invalid choice {choice!r} for block {i}: kernel must be in {list(MBCONV_KERNELS)} "
-                             f"and expand in {list(MBCONV_EXPANDS)}")  # fmt: skip
+            raise ValueError(
+                f"Invalid choice {choice!r} for block {i}: kernel must be in {list(MBCONV_KERNELS)} "
+                f"and expand in {list(MBCONV_EXPANDS)}"
+            )
         blocks.append((kernel, expand, slot.cout, slot.stride))
-    return mbconv_network(name, blocks, stem=backbone.stem, mix=backbone.mix,
-                          resolution=backbone.resolution, classes=backbone.classes)  # fmt: skip
+    return mbconv_network(
+        name, blocks, stem=backbone.stem, mix=backbone.mix, resolution=backbone.resolution, classes=backbone.classes
+    )
 
 
 def _random_choices(rng: random.Random, backbone: Backbone) -> list[Choice]:
@@ -395,8 +406,16 @@ def _mbconv_positions(backbone: Backbone) -> list[tuple[BlockSlot, tuple[int, ..
 
 
 def _mbconv(slot: BlockSlot, kernel: int, expand: int, cin: int | None = None, cout: int | None = None) -> OpSpec:
-    return OpSpec("mbconv", cin=cin or slot.cin, cout=cout or slot.cout, h=slot.h, w=slot.w,
-                  kernel=kernel, stride=slot.stride, expand=expand)  # fmt: skip
+    return OpSpec(
+        "mbconv",
+        cin=cin or slot.cin,
+        cout=cout or slot.cout,
+        h=slot.h,
+        w=slot.w,
+        kernel=kernel,
+        stride=slot.stride,
+        expand=expand,
+    )
 
 
 def _scaled(channels: int, factor: float) -> int:
@@ -432,9 +451,14 @@ def _mbconv_space(backbone: Backbone = PROXYLESS_BACKBONE) -> Space:
             for kernel, expand in itertools.product(MBCONV_KERNELS, expands):
                 yield _mbconv(slot, kernel, expand)  # backbone widths need not be multiples of 8
 
-    return Space("mbconv", ("mbconv",),
-                 "ProxylessNAS MBConv (k 3/5/7, e 3/6) at every backbone block, half with widths x U(0.5, 1.5)",
-                 draw, grid, lambda: sum(1 for _ in grid()))  # fmt: skip
+    return Space(
+        "mbconv",
+        ("mbconv",),
+        "ProxylessNAS MBConv (k 3/5/7, e 3/6) at every backbone block, half with widths x U(0.5, 1.5)",
+        draw,
+        grid,
+        lambda: sum(1 for _ in grid()),
+    )
 
 
 @register_space("mbconv-backbone")
@@ -446,9 +470,14 @@ def _mbconv_backbone(backbone: Backbone = PROXYLESS_BACKBONE) -> Space:
     grid = [stem, head]
     for slot, expands in _mbconv_positions(backbone):
         grid += [_mbconv(slot, k, e) for k, e in itertools.product(MBCONV_KERNELS, expands)]
-    return Space("mbconv-backbone", ("stem", "mbconv", "head"),
-                 "exactly the stem, MBConv and head configs of a ProxylessNAS lookup table",
-                 lambda rng: rng.choice(grid), lambda: grid, lambda: len(grid))  # fmt: skip
+    return Space(
+        "mbconv-backbone",
+        ("stem", "mbconv", "head"),
+        "exactly the stem, MBConv and head configs of a ProxylessNAS lookup table",
+        lambda rng: rng.choice(grid),
+        lambda: grid,
+        lambda: len(grid),
+    )
 
 
 # ------------------------------------------------------------ digits widths
@@ -492,21 +521,33 @@ def _digits_widths() -> Space:
                     cin, cout = max(q, round(op.cin * a / q) * q), max(q, round(op.cout * b / q) * q)
                     yield op.replace(cin=cin if op.kind != "stem" else 3, cout=cout)
 
-    return Space("digits-widths", _DIGITS_KINDS,
-                 "mobilenet-digits layers (stem, dwconv, pwconv, head), widths 1/8x-4x in multiples of 4, 16/32 px",
-                 draw, grid, lambda: 10**6)  # fmt: skip
+    return Space(
+        "digits-widths",
+        _DIGITS_KINDS,
+        "mobilenet-digits layers (stem, dwconv, pwconv, head), widths 1/8x-4x in multiples of 4, 16/32 px",
+        draw,
+        grid,
+        lambda: 10**6,
+    )
 
 
 # ------------------------------------------------------------ digits searches
-__all__ += ["DIGITS_BACKBONE", "DARC_CANDIDATES", "block_candidates", "block_choices", "backbone_fixed_ops",
-            "darc_candidates"]  # fmt: skip
+__all__ += [
+    "DIGITS_BACKBONE",
+    "DARC_CANDIDATES",
+    "block_candidates",
+    "block_choices",
+    "backbone_fixed_ops",
+    "darc_candidates",
+]
 
 # A small ProxylessNAS backbone for the scikit-learn digits demos (8x8 images
 # upsampled to 32x32): 9 searchable blocks, 6 of them skippable. On ONNX Runtime
 # (1 CPU thread) its networks span about 0.03 ms (all skipped / 3x3 e3) to
 # 0.11 ms (all 7x7 e6), a 3.4x range for latency targets.
-DIGITS_BACKBONE = Backbone(resolution=32, stem=16, first=8, stages=((16, 3, 2), (24, 3, 2), (32, 3, 1)),
-                           mix=128, classes=10)  # fmt: skip
+DIGITS_BACKBONE = Backbone(
+    resolution=32, stem=16, first=8, stages=((16, 3, 2), (24, 3, 2), (32, 3, 1)), mix=128, classes=10
+)
 # DARC's candidates for one conv layer (Sec. 5 of the paper), in this order.
 DARC_CANDIDATES = ("original", "3x3DS", "1x1FC", "3x3DS+1x1FC")
 
@@ -545,10 +586,13 @@ def darc_candidates(op: OpSpec) -> list[OpSpec]:
     if op.kind != "conv":
         raise ValueError(f"DARC replaces 'conv' ops; got {op.kind!r} ({op.key})")
     shape = {"cin": op.cin, "cout": op.cout, "h": op.h, "w": op.w, "act": op.act}
-    one = (OpSpec("pwconv", **shape) if op.stride == 1
-           else OpSpec("conv", **shape, kernel=1, stride=op.stride))  # fmt: skip
-    return [op, OpSpec("dsconv", **shape, kernel=3, stride=op.stride), one,
-            OpSpec("dsconv_pw", **shape, kernel=3, stride=op.stride)]  # fmt: skip
+    one = OpSpec("pwconv", **shape) if op.stride == 1 else OpSpec("conv", **shape, kernel=1, stride=op.stride)
+    return [
+        op,
+        OpSpec("dsconv", **shape, kernel=3, stride=op.stride),
+        one,
+        OpSpec("dsconv_pw", **shape, kernel=3, stride=op.stride),
+    ]
 
 
 def _listed_space(name: str, description: str, ops: Sequence[OpSpec]) -> Space:

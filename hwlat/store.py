@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hwlat.timing import Measurement
+from hwlat.measure import Measurement
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,9 +29,20 @@ __all__ = ["LatencyStore", "StoreError", "SCHEMA_VERSION"]
 APPLICATION_ID = 0x48574C54  # "HWLT": marks a file as an hwlat table
 SCHEMA_VERSION = 1
 _MEAS_FIELDS = (
-    "n", "median_ms", "mean_ms", "std_ms", "p5_ms", "p95_ms", "iqr_ms", "ci_low_ms", "ci_high_ms",
-    "rounds", "stable", "loadavg", "wall_s",
-)  # fmt: skip
+    "n",
+    "median_ms",
+    "mean_ms",
+    "std_ms",
+    "p5_ms",
+    "p95_ms",
+    "iqr_ms",
+    "ci_low_ms",
+    "ci_high_ms",
+    "rounds",
+    "stable",
+    "loadavg",
+    "wall_s",
+)
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS devices (
     device_key TEXT NOT NULL,
@@ -111,7 +122,9 @@ class LatencyStore:
                 if not exists and not memory:
                     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # header (application_id) on disk now
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: not a readable hwlat latency table ({exc}); the file was left untouched") from exc
+            raise StoreError(
+                f"{self.path}: not a readable hwlat latency table ({exc}); the file was left untouched"
+            ) from exc
         return conn
 
     def _check_foreign(self, p: Path) -> None:
@@ -186,13 +199,30 @@ class LatencyStore:
         # ON CONFLICT only skips duplicates; OR IGNORE would also hide NOT NULL violations.
         conflict = "" if replace else " ON CONFLICT (device_key, op_key, protocol) DO NOTHING"
         verb = "INSERT OR REPLACE" if replace else "INSERT"
-        cols = ("device_key", "op_key", "protocol", "kind", *_MEAS_FIELDS, "round_medians_ms", "extra_json",
-                "info_id", "hwlat_version", "created_at")  # fmt: skip
+        cols = (
+            "device_key",
+            "op_key",
+            "protocol",
+            "kind",
+            *_MEAS_FIELDS,
+            "round_medians_ms",
+            "extra_json",
+            "info_id",
+            "hwlat_version",
+            "created_at",
+        )
         values = (
-            m.device_key, m.op_key, m.protocol, m.kind, *(_real(getattr(m, f)) for f in _MEAS_FIELDS),
-            json.dumps(list(m.round_medians_ms)), json.dumps(dict(m.extra)), info_id, __version__,
+            m.device_key,
+            m.op_key,
+            m.protocol,
+            m.kind,
+            *(_real(getattr(m, f)) for f in _MEAS_FIELDS),
+            json.dumps(list(m.round_medians_ms)),
+            json.dumps(dict(m.extra)),
+            info_id,
+            __version__,
             time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        )  # fmt: skip
+        )
         cur = self._conn.execute(
             f"{verb} INTO measurements ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}){conflict}", values
         )
@@ -233,11 +263,13 @@ class LatencyStore:
     def device_keys(self) -> list[str]:
         return [r[0] for r in self._conn.execute("SELECT DISTINCT device_key FROM measurements ORDER BY device_key")]
 
-    def frame(self, device_key: str | None = None, provenance: bool = True, correct_drift: bool = False) -> pd.DataFrame:
+    def frame(
+        self, device_key: str | None = None, provenance: bool = True, correct_drift: bool = False
+    ) -> pd.DataFrame:
         """All rows as a DataFrame (one column per statistic, plus provenance).
 
         ``correct_drift``: put rows measured with a drift reference on the
-        table's typical speed (:func:`hwlat.drift.correct_frame`).
+        table's typical speed (:func:`hwlat.measure.drift.correct_frame`).
         """
         import pandas as pd
 
@@ -250,15 +282,20 @@ class LatencyStore:
             info = {k: v for k, v in self.devices().items()}
             prov = pd.DataFrame(
                 [
-                    {"info_id": k, "hardware": v.get("hardware"), "runtime": v.get("runtime"),
-                     "runtime_version": v.get("runtime_version"), "threads": v.get("threads"),
-                     "hostname": v.get("hostname")}
+                    {
+                        "info_id": k,
+                        "hardware": v.get("hardware"),
+                        "runtime": v.get("runtime"),
+                        "runtime_version": v.get("runtime_version"),
+                        "threads": v.get("threads"),
+                        "hostname": v.get("hostname"),
+                    }
                     for k, v in info.items()
                 ]
-            )  # fmt: skip
+            )
             df = df.merge(prov, on="info_id", how="left")
         if correct_drift:
-            from hwlat.drift import correct_frame
+            from hwlat.measure.drift import correct_frame
 
             df = correct_frame(df)
         return df
@@ -277,8 +314,10 @@ class LatencyStore:
         """Write every row (or only ``device_key``'s) with its provenance to ``.parquet`` or ``.csv``."""
         path = Path(path)
         if device_key is not None and device_key not in self.device_keys():
-            raise StoreError(f"{self.path}: no rows for device {device_key!r}; devices there: "
-                             f"{', '.join(self.device_keys()) or 'none'}")  # fmt: skip
+            raise StoreError(
+                f"{self.path}: no rows for device {device_key!r}; devices there: "
+                f"{', '.join(self.device_keys()) or 'none'}"
+            )
         df = self.frame(device_key, provenance=False)
         info = self.devices()
         df["device_info_json"] = [json.dumps(info.get(i, {}), sort_keys=True) for i in df["info_id"]]
@@ -342,14 +381,26 @@ def _real(value: Any) -> float | None:
 def _row_to_measurement(r: dict[str, Any]) -> Measurement:
     extra = r.get("extra_json") or "{}"
     return Measurement(
-        op_key=r["op_key"], device_key=r["device_key"], protocol=r["protocol"], kind=r["kind"],
-        n=int(r["n"]), median_ms=float(r["median_ms"]), mean_ms=float(r["mean_ms"]), std_ms=float(r["std_ms"]),
-        p5_ms=float(r["p5_ms"]), p95_ms=float(r["p95_ms"]), iqr_ms=float(r["iqr_ms"]),
-        ci_low_ms=float(r["ci_low_ms"]), ci_high_ms=float(r["ci_high_ms"]), rounds=int(r["rounds"]),
-        round_medians_ms=tuple(json.loads(r["round_medians_ms"])), stable=bool(r["stable"]),
-        loadavg=float("nan") if r["loadavg"] is None or r["loadavg"] == "" else float(r["loadavg"]), wall_s=float(r["wall_s"]),
+        op_key=r["op_key"],
+        device_key=r["device_key"],
+        protocol=r["protocol"],
+        kind=r["kind"],
+        n=int(r["n"]),
+        median_ms=float(r["median_ms"]),
+        mean_ms=float(r["mean_ms"]),
+        std_ms=float(r["std_ms"]),
+        p5_ms=float(r["p5_ms"]),
+        p95_ms=float(r["p95_ms"]),
+        iqr_ms=float(r["iqr_ms"]),
+        ci_low_ms=float(r["ci_low_ms"]),
+        ci_high_ms=float(r["ci_high_ms"]),
+        rounds=int(r["rounds"]),
+        round_medians_ms=tuple(json.loads(r["round_medians_ms"])),
+        stable=bool(r["stable"]),
+        loadavg=float("nan") if r["loadavg"] is None or r["loadavg"] == "" else float(r["loadavg"]),
+        wall_s=float(r["wall_s"]),
         extra=tuple(sorted(json.loads(extra).items())),
-    )  # fmt: skip
+    )
 
 
 def check_writable(path: Path) -> None:

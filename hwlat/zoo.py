@@ -17,10 +17,8 @@ True
 from __future__ import annotations
 
 import fnmatch
-import re
 import warnings
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 from hwlat.network import Network
@@ -34,7 +32,6 @@ __all__ = [
     "proxyless_blocks",
     "mbconv_network",
     "from_proxyless_config",
-    "resolve_networks",
 ]
 
 Builder = Callable[..., Network]
@@ -148,15 +145,23 @@ def mobilenetv1(width_mult: float = 1.0, resolution: int = 224, classes: int = 1
     """MobileNetV1: 3x3 s2 stem, 13 depthwise-separable blocks, average pool and classifier."""
     _check_width(width_mult)
     # (cout, stride) of the 13 depthwise-separable blocks (Howard et al. 2017, Table 1).
-    layout = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
-              *[(512, 1)] * 5, (1024, 2), (1024, 1))  # fmt: skip
-    op = OpSpec("stem", cin=3, cout=make_divisible(32 * width_mult), h=resolution, w=resolution,
-                kernel=3, stride=2, act="relu")  # fmt: skip
+    layout = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), *[(512, 1)] * 5, (1024, 2), (1024, 1))
+    op = OpSpec(
+        "stem", cin=3, cout=make_divisible(32 * width_mult), h=resolution, w=resolution, kernel=3, stride=2, act="relu"
+    )
     ops = [op]
     for cout, stride in layout:
         h, w = op.out_hw
-        op = OpSpec("dsconv_pw", cin=op.cout, cout=make_divisible(cout * width_mult), h=h, w=w,
-                    kernel=3, stride=stride, act="relu")  # fmt: skip
+        op = OpSpec(
+            "dsconv_pw",
+            cin=op.cout,
+            cout=make_divisible(cout * width_mult),
+            h=h,
+            w=w,
+            kernel=3,
+            stride=stride,
+            act="relu",
+        )
         ops.append(op)
     h, w = op.out_hw
     ops.append(OpSpec("head", cin=op.cout, mid=0, cout=classes, h=h, w=w))
@@ -168,8 +173,15 @@ def mobilenetv2(width_mult: float = 1.0, resolution: int = 224, classes: int = 1
     """MobileNetV2 as in torchvision (3,504,872 parameters at width 1.0)."""
     _check_width(width_mult)
     # (expand t, cout c, repeats n, first stride s), Sandler et al. 2018, Table 2.
-    settings = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
-                (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))  # fmt: skip
+    settings = (
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    )
     blocks = [(3, t, make_divisible(c * width_mult), s if i == 0 else 1) for t, c, n, s in settings for i in range(n)]
     return mbconv_network(
         _variant("mobilenetv2", resolution, width_mult),
@@ -205,43 +217,119 @@ def resnet18(resolution: int = 224, classes: int = 1000) -> Network:
 # configs (han-cai/files, proxylessnas/proxyless_*.config): stem width, feature-mix
 # width and one (kernel, expand, cout, stride) per block, None for a ZeroLayer block.
 _PROXYLESS: dict[str, tuple[int, int, tuple[Block, ...]]] = {
-    "proxyless-gpu": (40, 1728, (
-        (3, 1, 24, 1),
-        (5, 3, 32, 2), None, None, None,
-        (7, 3, 56, 2), None, None, (3, 3, 56, 1),
-        (7, 6, 112, 2), None, None, (5, 3, 112, 1),
-        (5, 6, 128, 1), None, (3, 3, 128, 1), (5, 3, 128, 1),
-        (7, 6, 256, 2), (7, 6, 256, 1), (7, 6, 256, 1), (5, 6, 256, 1),
-        (7, 6, 432, 1),
-    )),
-    "proxyless-cpu": (40, 1432, (
-        (3, 1, 24, 1),
-        (3, 6, 32, 2), (3, 3, 32, 1), (3, 3, 32, 1), (3, 3, 32, 1),
-        (3, 6, 48, 2), (3, 3, 48, 1), (3, 3, 48, 1), (5, 3, 48, 1),
-        (3, 6, 88, 2), None, None, (3, 3, 88, 1),
-        (5, 6, 104, 1), (3, 3, 104, 1), (3, 3, 104, 1), (3, 3, 104, 1),
-        (5, 6, 216, 2), (5, 3, 216, 1), (5, 3, 216, 1), (3, 3, 216, 1),
-        (5, 6, 360, 1),
-    )),
-    "proxyless-mobile": (32, 1280, (
-        (3, 1, 16, 1),
-        (5, 3, 32, 2), (3, 3, 32, 1), None, None,
-        (7, 3, 40, 2), (3, 3, 40, 1), (5, 3, 40, 1), (5, 3, 40, 1),
-        (7, 6, 80, 2), (5, 3, 80, 1), (5, 3, 80, 1), (5, 3, 80, 1),
-        (5, 6, 96, 1), (5, 3, 96, 1), (5, 3, 96, 1), (5, 3, 96, 1),
-        (7, 6, 192, 2), (7, 6, 192, 1), (7, 3, 192, 1), (7, 3, 192, 1),
-        (7, 6, 320, 1),
-    )),
-    "proxyless-mobile-14": (48, 1792, (
-        (3, 1, 24, 1),
-        (5, 3, 40, 2), (3, 3, 40, 1), None, None,
-        (7, 3, 56, 2), (3, 3, 56, 1), (5, 3, 56, 1), (5, 3, 56, 1),
-        (7, 6, 112, 2), (5, 3, 112, 1), (5, 3, 112, 1), (5, 3, 112, 1),
-        (5, 6, 136, 1), (5, 3, 136, 1), (5, 3, 136, 1), (5, 3, 136, 1),
-        (7, 6, 256, 2), (7, 6, 256, 1), (7, 3, 256, 1), (7, 3, 256, 1),
-        (7, 6, 448, 1),
-    )),
-}  # fmt: skip
+    "proxyless-gpu": (
+        40,
+        1728,
+        (
+            (3, 1, 24, 1),
+            (5, 3, 32, 2),
+            None,
+            None,
+            None,
+            (7, 3, 56, 2),
+            None,
+            None,
+            (3, 3, 56, 1),
+            (7, 6, 112, 2),
+            None,
+            None,
+            (5, 3, 112, 1),
+            (5, 6, 128, 1),
+            None,
+            (3, 3, 128, 1),
+            (5, 3, 128, 1),
+            (7, 6, 256, 2),
+            (7, 6, 256, 1),
+            (7, 6, 256, 1),
+            (5, 6, 256, 1),
+            (7, 6, 432, 1),
+        ),
+    ),
+    "proxyless-cpu": (
+        40,
+        1432,
+        (
+            (3, 1, 24, 1),
+            (3, 6, 32, 2),
+            (3, 3, 32, 1),
+            (3, 3, 32, 1),
+            (3, 3, 32, 1),
+            (3, 6, 48, 2),
+            (3, 3, 48, 1),
+            (3, 3, 48, 1),
+            (5, 3, 48, 1),
+            (3, 6, 88, 2),
+            None,
+            None,
+            (3, 3, 88, 1),
+            (5, 6, 104, 1),
+            (3, 3, 104, 1),
+            (3, 3, 104, 1),
+            (3, 3, 104, 1),
+            (5, 6, 216, 2),
+            (5, 3, 216, 1),
+            (5, 3, 216, 1),
+            (3, 3, 216, 1),
+            (5, 6, 360, 1),
+        ),
+    ),
+    "proxyless-mobile": (
+        32,
+        1280,
+        (
+            (3, 1, 16, 1),
+            (5, 3, 32, 2),
+            (3, 3, 32, 1),
+            None,
+            None,
+            (7, 3, 40, 2),
+            (3, 3, 40, 1),
+            (5, 3, 40, 1),
+            (5, 3, 40, 1),
+            (7, 6, 80, 2),
+            (5, 3, 80, 1),
+            (5, 3, 80, 1),
+            (5, 3, 80, 1),
+            (5, 6, 96, 1),
+            (5, 3, 96, 1),
+            (5, 3, 96, 1),
+            (5, 3, 96, 1),
+            (7, 6, 192, 2),
+            (7, 6, 192, 1),
+            (7, 3, 192, 1),
+            (7, 3, 192, 1),
+            (7, 6, 320, 1),
+        ),
+    ),
+    "proxyless-mobile-14": (
+        48,
+        1792,
+        (
+            (3, 1, 24, 1),
+            (5, 3, 40, 2),
+            (3, 3, 40, 1),
+            None,
+            None,
+            (7, 3, 56, 2),
+            (3, 3, 56, 1),
+            (5, 3, 56, 1),
+            (5, 3, 56, 1),
+            (7, 6, 112, 2),
+            (5, 3, 112, 1),
+            (5, 3, 112, 1),
+            (5, 3, 112, 1),
+            (5, 6, 136, 1),
+            (5, 3, 136, 1),
+            (5, 3, 136, 1),
+            (5, 3, 136, 1),
+            (7, 6, 256, 2),
+            (7, 6, 256, 1),
+            (7, 3, 256, 1),
+            (7, 3, 256, 1),
+            (7, 6, 448, 1),
+        ),
+    ),
+}
 
 
 def proxyless_blocks(name: str) -> tuple[Block, ...]:
@@ -346,8 +434,10 @@ def from_proxyless_config(data: dict[str, Any], name: str, resolution: int = 224
         if kind == "ZeroLayer":
             # Zero + identity shortcut = the input itself: a skipped block.
             if shortcut is None or conv.get("stride", 1) != 1:
-                raise ValueError(f"ProxylessNAS config: {where} is a ZeroLayer without an identity shortcut "
-                                 "at stride 1; hwlat can only skip such blocks")  # fmt: skip
+                raise ValueError(
+                    f"ProxylessNAS config: {where} is a ZeroLayer without an identity shortcut "
+                    "at stride 1; hwlat can only skip such blocks"
+                )
             continue
         _layer(conv, "MBInvertedConvLayer", f"{where} mobile_inverted_conv")
         h, w = op.out_hw
@@ -368,8 +458,10 @@ def from_proxyless_config(data: dict[str, Any], name: str, resolution: int = 224
             act=_act(conv, where),
         )
         if op.cin != ops[-1].cout:
-            raise ValueError(f"ProxylessNAS config: {where} in_channels={op.cin} but the previous layer "
-                             f"outputs {ops[-1].cout} channels")  # fmt: skip
+            raise ValueError(
+                f"ProxylessNAS config: {where} in_channels={op.cin} but the previous layer "
+                f"outputs {ops[-1].cout} channels"
+            )
         if (shortcut is not None) != op.has_skip:
             raise ValueError(
                 f"ProxylessNAS config: {where} has {'an identity' if shortcut is not None else 'no'} shortcut, "
@@ -384,64 +476,31 @@ def from_proxyless_config(data: dict[str, Any], name: str, resolution: int = 224
         if _field(mix_layer, "kernel_size", "feature_mix_layer") != 1 or mix_layer.get("stride", 1) != 1:
             raise ValueError("ProxylessNAS config: feature_mix_layer must be a 1x1 stride-1 convolution")
         if _field(mix_layer, "in_channels", "feature_mix_layer") != op.cout:
-            raise ValueError(f"ProxylessNAS config: feature_mix_layer in_channels={mix_layer['in_channels']} "
-                             f"but the last block outputs {op.cout} channels")  # fmt: skip
+            raise ValueError(
+                f"ProxylessNAS config: feature_mix_layer in_channels={mix_layer['in_channels']} "
+                f"but the last block outputs {op.cout} channels"
+            )
         mid, act = _field(mix_layer, "out_channels", "feature_mix_layer"), _act(mix_layer, "feature_mix_layer")
     classifier = _layer(_field(data, "classifier", "config"), "LinearLayer", "classifier")
     if _field(classifier, "in_features", "classifier") != (mid or op.cout):
-        raise ValueError(f"ProxylessNAS config: classifier in_features={classifier['in_features']} "
-                         f"but the feature-mix layer outputs {mid or op.cout}")  # fmt: skip
+        raise ValueError(
+            f"ProxylessNAS config: classifier in_features={classifier['in_features']} "
+            f"but the feature-mix layer outputs {mid or op.cout}"
+        )
     h, w = op.out_hw
-    ops.append(_op("classifier", kind="head", cin=op.cout, mid=mid, h=h, w=w, act=act,
-                   cout=_field(classifier, "out_features", "classifier")))  # fmt: skip
+    ops.append(
+        _op(
+            "classifier",
+            kind="head",
+            cin=op.cout,
+            mid=mid,
+            h=h,
+            w=w,
+            act=act,
+            cout=_field(classifier, "out_features", "classifier"),
+        )
+    )
     return Network(name, tuple(ops))
-
-
-# ----------------------------------------------------------------- CLI list
-_RANDOM = re.compile(r"random:(\d+)(?::(\d+))?")
-
-
-def resolve_networks(spec: str, seed: int = 0) -> list[Network]:
-    """Networks named by a ``--networks`` value.
-
-    Parameters
-    ----------
-    spec : str
-        Comma-separated items, each a zoo name (see :func:`list_networks`),
-        ``random:N`` (N distinct random ProxylessNAS-backbone networks, seeded
-        by ``seed``), ``random:N:SEED``, or the path of a ``.json`` file (an
-        hwlat network or a ProxylessNAS config).
-    seed : int
-        Seed for ``random:N`` items without their own seed.
-
-    Examples
-    --------
-    >>> [n.name for n in resolve_networks("resnet18,random:2")]
-    ['resnet18', 'random-0-0', 'random-0-1']
-    """
-    if not isinstance(spec, str):
-        raise TypeError(f"networks must be a string, got {type(spec).__name__}")
-    networks: list[Network] = []
-    for item in filter(None, (part.strip() for part in spec.split(","))):
-        if item in _NETWORKS:
-            networks.append(get_network(item))
-        elif match := _RANDOM.fullmatch(item):
-            from hwlat.spaces import sample_networks  # spaces builds on this module
-
-            n, own_seed = int(match[1]), match[2]
-            networks.extend(sample_networks(n, seed=int(own_seed) if own_seed is not None else seed))
-        elif item.endswith((".json", ".config")) or Path(item).is_file():
-            if not Path(item).is_file():
-                raise ValueError(f"Network file {item!r} not found")
-            networks.append(Network.load(item))
-        else:
-            raise ValueError(
-                f"Unknown network {item!r}. Give comma-separated zoo names ({', '.join(list_networks())}), "
-                "'random:N' or 'random:N:SEED', or paths of .json network files"
-            )
-    if not networks:
-        raise ValueError(f"No networks in {spec!r}; give zoo names, 'random:N', or .json paths")
-    return networks
 
 
 # ----------------------------------------------------------- digits demos
@@ -496,12 +555,15 @@ def mobilenet_digits(
     if widths is not None:
         chans = [int(c) for c in widths]
         if len(chans) != len(base) or min(chans) < 1:
-            raise ValueError(f"Invalid widths: need {len(base)} channel counts >= 1 (stem + one per block), got {chans}")
+            raise ValueError(
+                f"Invalid widths: need {len(base)} channel counts >= 1 (stem + one per block), got {chans}"
+            )
     else:
         mults = [width_mult] * len(base) if isinstance(width_mult, (int, float)) else list(width_mult)
         if len(mults) != len(base):
-            raise ValueError(f"Invalid width_mult: need one multiplier or {len(base)} (stem + one per block), "
-                             f"got {len(mults)}")  # fmt: skip
+            raise ValueError(
+                f"Invalid width_mult: need one multiplier or {len(base)} (stem + one per block), got {len(mults)}"
+            )
         for m in mults:
             _check_width(m)
         chans = [max(1, round(b * m)) for b, m in zip(base, mults)]
@@ -548,16 +610,36 @@ def resnet_digits(width_mult: float = 1.0, resolution: int = 32, classes: int = 
     (7, 128)
     """
     _check_width(width_mult)
-    op = OpSpec("stem", cin=3, cout=max(1, round(RESNET_DIGITS_STEM * width_mult)), h=resolution, w=resolution,
-                kernel=3, stride=1, act="relu")  # fmt: skip
+    op = OpSpec(
+        "stem",
+        cin=3,
+        cout=max(1, round(RESNET_DIGITS_STEM * width_mult)),
+        h=resolution,
+        w=resolution,
+        kernel=3,
+        stride=1,
+        act="relu",
+    )
     ops = [op]
     for cout, n, first_stride in RESNET_DIGITS_STAGES:
         for i in range(n):
             h, w = op.out_hw
-            op = OpSpec("conv", cin=op.cout, cout=max(1, round(cout * width_mult)), h=h, w=w, kernel=3,
-                        stride=first_stride if i == 0 else 1, act="relu")  # fmt: skip
+            op = OpSpec(
+                "conv",
+                cin=op.cout,
+                cout=max(1, round(cout * width_mult)),
+                h=h,
+                w=w,
+                kernel=3,
+                stride=first_stride if i == 0 else 1,
+                act="relu",
+            )
             ops.append(op)
     h, w = op.out_hw
     ops.append(OpSpec("head", cin=op.cout, mid=0, cout=classes, h=h, w=w))
-    name = "resnet-digits" + (f"-w{width_mult:g}" if width_mult != 1.0 else "") + (f"-r{resolution}" if resolution != 32 else "")
+    name = (
+        "resnet-digits"
+        + (f"-w{width_mult:g}" if width_mult != 1.0 else "")
+        + (f"-r{resolution}" if resolution != 32 else "")
+    )
     return Network(name, tuple(ops))

@@ -41,8 +41,15 @@ def cosine_sgd(params, lr: float, steps: int, momentum: float = 0.9, weight_deca
     return opt, sched
 
 
-def finetune(model: nn.Module, loader: DataLoader, epochs: int, lr: float = 0.02, weight_decay: float = 5e-4,
-             desc: str = "fine-tune", quiet: bool = True) -> float:  # fmt: skip
+def finetune(
+    model: nn.Module,
+    loader: DataLoader,
+    epochs: int,
+    lr: float = 0.02,
+    weight_decay: float = 5e-4,
+    desc: str = "fine-tune",
+    quiet: bool = True,
+) -> float:
     """Train ``model`` with cross-entropy only; returns the last batch loss (nan when ``epochs`` is 0)."""
     from tqdm.auto import tqdm
 

@@ -61,8 +61,9 @@ def input_mb(ops: Sequence[OpSpec]) -> np.ndarray:
 _Fitter = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float], tuple[float, float, float, float]]
 
 
-def _fit_count(sums: np.ndarray, counts: np.ndarray, mb: np.ndarray, measured: np.ndarray, smallest: float,
-               with_count: bool = True):  # fmt: skip
+def _fit_count(
+    sums: np.ndarray, counts: np.ndarray, mb: np.ndarray, measured: np.ndarray, smallest: float, with_count: bool = True
+):
     """scale, per_op (only from >= 3 networks with different op counts) and offset; one network: a scale only.
     Never a per-op term that makes the smallest op's share of a network <= 0 ms (a search would be
     rewarded for adding it)."""
@@ -87,13 +88,19 @@ def _fit_count(sums: np.ndarray, counts: np.ndarray, mb: np.ndarray, measured: n
     if len(measured) > 1 and np.any(pred < 0.25 * measured):
         # Noisy measurements can fit a per-op or offset term that drives small networks to ~0 ms or below
         # (a search would then chase a negative latency): fall back to a scale alone.
-        log.warning("calibration predicts %.4f ms for a network measured at %.4f ms; using a scale alone",
-                    float(pred[np.argmin(pred / measured)]), float(measured[np.argmin(pred / measured)]))  # fmt: skip
+        log.warning(
+            "calibration predicts %.4f ms for a network measured at %.4f ms; using a scale alone",
+            float(pred[np.argmin(pred / measured)]),
+            float(measured[np.argmin(pred / measured)]),
+        )
         scale = float(np.sum(sums / measured) / np.sum((sums / measured) ** 2))  # least squares in relative error
         per_op, offset = 0.0, 0.0
     if scale * smallest + per_op <= 0:
-        log.warning("calibration gives the smallest op %.2f us (per-op term %.2f us); fitting without it",
-                    1e3 * (scale * smallest + per_op), 1e3 * per_op)  # fmt: skip
+        log.warning(
+            "calibration gives the smallest op %.2f us (per-op term %.2f us); fitting without it",
+            1e3 * (scale * smallest + per_op),
+            1e3 * per_op,
+        )
         return _fit_count(sums, counts, mb, measured, smallest, with_count=False)
     return scale, per_op, 0.0, offset
 
@@ -107,13 +114,13 @@ def _fit_input_mb(sums: np.ndarray, counts: np.ndarray, mb: np.ndarray, measured
     return 1.0, 0.0, float(per_mb), float(offset)
 
 
-def _fit_scale_input_mb(sums: np.ndarray, counts: np.ndarray, mb: np.ndarray, measured: np.ndarray,
-                        smallest: float):  # fmt: skip
+def _fit_scale_input_mb(sums: np.ndarray, counts: np.ndarray, mb: np.ndarray, measured: np.ndarray, smallest: float):
     """scale, per_mb and offset (at least 3 networks): the input-MB model on a machine whose speed has
     changed since the op table was measured; a non-positive scale falls back to ``input-mb``."""
     if len(measured) < 3:
-        raise ValueError(f"terms='scale-input-mb' fits 3 terms and needs at least 3 measured networks, "
-                         f"got {len(measured)}")  # fmt: skip
+        raise ValueError(
+            f"terms='scale-input-mb' fits 3 terms and needs at least 3 measured networks, got {len(measured)}"
+        )
     A = np.stack([sums, mb, np.ones_like(measured)], 1) / measured[:, None]
     (scale, per_mb, offset), *_ = np.linalg.lstsq(A, np.ones_like(measured), rcond=None)
     if scale <= 0:
@@ -122,8 +129,7 @@ def _fit_scale_input_mb(sums: np.ndarray, counts: np.ndarray, mb: np.ndarray, me
     return float(scale), 0.0, float(per_mb), float(offset)
 
 
-_FITTERS: dict[str, _Fitter] = {"count": _fit_count, "input-mb": _fit_input_mb,
-                                "scale-input-mb": _fit_scale_input_mb}  # fmt: skip
+_FITTERS: dict[str, _Fitter] = {"count": _fit_count, "input-mb": _fit_input_mb, "scale-input-mb": _fit_scale_input_mb}
 CALIBRATION_TERMS: tuple[str, ...] = tuple(_FITTERS)
 
 
@@ -158,8 +164,9 @@ class NetworkCalibration:
     drift: float = 1.0
 
     @classmethod
-    def fit(cls, predictor, networks: Sequence[Network], measured_ms: Sequence[float],
-            terms: str = "count") -> NetworkCalibration:  # fmt: skip
+    def fit(
+        cls, predictor, networks: Sequence[Network], measured_ms: Sequence[float], terms: str = "count"
+    ) -> NetworkCalibration:
         """Fit the ``terms`` set by least squares in relative error.
 
         ``terms="count"`` fits scale, per_op and offset (fewer than 3 networks or a single
@@ -182,8 +189,10 @@ class NetworkCalibration:
             raise ValueError(f"unknown calibration terms {terms!r}; choose one of {', '.join(CALIBRATION_TERMS)}")
         measured = np.asarray(measured_ms, dtype=float)
         if len(networks) != len(measured) or len(measured) == 0:
-            raise ValueError(f"calibration needs one measured latency per network, got {len(networks)} networks "
-                             f"and {len(measured)} latencies")  # fmt: skip
+            raise ValueError(
+                f"calibration needs one measured latency per network, got {len(networks)} networks "
+                f"and {len(measured)} latencies"
+            )
         if not np.all(np.isfinite(measured)) or np.any(measured <= 0):
             raise ValueError("measured latencies must be finite and > 0 ms")
         per_op_ms = [np.asarray(predictor.predict(list(n.ops)), dtype=float) for n in networks]
@@ -194,8 +203,15 @@ class NetworkCalibration:
         scale, per_op, per_mb, offset = _FITTERS[terms](sums, counts, mb, measured, smallest)
         pred = scale * sums + per_op * counts + per_mb * mb + offset
         err = float(np.max(np.abs(pred / measured - 1)))
-        return cls(scale=scale, per_op_ms=per_op, per_mb_ms=per_mb, offset_ms=offset, n_networks=len(measured),
-                   max_rel_error=err, terms=terms)  # fmt: skip
+        return cls(
+            scale=scale,
+            per_op_ms=per_op,
+            per_mb_ms=per_mb,
+            offset_ms=offset,
+            n_networks=len(measured),
+            max_rel_error=err,
+            terms=terms,
+        )
 
 
 class CalibratedPredictor:
@@ -208,8 +224,9 @@ class CalibratedPredictor:
     :class:`hwlat.cost.WidthLatency` read (``predict``, ``overhead_ms_``, ``scale_``).
     """
 
-    def __init__(self, predictor, calibration: NetworkCalibration | None = None,
-                 reference: Sequence[tuple[Network, float]] = ()) -> None:  # fmt: skip
+    def __init__(
+        self, predictor, calibration: NetworkCalibration | None = None, reference: Sequence[tuple[Network, float]] = ()
+    ) -> None:
         self.predictor = predictor
         self.calibration = calibration
         if calibration is None:
@@ -244,9 +261,11 @@ class CalibratedPredictor:
             return "uncalibrated (sum of op predictions + the predictor's overhead)"
         mb = f" {c.per_mb_ms * 1e3:+.2f} us/MB of op input" if c.per_mb_ms else ""
         drift = f"; networks take {c.drift:.3f}x their table latency today" if c.drift != 1.0 else ""
-        return (f"calibrated on {c.n_networks} measured networks: {c.scale:.3f} x sum(ops) "
-                f"{c.per_op_ms * 1e3:+.2f} us/op{mb} {c.offset_ms * 1e3:+.2f} us "
-                f"(max fit error {100 * c.max_rel_error:.1f} %{drift})")  # fmt: skip
+        return (
+            f"calibrated on {c.n_networks} measured networks: {c.scale:.3f} x sum(ops) "
+            f"{c.per_op_ms * 1e3:+.2f} us/op{mb} {c.offset_ms * 1e3:+.2f} us "
+            f"(max fit error {100 * c.max_rel_error:.1f} %{drift})"
+        )
 
     def to_dict(self) -> dict:
         """The terms in use (JSON-ready; ``max_rel_error`` is None when not fitted)."""
@@ -257,8 +276,9 @@ class CalibratedPredictor:
         return {"format": "hwlat.network-calibration/1", **d, "device_key": self.device_key_}
 
 
-def calibrate_from_table(predictor, table: str, device_key: str | None = None,
-                         remeasure: str | None = None) -> CalibratedPredictor:  # fmt: skip
+def calibrate_from_table(
+    predictor, table: str, device_key: str | None = None, remeasure: str | None = None
+) -> CalibratedPredictor:
     """``predictor`` calibrated on the whole networks measured in a latency table (SQLite).
 
     By default the table's own latencies are used with ``terms="input-mb"``. With
@@ -288,8 +308,10 @@ def calibrate_from_table(predictor, table: str, device_key: str | None = None,
         nets = store.networks()
     rows = df[(df["kind"] == "network") & df["op_key"].isin(list(nets))]
     if len(rows) < 2:
-        raise ValueError(f"{table}: {len(rows)} measured networks for {device_key or 'the device'}; need >= 2 "
-                         "(measure some with `hwlat measure --networks ... --db TABLE`)")  # fmt: skip
+        raise ValueError(
+            f"{table}: {len(rows)} measured networks for {device_key or 'the device'}; need >= 2 "
+            "(measure some with `hwlat measure --networks ... --db TABLE`)"
+        )
     networks = [nets[k] for k in rows["op_key"]]
     if remeasure:
         then = rows["median_ms"].to_numpy(dtype=float)
@@ -303,15 +325,16 @@ def calibrate_from_table(predictor, table: str, device_key: str | None = None,
 MEASURE_PASSES = 3
 
 
-def measure_network_passes(device: str, networks: Sequence[Network], protocol=None,
-                           passes: int = MEASURE_PASSES) -> list[dict[str, float]]:  # fmt: skip
+def measure_network_passes(
+    device: str, networks: Sequence[Network], protocol=None, passes: int = MEASURE_PASSES
+) -> list[dict[str, float]]:
     """Median latency (ms) of each network on ``device``, keyed by network key, once per pass.
 
-    Each pass is a full :func:`hwlat.timing.measure` session over all the networks (interleaved, in a
+    Each pass is a full :func:`hwlat.measure.timing.measure` session over all the networks (interleaved, in a
     new shuffled order).
     """
     from hwlat.devices import create_backend
-    from hwlat.timing import Protocol, measure
+    from hwlat.measure import Protocol, measure
 
     if passes < 1:
         raise ValueError(f"Invalid passes={passes}: must be >= 1")
@@ -324,8 +347,9 @@ def measure_network_passes(device: str, networks: Sequence[Network], protocol=No
     return [{m.op_key: m.median_ms for m in run} for run in runs]
 
 
-def measure_networks(device: str, networks: Sequence[Network], protocol=None,
-                     passes: int = MEASURE_PASSES) -> dict[str, float]:  # fmt: skip
+def measure_networks(
+    device: str, networks: Sequence[Network], protocol=None, passes: int = MEASURE_PASSES
+) -> dict[str, float]:
     """Latency (ms) of each network on ``device``, keyed by network key: the fastest of ``passes`` medians.
 
     On a shared machine other tenants slow everything down for seconds at a time and only ever add

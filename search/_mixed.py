@@ -145,7 +145,9 @@ def rescale_pair(alpha: torch.Tensor, before: torch.Tensor, involved: Sequence[i
         alpha[idx] -= offset
 
 
-def sample_pair(probs: torch.Tensor, alpha: torch.Tensor, generator: torch.Generator | None = None) -> tuple[int, tuple[int, int]]:
+def sample_pair(
+    probs: torch.Tensor, alpha: torch.Tensor, generator: torch.Generator | None = None
+) -> tuple[int, tuple[int, int]]:
     """Two distinct paths drawn from ``probs``; the active one drawn from softmax over the pair's logits."""
     pair = torch.multinomial(probs.detach(), 2, replacement=False, generator=generator)
     inner = torch.softmax(alpha.detach()[pair], 0)

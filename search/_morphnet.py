@@ -20,8 +20,14 @@ from hwlat.network import Network
 from hwlat.search._splitnet import SplitConv2d, SplitNet, neuron_widths, resize_network
 from hwlat.search._trainloop import TrainConfig, train
 
-__all__ = ["MorphNetConfig", "SplitWidthConfig", "OptimizerResult", "morphnet_ratios", "splitting_ratios",
-           "WIDTH_OPTIMIZERS"]  # fmt: skip
+__all__ = [
+    "MorphNetConfig",
+    "SplitWidthConfig",
+    "OptimizerResult",
+    "morphnet_ratios",
+    "splitting_ratios",
+    "WIDTH_OPTIMIZERS",
+]
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +81,9 @@ def _alive(model: SplitNet, threshold: float, min_width: int) -> list[int]:
     return out
 
 
-def morphnet_ratios(network: Network, loaders, latency, config: MorphNetConfig | None = None,
-                    quiet: bool = True) -> OptimizerResult:  # fmt: skip
+def morphnet_ratios(
+    network: Network, loaders, latency, config: MorphNetConfig | None = None, quiet: bool = True
+) -> OptimizerResult:
     """Prune ``network``'s channels with a latency-weighted γ penalty; return alive widths / original widths.
 
     Parameters
@@ -115,8 +122,16 @@ def morphnet_ratios(network: Network, loaders, latency, config: MorphNetConfig |
         train_cfg = dataclasses.replace(train_cfg, epochs=max(1, math.ceil(config.steps / max(1, len(loaders.train)))))
     reweight()
     t0 = time.perf_counter()
-    stats = train(model, loaders.train, train_cfg, forward_macs=network.flops, after_step=prox, on_epoch=reweight,
-                  desc="morphnet", quiet=quiet)  # fmt: skip
+    stats = train(
+        model,
+        loaders.train,
+        train_cfg,
+        forward_macs=network.flops,
+        after_step=prox,
+        on_epoch=reweight,
+        desc="morphnet",
+        quiet=quiet,
+    )
     alive = _alive(model, config.alive, config.min_width)
     ratios = tuple(a / b for a, b in zip(alive, base))
     log.info("morphnet: alive widths %s of %s", alive, base)
@@ -146,8 +161,9 @@ class SplitWidthConfig:
     stage_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=5, lr=0.02))
 
 
-def splitting_ratios(network: Network, loaders, latency, config: SplitWidthConfig | None = None,
-                     quiet: bool = True) -> OptimizerResult:  # fmt: skip
+def splitting_ratios(
+    network: Network, loaders, latency, config: SplitWidthConfig | None = None, quiet: bool = True
+) -> OptimizerResult:
     """Grow a uniformly shrunk ``network`` by energy-aware splitting; return final widths / original widths."""
     from hwlat.search.splitting import EigenConfig, SplitConfig, run_splitting
 
@@ -155,15 +171,26 @@ def splitting_ratios(network: Network, loaders, latency, config: SplitWidthConfi
     base = neuron_widths(network)
     seed = resize_network(network, [max(1, round(b * config.shrink)) for b in base])
     predictor = _SurrogatePredictor(latency, network)
-    split_cfg = SplitConfig(growth=config.growth, stages=config.stages, mode="energy",
-                            max_growth=2.0 / config.shrink, eigen=EigenConfig(method="exact"),
-                            seed_train=config.seed_train, stage_train=config.stage_train)  # fmt: skip
+    split_cfg = SplitConfig(
+        growth=config.growth,
+        stages=config.stages,
+        mode="energy",
+        max_growth=2.0 / config.shrink,
+        eigen=EigenConfig(method="exact"),
+        seed_train=config.seed_train,
+        stage_train=config.stage_train,
+    )
     t0 = time.perf_counter()
     stages = run_splitting(seed, loaders, predictor, split_cfg, latency=latency, quiet=quiet)
     final = stages[-1].widths
     macs = sum(s.train_macs for s in stages)
-    return OptimizerResult(tuple(w / b for w, b in zip(final, base)), tuple(final), macs, time.perf_counter() - t0,
-                           {"stages": [list(s.widths) for s in stages]})  # fmt: skip
+    return OptimizerResult(
+        tuple(w / b for w, b in zip(final, base)),
+        tuple(final),
+        macs,
+        time.perf_counter() - t0,
+        {"stages": [list(s.widths) for s in stages]},
+    )
 
 
 class _SurrogatePredictor:
@@ -177,4 +204,3 @@ class _SurrogatePredictor:
 
 
 WIDTH_OPTIMIZERS = {"morphnet": (morphnet_ratios, MorphNetConfig), "splitting": (splitting_ratios, SplitWidthConfig)}
-

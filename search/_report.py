@@ -19,8 +19,12 @@ def check_predictor_device(predictor, device: str) -> str | None:
     return None
 
 
-def tradeoff_png(curves: Mapping[str, Sequence[tuple[float, float]]], path: str | Path, title: str,
-                 xlabel: str = "measured latency (ms)") -> Path:  # fmt: skip
+def tradeoff_png(
+    curves: Mapping[str, Sequence[tuple[float, float]]],
+    path: str | Path,
+    title: str,
+    xlabel: str = "measured latency (ms)",
+) -> Path:
     """Accuracy (%) against latency, one marked line per curve; returns the PNG path."""
     import matplotlib
 

@@ -185,9 +185,11 @@ class SplitLinear(_Splittable):
 def _check_chain(network: Network) -> None:
     bad = sorted({op.kind for op in network.ops if op.kind not in SUPPORTED_KINDS})
     if bad:
-        raise ValueError(f"Network {network.name!r} has op kinds {bad} that splitting does not support; "
-                         f"supported: {', '.join(SUPPORTED_KINDS)} (a chain of conv/pointwise neurons, "
-                         "depthwise convs and a head)")  # fmt: skip
+        raise ValueError(
+            f"Network {network.name!r} has op kinds {bad} that splitting does not support; "
+            f"supported: {', '.join(SUPPORTED_KINDS)} (a chain of conv/pointwise neurons, "
+            "depthwise convs and a head)"
+        )
     if not any(op.kind in NEURON_KINDS or (op.kind == "head" and op.mid) for op in network.ops):
         raise ValueError(f"Network {network.name!r} has no splittable layer ({', '.join(NEURON_KINDS)})")
 
@@ -277,8 +279,13 @@ class SplitNet(nn.Module):
         return x
 
     # ------------------------------------------------------------ splitting
-    def split(self, choice: Mapping[int, np.ndarray], vectors: Mapping[int, torch.Tensor], epsilon: float = 0.1,
-              name: str | None = None) -> SplitNet:  # fmt: skip
+    def split(
+        self,
+        choice: Mapping[int, np.ndarray],
+        vectors: Mapping[int, torch.Tensor],
+        epsilon: float = 0.1,
+        name: str | None = None,
+    ) -> SplitNet:
         """A new model where each chosen neuron became two: θ + ε·v and θ − ε·v, outgoing weights halved.
 
         Parameters
@@ -303,8 +310,9 @@ class SplitNet(nn.Module):
         for i, sel in idx.items():
             width = self._neurons[i].width
             if len(sel) != len(set(sel.tolist())) or (len(sel) and (sel.min() < 0 or sel.max() >= width)):
-                raise ValueError(f"Invalid neuron indices for layer {i}: {sel.tolist()} "
-                                 f"(width {width}, each at most once)")  # fmt: skip
+                raise ValueError(
+                    f"Invalid neuron indices for layer {i}: {sel.tolist()} (width {width}, each at most once)"
+                )
             if len(sel) and tuple(vectors[i].shape[:1]) != (len(sel),):
                 raise ValueError(f"layer {i}: {len(sel)} neurons chosen but {vectors[i].shape[0]} split directions")
         widths = [m.width + len(idx[i]) for i, m in enumerate(self._neurons)]

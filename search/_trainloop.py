@@ -91,8 +91,9 @@ def train(
 
     torch.manual_seed(config.seed)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, nesterov=True,
-                          weight_decay=config.weight_decay)  # fmt: skip
+    opt = torch.optim.SGD(
+        params, lr=config.lr, momentum=config.momentum, nesterov=True, weight_decay=config.weight_decay
+    )
     steps = max(1, config.epochs * len(loader))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
     model.train()
@@ -115,5 +116,3 @@ def train(
     seconds = time.perf_counter() - t0
     log.info("%s: %d epochs, %d samples, %.1f s, final loss %.4f", desc, config.epochs, samples, seconds, loss_value)
     return TrainStats(config.epochs, samples, seconds, TRAIN_MACS_PER_FORWARD * forward_macs * samples, loss_value)
-
-

@@ -192,8 +192,10 @@ class DARCModel(nn.Module):
         self.network = network
         self.searchable = [i for i, op in enumerate(network.ops) if op.kind == "conv"]
         if not self.searchable:
-            raise ValueError(f"network {network.name!r} has no 'conv' op for DARC to replace "
-                             f"(kinds: {', '.join(sorted({op.kind for op in network.ops}))})")  # fmt: skip
+            raise ValueError(
+                f"network {network.name!r} has no 'conv' op for DARC to replace "
+                f"(kinds: {', '.join(sorted({op.kind for op in network.ops}))})"
+            )
         self.layers = nn.ModuleList(
             DARCLayer(darc_candidates(op)) if i in self.searchable else op.build().train()
             for i, op in enumerate(network.ops)
@@ -248,8 +250,9 @@ def student_teacher_init(model: DARCModel, base: nn.Module, loader, batches: int
     (0 = a perfect mimic, about 1 = no better than a constant).
     """
     inputs: dict[int, list[torch.Tensor]] = {i: [] for i in model.searchable}
-    hooks = [base[i].register_forward_pre_hook(lambda m, a, i=i: inputs[i].append(a[0].detach()))
-             for i in model.searchable]  # fmt: skip
+    hooks = [
+        base[i].register_forward_pre_hook(lambda m, a, i=i: inputs[i].append(a[0].detach())) for i in model.searchable
+    ]
     base.train()
     with torch.no_grad():
         for x, _ in itertools.islice(itertools.cycle(loader), max(batches, 1)):
@@ -336,16 +339,33 @@ class DARCResult:
 
     def to_dict(self) -> dict[str, Any]:
         def snap(s: DARCSnapshot) -> dict[str, Any]:
-            return {"block": s.block, "lam": s.lam, "network": s.network.to_dict(), "cost": s.cost,
-                    "l0_cost": s.l0_cost, "valid_acc": s.valid_acc, "test_acc": s.test_acc,
-                    "candidates": list(s.candidates), "measured_ms": s.measured_ms, "params": s.network.params}  # fmt: skip
+            return {
+                "block": s.block,
+                "lam": s.lam,
+                "network": s.network.to_dict(),
+                "cost": s.cost,
+                "l0_cost": s.l0_cost,
+                "valid_acc": s.valid_acc,
+                "test_acc": s.test_acc,
+                "candidates": list(s.candidates),
+                "measured_ms": s.measured_ms,
+                "params": s.network.params,
+            }
 
-        return {"mode": self.config.mode, "budget": self.budget, "base_network": self.base_network.to_dict(),
-                "base_cost": self.base_cost, "base_test_acc": self.base_test_acc,
-                "base_measured_ms": self.base_measured_ms, "base_params": self.base_network.params,
-                "snapshots": [snap(s) for s in self.snapshots],
-                "chosen_block": None if self.chosen is None else self.chosen.block,
-                "calibration": self.calibration, "seconds": self.seconds, "config": dataclasses.asdict(self.config)}  # fmt: skip
+        return {
+            "mode": self.config.mode,
+            "budget": self.budget,
+            "base_network": self.base_network.to_dict(),
+            "base_cost": self.base_cost,
+            "base_test_acc": self.base_test_acc,
+            "base_measured_ms": self.base_measured_ms,
+            "base_params": self.base_network.params,
+            "snapshots": [snap(s) for s in self.snapshots],
+            "chosen_block": None if self.chosen is None else self.chosen.block,
+            "calibration": self.calibration,
+            "seconds": self.seconds,
+            "config": dataclasses.asdict(self.config),
+        }
 
 
 # ------------------------------------------------------------- frontend
@@ -362,9 +382,18 @@ def calibration_networks(base: Network, n: int = 8, seed: int = 0) -> list[Netwo
     return nets
 
 
-def run_darc(base: Network, budget: float, predictor=None, loaders=None, *, config: DARCConfig = DARCConfig(),
-             device: str | None = None, calibrate_n: int = 0, base_model: nn.Module | None = None,
-             quiet: bool = True) -> DARCResult:  # fmt: skip
+def run_darc(
+    base: Network,
+    budget: float,
+    predictor=None,
+    loaders=None,
+    *,
+    config: DARCConfig = DARCConfig(),
+    device: str | None = None,
+    calibrate_n: int = 0,
+    base_model: nn.Module | None = None,
+    quiet: bool = True,
+) -> DARCResult:
     """Compress ``base`` under ``budget`` (ms in latency mode, parameters in size mode).
 
     Parameters
@@ -411,20 +440,25 @@ def run_darc(base: Network, budget: float, predictor=None, loaders=None, *, conf
     model = DARCModel(base)
     lut = cost_table(model, predictor, config.mode)
     costs = lut.table_ms.tolist()
-    cheapest = float(lut.fixed_ms) + lut.scale * sum(min(row[: len(l.ops)]) for row, l in zip(costs, model.darc_layers))
+    cheapest = float(lut.fixed_ms) + lut.scale * sum(
+        min(row[: len(layer.ops)]) for row, layer in zip(costs, model.darc_layers)
+    )
     base_cost = lut.latency([0] * len(model.darc_layers))
     unit = "ms" if config.mode == "latency" else "parameters"
     if budget < cheapest:
-        raise ValueError(f"budget {budget:g} {unit} is below the cheapest network DARC can reach "
-                         f"({cheapest:.4g} {unit}; the base costs {base_cost:.4g})")  # fmt: skip
+        raise ValueError(
+            f"budget {budget:g} {unit} is below the cheapest network DARC can reach "
+            f"({cheapest:.4g} {unit}; the base costs {base_cost:.4g})"
+        )
     # Base network: train it (or take the trained one).
     if base_model is None:
         base_model = base.build().train()
         finetune(base_model, loaders.train, config.base_epochs, lr=0.05, quiet=quiet, desc="train base")
     base_acc = evaluate(base_model, loaders.test)
     model.load_base(base_model)
-    init_mse = student_teacher_init(model, base_model, loaders.train, config.init_batches, config.init_steps,
-                                    config.init_lr)
+    init_mse = student_teacher_init(
+        model, base_model, loaders.train, config.init_batches, config.init_steps, config.init_lr
+    )
     snapshots = _train_blocks(model, lut, loaders, budget, config, quiet)
     snapshots = [_finetune_snapshot(s, m, loaders, config, quiet) for s, m in snapshots]
     measured = measure_networks(device, [base] + [s.network for s in snapshots]) if device else {}
@@ -434,12 +468,24 @@ def run_darc(base: Network, budget: float, predictor=None, loaders=None, *, conf
     if chosen is None:
         log.warning("no snapshot within the budget %g %s after %d blocks", budget, unit, len(snapshots))
     describe = predictor.describe() if isinstance(predictor, CalibratedPredictor) else ""
-    return DARCResult(config, budget, base, base_cost, base_acc, tuple(snapshots), chosen, measured.get(base.key),
-                      describe, time.perf_counter() - t0, tuple(init_mse))  # fmt: skip
+    return DARCResult(
+        config,
+        budget,
+        base,
+        base_cost,
+        base_acc,
+        tuple(snapshots),
+        chosen,
+        measured.get(base.key),
+        describe,
+        time.perf_counter() - t0,
+        tuple(init_mse),
+    )
 
 
-def _train_blocks(model: DARCModel, lut: LatencyLUT, loaders, budget: float, config: DARCConfig,
-                  quiet: bool) -> list[tuple[DARCSnapshot, nn.Module]]:  # fmt: skip
+def _train_blocks(
+    model: DARCModel, lut: LatencyLUT, loaders, budget: float, config: DARCConfig, quiet: bool
+) -> list[tuple[DARCSnapshot, nn.Module]]:
     """Algorithm 1 with the paper's block schedule; one (snapshot, model) per block."""
     from tqdm.auto import tqdm
 
@@ -480,18 +526,32 @@ def _train_blocks(model: DARCModel, lut: LatencyLUT, loaders, budget: float, con
         l0 = _l0_cost(model, lut)
         net, snap_model = model.snapshot(costs, f"{model.network.name}-darc{block}")
         kept = [layer.kept(c) for layer, c in zip(model.darc_layers, costs)]
-        snap = DARCSnapshot(block, lam, net, lut.latency(kept), l0, float("nan"), float("nan"),
-                            tuple(DARC_CANDIDATES[j] for j in kept))  # fmt: skip
+        snap = DARCSnapshot(
+            block, lam, net, lut.latency(kept), l0, float("nan"), float("nan"), tuple(DARC_CANDIDATES[j] for j in kept)
+        )
         snapshots.append((snap, snap_model))
         bar.set_postfix(lam=f"{lam:g}", l0=f"{l0:.4g}", snapshot=f"{snap.cost:.4g}")
-        log.info("block %d: λ=%g, candidates left %s, L0 cost %.4g, snapshot cost %.4g (budget %g)",
-                 block, lam, remaining, l0, snap.cost, budget)  # fmt: skip
+        log.info(
+            "block %d: λ=%g, candidates left %s, L0 cost %.4g, snapshot cost %.4g (budget %g)",
+            block,
+            lam,
+            remaining,
+            l0,
+            snap.cost,
+            budget,
+        )
         if l0 <= budget or all(r == 1 for r in remaining):
             break
     return snapshots
 
 
 def _finetune_snapshot(snap: DARCSnapshot, model: nn.Module, loaders, config: DARCConfig, quiet: bool) -> DARCSnapshot:
-    finetune(model, loaders.train, config.finetune_epochs, lr=config.finetune_lr, quiet=quiet,
-             desc=f"fine-tune snapshot {snap.block}")  # fmt: skip
+    finetune(
+        model,
+        loaders.train,
+        config.finetune_epochs,
+        lr=config.finetune_lr,
+        quiet=quiet,
+        desc=f"fine-tune snapshot {snap.block}",
+    )
     return dataclasses.replace(snap, valid_acc=evaluate(model, loaders.valid), test_acc=evaluate(model, loaders.test))

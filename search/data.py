@@ -22,8 +22,13 @@ class DigitsLoaders:
     classes: int = 10
 
 
-def digits_loaders(resolution: int = 32, batch_size: int = 64, fractions: tuple[float, float] = (0.6, 0.2),
-                   data_fraction: float = 1.0, seed: int = 0) -> DigitsLoaders:  # fmt: skip
+def digits_loaders(
+    resolution: int = 32,
+    batch_size: int = 64,
+    fractions: tuple[float, float] = (0.6, 0.2),
+    data_fraction: float = 1.0,
+    seed: int = 0,
+) -> DigitsLoaders:
     """Digits as 3-channel ``resolution``² images in [-1, 1], split train/valid/test.
 
     ``data_fraction`` keeps a class-balanced fraction of the training split

@@ -178,8 +178,9 @@ class ProxylessConfig:
     def check_target(self) -> None:
         """Raise ``ValueError`` when the loss needs a target latency and none is set."""
         if self.loss in _NEEDS_TARGET and self.target_ms is None:
-            raise ValueError(f"loss {self.loss!r} needs a target latency (target_ms, --target-ms); "
-                             f"losses without one: add, none")  # fmt: skip
+            raise ValueError(
+                f"loss {self.loss!r} needs a target latency (target_ms, --target-ms); losses without one: add, none"
+            )
 
 
 # Digits: the dataset is ~1000 training images (17 batches per epoch), so the
@@ -188,8 +189,17 @@ class ProxylessConfig:
 # move the logits too little here. The loss is add#abs: the official losses
 # push latency down with a fixed strength and do not stop at the target
 # (docs/search.md has the numbers); set target_ms before searching.
-DIGITS_CONFIG = ProxylessConfig(loss="add#abs", epochs=30, warmup_epochs=10, weight_lr=0.05, weight_decay=5e-4,
-                                arch_lr=0.1, arch_every=1, lam_abs=3.0, final_epochs=10)  # fmt: skip
+DIGITS_CONFIG = ProxylessConfig(
+    loss="add#abs",
+    epochs=30,
+    warmup_epochs=10,
+    weight_lr=0.05,
+    weight_decay=5e-4,
+    arch_lr=0.1,
+    arch_every=1,
+    lam_abs=3.0,
+    final_epochs=10,
+)
 
 
 # -------------------------------------------------------------- the space
@@ -258,7 +268,9 @@ class ProxylessSupernet(nn.Module):
         stem, first, head = backbone_fixed_ops(backbone)
         self.stem, self.first, self.head = stem.build().train(), first.build().train(), head.build().train()
         self.blocks = nn.ModuleList(
-            MixedOp([_candidate_module(op, s) for op in block_candidates(s)], shortcut=s.stride == 1 and s.cin == s.cout)
+            MixedOp(
+                [_candidate_module(op, s) for op in block_candidates(s)], shortcut=s.stride == 1 and s.cin == s.cout
+            )
             for s in self.slots
         )
         self.alphas = nn.ParameterList(nn.Parameter(torch.zeros(len(b))) for b in self.blocks)
@@ -406,8 +418,9 @@ def _arch_step_reinforce(st: _State, x: torch.Tensor, y: torch.Tensor) -> float:
     return mean
 
 
-def search(net: ProxylessSupernet, train_loader, valid_loader, lut: LatencyLUT, config: ProxylessConfig,
-           quiet: bool = True) -> list[dict[str, float]]:  # fmt: skip
+def search(
+    net: ProxylessSupernet, train_loader, valid_loader, lut: LatencyLUT, config: ProxylessConfig, quiet: bool = True
+) -> list[dict[str, float]]:
     """Train ``net``'s weights (train split) and architecture (valid split) alternately, in place.
 
     Returns one history row per epoch: ``epoch``, ``train_ce``, ``expected_ms``
@@ -420,8 +433,9 @@ def search(net: ProxylessSupernet, train_loader, valid_loader, lut: LatencyLUT, 
         raise ValueError(f"the LUT has {lut.n_layers} layers but the supernet {len(net.blocks)} blocks")
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
-    w_opt, w_sched = cosine_sgd(net.weight_parameters(), config.weight_lr, config.epochs * len(train_loader),
-                                weight_decay=config.weight_decay)  # fmt: skip
+    w_opt, w_sched = cosine_sgd(
+        net.weight_parameters(), config.weight_lr, config.epochs * len(train_loader), weight_decay=config.weight_decay
+    )
     arch_opt = torch.optim.Adam(net.arch_parameters(), lr=config.arch_lr, betas=config.arch_betas)
     st = _State(net, lut, config, arch_opt, gen)
     arch_step = _arch_step_reinforce if config.loss == "reinforce" else _arch_step_gradient
@@ -443,12 +457,23 @@ def search(net: ProxylessSupernet, train_loader, valid_loader, lut: LatencyLUT, 
                 for _ in range(config.arch_steps):
                     arch_step(st, *next(valid))
         with torch.no_grad():
-            row = {"epoch": epoch, "train_ce": total / max(batches, 1),
-                   "expected_ms": float(lut.expected_latency(net.probs())), "argmax_ms": lut.latency(net.argmax())}  # fmt: skip
+            row = {
+                "epoch": epoch,
+                "train_ce": total / max(batches, 1),
+                "expected_ms": float(lut.expected_latency(net.probs())),
+                "argmax_ms": lut.latency(net.argmax()),
+            }
         history.append(row)
-        bar.set_postfix(ce=f"{row['train_ce']:.3f}", exp_ms=f"{row['expected_ms']:.4f}", argmax_ms=f"{row['argmax_ms']:.4f}")
-        log.info("epoch %d: train CE %.4f, E[lat] %.4f ms, argmax %.4f ms", epoch, row["train_ce"],
-                 row["expected_ms"], row["argmax_ms"])  # fmt: skip
+        bar.set_postfix(
+            ce=f"{row['train_ce']:.3f}", exp_ms=f"{row['expected_ms']:.4f}", argmax_ms=f"{row['argmax_ms']:.4f}"
+        )
+        log.info(
+            "epoch %d: train CE %.4f, E[lat] %.4f ms, argmax %.4f ms",
+            epoch,
+            row["train_ce"],
+            row["expected_ms"],
+            row["argmax_ms"],
+        )
     return history
 
 
@@ -476,9 +501,11 @@ class ProxylessResult:
         d = self.machine_drift
         if d is None or self.measured_ms is None or 1 / 1.15 <= d <= 1.15:
             return None
-        return (f"the calibration networks, measured again alongside, took {d:.2f}x their latency at calibration "
-                f"time: the machine's speed changed (other load); at calibration-time speed the found network "
-                f"would measure about {self.measured_ms / d:.4f} ms")  # fmt: skip
+        return (
+            f"the calibration networks, measured again alongside, took {d:.2f}x their latency at calibration "
+            f"time: the machine's speed changed (other load); at calibration-time speed the found network "
+            f"would measure about {self.measured_ms / d:.4f} ms"
+        )
 
     @property
     def target_error(self) -> float | None:
@@ -488,12 +515,21 @@ class ProxylessResult:
         return self.measured_ms / self.config.target_ms - 1
 
     def to_dict(self) -> dict[str, Any]:
-        return {"network": self.network.to_dict(), "choices": [list(c) if c else None for c in self.choices],
-                "predicted_ms": self.predicted_ms, "measured_ms": self.measured_ms, "test_acc": self.test_acc,
-                "target_ms": self.config.target_ms, "loss": self.config.loss, "calibration": self.calibration,
-                "machine_drift": self.machine_drift,
-                "search_seconds": self.search_seconds, "config": dataclasses.asdict(self.config),
-                "history": list(self.history), "probs": [list(p) for p in self.probs]}  # fmt: skip
+        return {
+            "network": self.network.to_dict(),
+            "choices": [list(c) if c else None for c in self.choices],
+            "predicted_ms": self.predicted_ms,
+            "measured_ms": self.measured_ms,
+            "test_acc": self.test_acc,
+            "target_ms": self.config.target_ms,
+            "loss": self.config.loss,
+            "calibration": self.calibration,
+            "machine_drift": self.machine_drift,
+            "search_seconds": self.search_seconds,
+            "config": dataclasses.asdict(self.config),
+            "history": list(self.history),
+            "probs": [list(p) for p in self.probs],
+        }
 
 
 def calibration_networks(backbone: Backbone = DIGITS_BACKBONE, n: int = 8, seed: int = 0) -> list[Network]:
@@ -512,9 +548,17 @@ def calibrate(predictor, device: str, networks: Sequence[Network]) -> Calibrated
     return CalibratedPredictor(predictor, calib, reference=[(n, measured[n.key]) for n in networks])
 
 
-def run_proxyless(predictor, loaders=None, *, config: ProxylessConfig = DIGITS_CONFIG,
-                  backbone: Backbone = DIGITS_BACKBONE, device: str | None = None, calibrate_n: int = 0,
-                  name: str | None = None, quiet: bool = True) -> ProxylessResult:  # fmt: skip
+def run_proxyless(
+    predictor,
+    loaders=None,
+    *,
+    config: ProxylessConfig = DIGITS_CONFIG,
+    backbone: Backbone = DIGITS_BACKBONE,
+    device: str | None = None,
+    calibrate_n: int = 0,
+    name: str | None = None,
+    quiet: bool = True,
+) -> ProxylessResult:
     """Search, derive, train and (on ``device``) measure a network: the whole ProxylessNAS job.
 
     Parameters
@@ -567,6 +611,16 @@ def run_proxyless(predictor, loaders=None, *, config: ProxylessConfig = DIGITS_C
         if reference:
             drift = float(np.median(speed_ratios(now, reference)))
     probs = tuple(tuple(round(float(v), 4) for v in p.detach()) for p in net.probs())
-    return ProxylessResult(network, tuple(net.choices(indices)), predictor.predict_network(network), measured,
-                           test_acc, config, predictor.describe(), seconds, tuple(history), probs,
-                           machine_drift=drift)  # fmt: skip
+    return ProxylessResult(
+        network,
+        tuple(net.choices(indices)),
+        predictor.predict_network(network),
+        measured,
+        test_acc,
+        config,
+        predictor.describe(),
+        seconds,
+        tuple(history),
+        probs,
+        machine_drift=drift,
+    )

@@ -302,8 +302,9 @@ def _fast_index(model: SplitNet, loader: DataLoader, config: EigenConfig, quiet:
     was = model.training
     model.eval()
     try:
-        for sweep in tqdm(range(config.sweeps), desc="splitting index", unit="sweep", disable=quiet, file=sys.stderr,
-                          leave=False):  # fmt: skip
+        for _sweep in tqdm(
+            range(config.sweeps), desc="splitting index", unit="sweep", disable=quiet, file=sys.stderr, leave=False
+        ):
             for x, y, _ in _batches(loader):
                 ys = _set_aux(model, vs)
                 svs = _aux_products(model, x, y, ys)
@@ -363,8 +364,9 @@ def _krylov_refine(model: SplitNet, loader: DataLoader, vs: Sequence[torch.Tenso
     return out
 
 
-def splitting_index(model: SplitNet, loader: DataLoader, config: EigenConfig | None = None,
-                    quiet: bool = True) -> list[SplitIndex]:  # fmt: skip
+def splitting_index(
+    model: SplitNet, loader: DataLoader, config: EigenConfig | None = None, quiet: bool = True
+) -> list[SplitIndex]:
     """Minimum eigenvalue and eigenvector of every neuron's splitting matrix, one :class:`SplitIndex` per layer."""
     config = config or EigenConfig()
     if config.method == "exact":
@@ -388,9 +390,15 @@ class KnapsackResult:
     lp_value: float
 
 
-def knapsack_lp(gains: Sequence[float], costs: Sequence[float], budget: float, *,
-                groups: Sequence[int] | None = None, caps: Sequence[float] | None = None,
-                threshold: float = 0.9) -> KnapsackResult:  # fmt: skip
+def knapsack_lp(
+    gains: Sequence[float],
+    costs: Sequence[float],
+    budget: float,
+    *,
+    groups: Sequence[int] | None = None,
+    caps: Sequence[float] | None = None,
+    threshold: float = 0.9,
+) -> KnapsackResult:
     """0/1 knapsack (max Σ β·gain, Σ β·cost ≤ budget) by its LP relaxation, keeping β > ``threshold``.
 
     Parameters
@@ -463,7 +471,7 @@ def knapsack_dp(gains: Sequence[float], costs: Sequence[int], budget: int) -> tu
         if g[i] <= 0 or c[i] > cap:
             continue
         cand = np.full(cap + 1, -np.inf)
-        cand[c[i]:] = best[: cap + 1 - c[i]] + g[i]
+        cand[c[i] :] = best[: cap + 1 - c[i]] + g[i]
         take[i] = cand > best
         best = np.maximum(best, cand)
     chosen = np.zeros(n, dtype=bool)
@@ -476,9 +484,18 @@ def knapsack_dp(gains: Sequence[float], costs: Sequence[int], budget: int) -> tu
 
 
 # ------------------------------------------------------------- the choice
-def choose_neurons(index: Sequence[SplitIndex], mode: str, growth: float, *, widths: Sequence[int],
-                   max_widths: Sequence[int], costs_ms: Sequence[float] | None = None, budget_ms: float | None = None,
-                   threshold: float = 0.9, granularity: int = 1) -> dict[int, np.ndarray]:  # fmt: skip
+def choose_neurons(
+    index: Sequence[SplitIndex],
+    mode: str,
+    growth: float,
+    *,
+    widths: Sequence[int],
+    max_widths: Sequence[int],
+    costs_ms: Sequence[float] | None = None,
+    budget_ms: float | None = None,
+    threshold: float = 0.9,
+    granularity: int = 1,
+) -> dict[int, np.ndarray]:
     """Neurons to split per layer: ``{layer: neuron indices}``.
 
     Items are blocks of ``granularity`` neurons of one layer, taken in order of
@@ -552,9 +569,17 @@ def _fit_growth(choice, index, widths, max_widths, costs, budget, latency, confi
         if latency.latency_ms(grown) <= limit * (1 + 1e-9) or not choice:
             return choice
         shrink *= 0.85
-        choice = choose_neurons(index, "energy", config.growth, widths=widths, max_widths=max_widths,
-                                costs_ms=costs, budget_ms=shrink * budget, threshold=config.threshold,
-                                granularity=config.granularity)  # fmt: skip
+        choice = choose_neurons(
+            index,
+            "energy",
+            config.growth,
+            widths=widths,
+            max_widths=max_widths,
+            costs_ms=costs,
+            budget_ms=shrink * budget,
+            threshold=config.threshold,
+            granularity=config.granularity,
+        )
     return choice
 
 
@@ -599,8 +624,9 @@ def run_splitting(
     q = config.granularity
     max_widths = [max(q, int(w * config.max_growth) // q * q) for w in seed_widths]
     if latency is None:
-        latency = WidthLatency(predictor, lambda w: resize_network(seed, w), seed_widths,
-                               grid=width_grid(max(max_widths), q))  # fmt: skip
+        latency = WidthLatency(
+            predictor, lambda w: resize_network(seed, w), seed_widths, grid=width_grid(max(max_widths), q)
+        )
     torch.manual_seed(config.seed_train.seed)
     model = SplitNet(seed)
     results: list[StageResult] = []
@@ -608,13 +634,26 @@ def run_splitting(
     def finish(stage: int, stats, index_s: float, per_layer: Sequence[int]) -> None:
         net = model.network
         res = StageResult(
-            stage=stage, network=net, widths=tuple(model.widths), predicted_ms=float(predictor.predict_network(net)),
-            valid_acc=evaluate(model, loaders.valid), test_acc=evaluate(model, loaders.test),
-            n_split=int(sum(per_layer)), split_per_layer=tuple(int(n) for n in per_layer),
-            index_seconds=index_s, train_seconds=stats.seconds, train_macs=stats.macs,
-        )  # fmt: skip
-        log.info("Splitting-%d (%s): widths %s, %.4f ms predicted, test acc %.4f", stage, config.mode,
-                 list(res.widths), res.predicted_ms, res.test_acc)  # fmt: skip
+            stage=stage,
+            network=net,
+            widths=tuple(model.widths),
+            predicted_ms=float(predictor.predict_network(net)),
+            valid_acc=evaluate(model, loaders.valid),
+            test_acc=evaluate(model, loaders.test),
+            n_split=int(sum(per_layer)),
+            split_per_layer=tuple(int(n) for n in per_layer),
+            index_seconds=index_s,
+            train_seconds=stats.seconds,
+            train_macs=stats.macs,
+        )
+        log.info(
+            "Splitting-%d (%s): widths %s, %.4f ms predicted, test acc %.4f",
+            stage,
+            config.mode,
+            list(res.widths),
+            res.predicted_ms,
+            res.test_acc,
+        )
         results.append(res)
         if on_stage is not None:
             on_stage(res, model)
@@ -629,9 +668,17 @@ def run_splitting(
         if config.mode == "energy":
             costs = _cost_floor(latency.marginal_ms(widths))
             budget = config.growth * latency.latency_ms(widths)
-        choice = choose_neurons(index, config.mode, config.growth, widths=widths, max_widths=max_widths,
-                                costs_ms=costs, budget_ms=budget, threshold=config.threshold,
-                                granularity=q)  # fmt: skip
+        choice = choose_neurons(
+            index,
+            config.mode,
+            config.growth,
+            widths=widths,
+            max_widths=max_widths,
+            costs_ms=costs,
+            budget_ms=budget,
+            threshold=config.threshold,
+            granularity=q,
+        )
         if config.mode == "energy":
             choice = _fit_growth(choice, index, widths, max_widths, costs, budget, latency, config)
         index_s = time.perf_counter() - t0
@@ -642,7 +689,8 @@ def run_splitting(
         vectors = {k: index[k].eigenvectors[idx] for k, idx in choice.items()}
         model = model.split(choice, vectors, config.epsilon, name=f"{seed.name}-split{stage}-{config.mode}")
         stage_cfg = dataclasses.replace(config.stage_train, seed=config.stage_train.seed + stage)
-        stats = train(model, loaders.train, stage_cfg, forward_macs=model.network.flops, desc=f"Splitting-{stage}",
-                      quiet=quiet)  # fmt: skip
+        stats = train(
+            model, loaders.train, stage_cfg, forward_macs=model.network.flops, desc=f"Splitting-{stage}", quiet=quiet
+        )
         finish(stage, stats, index_s, per_layer)
     return results

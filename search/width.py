@@ -111,8 +111,10 @@ class Projection:
         for item in filter(None, (p.strip() for p in text.split(","))):
             key, sep, value = item.partition("=")
             if not sep or key.strip() not in names:
-                raise ValueError(f"Invalid projection item {item!r} in {text!r}; give key=value with keys "
-                                 "width, depth, res, data, e.g. width=0.5,depth=0.5,res=16,data=0.2")  # fmt: skip
+                raise ValueError(
+                    f"Invalid projection item {item!r} in {text!r}; give key=value with keys "
+                    "width, depth, res, data, e.g. width=0.5,depth=0.5,res=16,data=0.2"
+                )
             field_name = names[key.strip()]
             try:
                 kwargs[field_name] = int(value) if field_name == "resolution" else float(value)
@@ -157,10 +159,22 @@ class DigitsArch:
         from hwlat.zoo import get_network
 
         if widths is None:
-            return get_network("mobilenet-digits", width_mult=self.width_mult, depth=self.depth,
-                               resolution=self.resolution, classes=self.classes, network_name=name)  # fmt: skip
-        return get_network("mobilenet-digits", widths=widths, depth=self.depth, resolution=self.resolution,
-                           classes=self.classes, network_name=name or "mobilenet-digits-custom")  # fmt: skip
+            return get_network(
+                "mobilenet-digits",
+                width_mult=self.width_mult,
+                depth=self.depth,
+                resolution=self.resolution,
+                classes=self.classes,
+                network_name=name,
+            )
+        return get_network(
+            "mobilenet-digits",
+            widths=widths,
+            depth=self.depth,
+            resolution=self.resolution,
+            classes=self.classes,
+            network_name=name or "mobilenet-digits-custom",
+        )
 
     def network(self, widths: Sequence[int] | None = None, name: str | None = None) -> Network:
         """The network at ``widths`` (default: the base widths)."""
@@ -190,7 +204,6 @@ class DigitsArch:
     def latency_model(self, predictor, max_width: int | None = None):
         """:class:`hwlat.cost.WidthLatency` over this configuration's slots."""
         from hwlat.cost import WidthLatency
-
         from hwlat.search.splitting import width_grid
 
         base = self.base_widths()
@@ -199,8 +212,9 @@ class DigitsArch:
 
 
 # ----------------------------------------------------------------- extrapolation
-def stack_ratios(stages: Sequence[Sequence[float]], target_depth: Sequence[int],
-                 rule: str = "average") -> list[list[float]]:  # fmt: skip
+def stack_ratios(
+    stages: Sequence[Sequence[float]], target_depth: Sequence[int], rule: str = "average"
+) -> list[list[float]]:
     """Restore the target depth stage by stage (paper Sec. 3.2).
 
     ``last`` (stack-last-block): repeat the last block's ratio.
@@ -230,8 +244,9 @@ def stack_ratios(stages: Sequence[Sequence[float]], target_depth: Sequence[int],
     return out
 
 
-def fit_multiplier(cost: Callable[[float], float], budget: float, *, lo: float = 1e-3, hi: float = 4.0,
-                   iters: int = 50) -> tuple[float, float]:  # fmt: skip
+def fit_multiplier(
+    cost: Callable[[float], float], budget: float, *, lo: float = 1e-3, hi: float = 4.0, iters: int = 50
+) -> tuple[float, float]:
     """Global multiplier m with ``cost(m)`` closest to ``budget``, by bisection: (m, cost(m)).
 
     ``cost`` must grow with m (a predicted latency or FLOPs of the widened
@@ -294,8 +309,16 @@ class WidthResult:
         return value / self.budget - 1
 
 
-def fit_ratios(arch: DigitsArch, ratios: Sequence[float], predictor, budget: float, *, metric: str = "latency",
-               method: str = "custom", opt: OptimizerResult | None = None) -> WidthResult:  # fmt: skip
+def fit_ratios(
+    arch: DigitsArch,
+    ratios: Sequence[float],
+    predictor,
+    budget: float,
+    *,
+    metric: str = "latency",
+    method: str = "custom",
+    opt: OptimizerResult | None = None,
+) -> WidthResult:
     """Scale per-slot width ``ratios`` by one multiplier so ``arch``'s predicted latency (or FLOPs) meets ``budget``.
 
     Parameters
@@ -326,11 +349,19 @@ def fit_ratios(arch: DigitsArch, ratios: Sequence[float], predictor, budget: flo
     widths = _round_to_budget(arch, ratios, m, of, budget)
     net = arch.network(widths, name=f"mobilenet-digits-{method}")
     return WidthResult(
-        method=method, ratios=tuple(float(r) for r in ratios), multiplier=m, widths=tuple(widths), network=net,
-        predicted_ms=float(predictor.predict_network(net)), flops=net.flops, budget=budget, metric=metric,
-        optimizer_macs=opt.macs if opt else 0, optimizer_seconds=opt.seconds if opt else 0.0,
+        method=method,
+        ratios=tuple(float(r) for r in ratios),
+        multiplier=m,
+        widths=tuple(widths),
+        network=net,
+        predicted_ms=float(predictor.predict_network(net)),
+        flops=net.flops,
+        budget=budget,
+        metric=metric,
+        optimizer_macs=opt.macs if opt else 0,
+        optimizer_seconds=opt.seconds if opt else 0.0,
         detail=dict(opt.detail) if opt else {},
-    )  # fmt: skip
+    )
 
 
 def _round_to_budget(arch: DigitsArch, ratios: Sequence[float], m: float, of: Callable, budget: float) -> list[int]:
@@ -346,8 +377,13 @@ def _round_to_budget(arch: DigitsArch, ratios: Sequence[float], m: float, of: Ca
     widths = arch.widths_for(ratios, m)
     best = abs(of(widths) - budget)
     for _ in range(len(widths)):
-        trials = [(abs(of(w) - budget), w) for k in range(len(widths)) for o in options[k] if o != widths[k]
-                  for w in [widths[:k] + [o] + widths[k + 1 :]]]  # fmt: skip
+        trials = [
+            (abs(of(w) - budget), w)
+            for k in range(len(widths))
+            for o in options[k]
+            if o != widths[k]
+            for w in [widths[:k] + [o] + widths[k + 1 :]]
+        ]
         if not trials:
             break
         err, cand = min(trials, key=lambda t: t[0])
@@ -357,8 +393,9 @@ def _round_to_budget(arch: DigitsArch, ratios: Sequence[float], m: float, of: Ca
     return widths
 
 
-def optimize_widths(name: str, arch: DigitsArch, loaders, predictor, config=None,
-                    quiet: bool = True) -> OptimizerResult:  # fmt: skip
+def optimize_widths(
+    name: str, arch: DigitsArch, loaders, predictor, config=None, quiet: bool = True
+) -> OptimizerResult:
     """Run the width optimiser ``name`` (see :data:`WIDTH_OPTIMIZERS`) on ``arch``."""
     try:
         func, _ = WIDTH_OPTIMIZERS[name]
@@ -367,9 +404,17 @@ def optimize_widths(name: str, arch: DigitsArch, loaders, predictor, config=None
     return func(arch.network(), loaders, arch.latency_model(predictor), config, quiet=quiet)
 
 
-def transfer_ratios(arch: DigitsArch, projection: Projection, predictor, *,
-                    loaders_for: Callable[[int, float], object], optimizer: str = "morphnet", config=None,
-                    rule: str = "average", quiet: bool = True) -> tuple[list[float], OptimizerResult]:  # fmt: skip
+def transfer_ratios(
+    arch: DigitsArch,
+    projection: Projection,
+    predictor,
+    *,
+    loaders_for: Callable[[int, float], object],
+    optimizer: str = "morphnet",
+    config=None,
+    rule: str = "average",
+    quiet: bool = True,
+) -> tuple[list[float], OptimizerResult]:
     """Width transfer's optimisation and depth extrapolation: (ratios for ``arch``'s slots, the optimisation).
 
     The optimiser runs on ``arch.project(projection)`` with data from
@@ -381,8 +426,13 @@ def transfer_ratios(arch: DigitsArch, projection: Projection, predictor, *,
     opt = optimize_widths(optimizer, small, loaders, predictor, config, quiet=quiet)
     stem, blocks = opt.ratios[0], [[opt.ratios[i] for i in stage] for stage in small.stages()]
     ratios = [stem] + [r for stage in stack_ratios(blocks, arch.depth, rule) for r in stage]
-    detail = {**opt.detail, "projected": dataclasses.asdict(small), "projected_ratios": list(opt.ratios),
-              "projection": projection.label, "rule": rule}  # fmt: skip
+    detail = {
+        **opt.detail,
+        "projected": dataclasses.asdict(small),
+        "projected_ratios": list(opt.ratios),
+        "projection": projection.label,
+        "rule": rule,
+    }
     return ratios, dataclasses.replace(opt, detail=detail)
 
 
@@ -391,16 +441,35 @@ def uniform_widths(arch: DigitsArch, predictor, budget: float, metric: str = "la
     return fit_ratios(arch, [1.0] * arch.n_slots, predictor, budget, metric=metric, method="uniform")
 
 
-def direct_widths(arch: DigitsArch, loaders, predictor, budget: float, *, optimizer: str = "morphnet", config=None,
-                  metric: str = "latency", quiet: bool = True) -> WidthResult:  # fmt: skip
+def direct_widths(
+    arch: DigitsArch,
+    loaders,
+    predictor,
+    budget: float,
+    *,
+    optimizer: str = "morphnet",
+    config=None,
+    metric: str = "latency",
+    quiet: bool = True,
+) -> WidthResult:
     """Optimise the widths on the target configuration itself, then fit them to the budget."""
     opt = optimize_widths(optimizer, arch, loaders, predictor, config, quiet=quiet)
     return fit_ratios(arch, opt.ratios, predictor, budget, metric=metric, method="direct", opt=opt)
 
 
-def transfer_widths(arch: DigitsArch, projection: Projection, predictor, budget: float, *,
-                    loaders_for: Callable[[int, float], object], optimizer: str = "morphnet", config=None,
-                    rule: str = "average", metric: str = "latency", quiet: bool = True) -> WidthResult:  # fmt: skip
+def transfer_widths(
+    arch: DigitsArch,
+    projection: Projection,
+    predictor,
+    budget: float,
+    *,
+    loaders_for: Callable[[int, float], object],
+    optimizer: str = "morphnet",
+    config=None,
+    rule: str = "average",
+    metric: str = "latency",
+    quiet: bool = True,
+) -> WidthResult:
     """Width transfer: optimise on the projected configuration, stack to the target depth, fit to the budget.
 
     Parameters
@@ -414,21 +483,29 @@ def transfer_widths(arch: DigitsArch, projection: Projection, predictor, budget:
     rule : str
         Stacking rule, one of :data:`STACK_RULES`.
     """
-    ratios, opt = transfer_ratios(arch, projection, predictor, loaders_for=loaders_for, optimizer=optimizer,
-                                  config=config, rule=rule, quiet=quiet)  # fmt: skip
+    ratios, opt = transfer_ratios(
+        arch, projection, predictor, loaders_for=loaders_for, optimizer=optimizer, config=config, rule=rule, quiet=quiet
+    )
     return fit_ratios(arch, ratios, predictor, budget, metric=metric, method="transfer", opt=opt)
 
 
-def train_and_test(network: Network, loaders, config: TrainConfig | None = None, seeds: Sequence[int] = (0,),
-                   quiet: bool = True) -> tuple[float, list[float]]:  # fmt: skip
+def train_and_test(
+    network: Network, loaders, config: TrainConfig | None = None, seeds: Sequence[int] = (0,), quiet: bool = True
+) -> tuple[float, list[float]]:
     """Train ``network`` from scratch once per seed; (mean test accuracy, per-seed accuracies)."""
     config = config or TrainConfig(epochs=30)
     accs = []
     for s in seeds:
         torch.manual_seed(s)
         model = SplitNet(network)
-        train(model, loaders.train, dataclasses.replace(config, seed=s), forward_macs=network.flops,
-              desc=f"train {network.name}", quiet=quiet)  # fmt: skip
+        train(
+            model,
+            loaders.train,
+            dataclasses.replace(config, seed=s),
+            forward_macs=network.flops,
+            desc=f"train {network.name}",
+            quiet=quiet,
+        )
         accs.append(evaluate(model, loaders.test))
     return float(np.mean(accs)), accs
 

@@ -17,11 +17,11 @@ import pytest
 
 from hwlat.cli import main
 from hwlat.devices import create_backend
-from hwlat.devices._fake_adb import FakeAdbServer, FakePhone, fake_benchmark_binary
 from hwlat.devices.adb import AdbDeviceError, big_cores, list_phones
+from hwlat.devices.testing.fake_adb import FakeAdbServer, FakePhone, fake_benchmark_binary
+from hwlat.measure import Protocol, measure
 from hwlat.ops import OpSpec
 from hwlat.store import LatencyStore
-from hwlat.timing import Protocol, measure
 
 # What `--space pwconv --n 2` samples (seed 0): every test shares these two conversions (~3 s each).
 OPS = [OpSpec("pwconv", cin=432, cout=48, h=28, w=28), OpSpec("pwconv", cin=224, cout=144, h=28, w=28)]
@@ -90,8 +90,14 @@ def target(request, server, binary):
 # ------------------------------------------------------------------ discovery
 def test_list_phones(server):
     (row,) = list_phones(port=server.port)
-    assert row == {"serial": "emulator-5554", "state": "device", "model": "Pixel 7", "soc": "Google GS201",
-                   "abi": "arm64-v8a", "android": "14"}  # fmt: skip
+    assert row == {
+        "serial": "emulator-5554",
+        "state": "device",
+        "model": "Pixel 7",
+        "soc": "Google GS201",
+        "abi": "arm64-v8a",
+        "android": "14",
+    }
 
 
 def test_no_server_is_quiet_fast_and_spawns_nothing(tmp_path):
@@ -155,7 +161,9 @@ def test_measure_through_the_phone(target):
     assert len(phone.runs) == sum(m.rounds for m in results)
     run = phone.runs[0]
     assert run["mask"] == 0xC0 and run["threads"] == 1
-    assert {"--num_threads=1", "--warmup_runs=1", "--warmup_min_secs=0.002", "--num_runs=1", "--min_secs=0.002"} <= set(run["argv"])
+    assert {"--num_threads=1", "--warmup_runs=1", "--warmup_min_secs=0.002", "--num_runs=1", "--min_secs=0.002"} <= set(
+        run["argv"]
+    )
     assert phone.files == {}  # model, binary and pid file removed afterwards
 
 
@@ -282,9 +290,8 @@ def test_bad_devices_and_options(server, binary):
 
 def test_retries_exhausted_then_resume_from_the_cli(server, binary, phone, tmp_path, monkeypatch, capsys):
     """A failing run ends in one line naming cause and fix; re-running resumes: no lost, no duplicate rows."""
-    from hwlat.spaces import get_space
-
     from hwlat.devices.litert import convert_tflite
+    from hwlat.spaces import get_space
 
     assert [op.key for op in get_space("pwconv").sample(2, seed=0)] == [op.key for op in OPS]
     for op in OPS:  # cached by the tests above (the converter's own log lines would mix into stderr)
@@ -292,8 +299,22 @@ def test_retries_exhausted_then_resume_from_the_cli(server, binary, phone, tmp_p
     capsys.readouterr()
     db = tmp_path / "phone.db"
     monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", str(server.port))
-    args = ["measure", "--device", "adb:emulator-5554/retries=1/backoff=0.05/timeout=3", "--bench-binary", str(binary),
-            "--space", "pwconv", "--n", "2", "--db", str(db), "--protocol", "fixed", "-q"]  # fmt: skip
+    args = [
+        "measure",
+        "--device",
+        "adb:emulator-5554/retries=1/backoff=0.05/timeout=3",
+        "--bench-binary",
+        str(binary),
+        "--space",
+        "pwconv",
+        "--n",
+        "2",
+        "--db",
+        str(db),
+        "--protocol",
+        "fixed",
+        "-q",
+    ]
     phone.faults.after_runs, phone.faults.disconnect_runs, phone.faults.offline_s = 1, 99, 0.05
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -310,7 +331,9 @@ def test_retries_exhausted_then_resume_from_the_cli(server, binary, phone, tmp_p
         info = next(iter(store.devices().values()))
     assert sorted(m.op_key for m in rows) == sorted(op.key for op in OPS)
     assert info["runtime"] == "TFLite benchmark_model" and info["extra"]["serial"] == "emulator-5554"
-    assert main(["measure", "--device", "fake", "--bench-binary", str(binary), "--space", "pwconv", "--db", str(db)]) == 2
+    assert (
+        main(["measure", "--device", "fake", "--bench-binary", str(binary), "--space", "pwconv", "--db", str(db)]) == 2
+    )
     assert "--bench-binary is for phones" in capsys.readouterr().err
 
 
@@ -319,11 +342,14 @@ def test_real_adb_client_talks_to_the_emulator(server, tmp_path):
     """The fake server answers the real `adb` CLI too (shell v2 exit codes, push, pull)."""
 
     def adb(*args):
-        return subprocess.run(["adb", "-P", str(server.port), "-s", "emulator-5554", *args],
-                              capture_output=True, text=True, timeout=30)  # fmt: skip
+        return subprocess.run(
+            ["adb", "-P", str(server.port), "-s", "emulator-5554", *args], capture_output=True, text=True, timeout=30
+        )
 
-    assert "emulator-5554\tdevice" in subprocess.run(["adb", "-P", str(server.port), "devices"], capture_output=True,
-                                                     text=True, timeout=30).stdout  # fmt: skip
+    assert (
+        "emulator-5554\tdevice"
+        in subprocess.run(["adb", "-P", str(server.port), "devices"], capture_output=True, text=True, timeout=30).stdout
+    )
     proc = adb("shell", "getprop ro.product.cpu.abi; exit 3")
     assert proc.stdout.strip() == "arm64-v8a" and proc.returncode == 3
     src = tmp_path / "x.bin"

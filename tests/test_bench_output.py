@@ -7,8 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hwlat.devices._bench_output import BenchOutputError, format_stat, parse, parse_stat, to_measurement
+from hwlat.measure import Protocol
 from hwlat.ops import OpSpec
-from hwlat.timing import Protocol
 
 OP = OpSpec("pwconv", cin=32, cout=64, h=16, w=16)
 
@@ -204,10 +204,12 @@ def test_new_profile_sections_and_columns():
         ("INFO: count=5 curr=700(all same) p5=700 median=700 p95=700", dict(count=5, all_same=True, center_us=700)),
         ("count=5 curr=700(all same)", dict(count=5, all_same=True, center_us=700)),
         ("curr=81350 count=50 min=77385 max=88213 avg=79732 std=1929", dict(count=50, first=None, center_us=79732)),
-        ("count=3 first=1687920 curr=1687930 min=1687900 max=1687950 avg=1.68792e+06 std=20",
-         dict(count=3, avg=1687920.0, center_us=1687920.0)),
+        (
+            "count=3 first=1687920 curr=1687930 min=1687900 max=1687950 avg=1.68792e+06 std=20",
+            dict(count=3, avg=1687920.0, center_us=1687920.0),
+        ),
     ],
-)  # fmt: skip
+)
 def test_degenerate_and_exponent_stat_lines(line, expect):
     s = parse_stat(line)
     for key, value in expect.items():
@@ -215,14 +217,18 @@ def test_degenerate_and_exponent_stat_lines(line, expect):
 
 
 def test_exponent_in_summary_line():
-    out = parse("INFO: Inference timings in us: Init: 1007529, First inference: 4098, "
-                "Warmup (avg): 1.68659e+06, Inference (avg): 1.68792e+06")  # fmt: skip
+    out = parse(
+        "INFO: Inference timings in us: Init: 1007529, First inference: 4098, "
+        "Warmup (avg): 1.68659e+06, Inference (avg): 1.68792e+06"
+    )
     assert out.inference_avg_us == 1687920.0 and out.warmup_avg_us == 1686590.0 and out.timed is None
 
 
 def test_failures_and_garbage_have_clear_errors():
     with pytest.raises(BenchOutputError, match="benchmark_model failed: .*Failed to allocate tensors"):
-        parse("INFO: STARTING!\nERROR: Node number 57 (BATCH_MATMUL) failed to prepare.\nERROR: Failed to allocate tensors!\n")
+        parse(
+            "INFO: STARTING!\nERROR: Node number 57 (BATCH_MATMUL) failed to prepare.\nERROR: Failed to allocate tensors!\n"
+        )
     with pytest.raises(BenchOutputError, match="no benchmark_model statistics .*'hello world'"):
         parse("hello world\n")
     with pytest.raises(BenchOutputError, match="bad value avg='12,5'"):
@@ -259,8 +265,9 @@ def _output(values, warm=(900, 800)):
 def test_rounds_become_one_measurement():
     rounds = [[100] * 10 + [101] * 10, [102] * 20, [100] * 19 + [5000], [101] * 20, [103] * 20]
     outs = [_output(r) for r in rounds]
-    m = to_measurement(outs, item=OP, device_key="adb/t1/b1/fp32/serial=x", protocol=Protocol(), wall_s=2.0,
-                       extra=[("temp_c", 33.0)])  # fmt: skip
+    m = to_measurement(
+        outs, item=OP, device_key="adb/t1/b1/fp32/serial=x", protocol=Protocol(), wall_s=2.0, extra=[("temp_c", 33.0)]
+    )
     assert m.rounds == 5 and m.n == 100
     assert m.round_medians_ms == pytest.approx((0.101, 0.102, 0.100, 0.101, 0.103))  # each round's nearest-rank median
     assert m.median_ms == pytest.approx(0.101)
@@ -313,14 +320,18 @@ prefixes = st.sampled_from(["INFO: ", "", "07-14 13:14:52.859 22838 22838 I tfli
 @given(times_us, times_us, prefixes, st.booleans())
 def test_whole_output_round_trip(warm, timed, prefix, percentiles):
     text = "\n".join(
-        [f"{prefix}STARTING!",
-         f"{prefix}Running benchmark for at least 1 iterations and at least 0.5 seconds but terminate if exceeding 150 seconds.",
-         prefix + format_stat(warm, percentiles), "",
-         f"{prefix}Running benchmark for at least 50 iterations and at least 1 seconds but terminate if exceeding 150 seconds.",
-         prefix + format_stat(timed, percentiles), "",
-         f"{prefix}Inference timings in us: Init: 1234, First inference: {warm[0]}, "
-         f"Warmup (avg): {sum(warm) / len(warm):g}, Inference (avg): {sum(timed) / len(timed):g}"]
-    )  # fmt: skip
+        [
+            f"{prefix}STARTING!",
+            f"{prefix}Running benchmark for at least 1 iterations and at least 0.5 seconds but terminate if exceeding 150 seconds.",
+            prefix + format_stat(warm, percentiles),
+            "",
+            f"{prefix}Running benchmark for at least 50 iterations and at least 1 seconds but terminate if exceeding 150 seconds.",
+            prefix + format_stat(timed, percentiles),
+            "",
+            f"{prefix}Inference timings in us: Init: 1234, First inference: {warm[0]}, "
+            f"Warmup (avg): {sum(warm) / len(warm):g}, Inference (avg): {sum(timed) / len(timed):g}",
+        ]
+    )
     out = parse(text)
     assert out.warmup.count == len(warm) and out.timed.count == len(timed)
     assert out.init_us == 1234 and out.first_us == warm[0]
@@ -338,8 +349,10 @@ def test_garbage_is_rejected_with_a_clear_error(text):
         assert out.timed or out.warmup or out.profile or out.inference_avg_us is not None or out.init_us is not None
 
 
-@given(st.sampled_from(["first", "curr", "min", "max", "avg", "std", "p5", "median", "p95"]),
-       st.text(alphabet="abcxyz,;!?-()", min_size=1, max_size=6))  # fmt: skip
+@given(
+    st.sampled_from(["first", "curr", "min", "max", "avg", "std", "p5", "median", "p95"]),
+    st.text(alphabet="abcxyz,;!?-()", min_size=1, max_size=6),
+)
 def test_corrupted_values_are_named(key, junk):
     line = "INFO: count=1000 first=52162 curr=49785 min=49088 max=686105 avg=63743.2 std=60716 p5=49620 median=51891 p95=68628"
     bad = line.replace(f" {key}=", f" {key}={junk}", 1)

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from hwlat.cli import run_measure
 from hwlat.devices import create_backend
+from hwlat.measure import Protocol
 from hwlat.ops import OpSpec
 from hwlat.predict import LatencyPredictor
 from hwlat.search import proxyless as px
@@ -21,7 +21,7 @@ from hwlat.search._latency import (
 )
 from hwlat.spaces import Backbone
 from hwlat.store import LatencyStore
-from hwlat.timing import Protocol
+from hwlat.workflows import run_measure
 
 FAKE = create_backend("fake")
 TINY = Backbone(resolution=16, stem=8, first=8, stages=((8, 2, 2), (16, 2, 1)), mix=16, classes=10)
@@ -65,8 +65,9 @@ def test_scale_input_mb_fit_recovers_a_drifted_machine_exactly(predictor, networ
     """The same networks 1.3x slower (another day on a shared VM): scale 1.3 and the scaled a, b."""
     truth = [1.3 * _in_network_ms(predictor, n) for n in networks]
     calib = NetworkCalibration.fit(predictor, networks, truth, terms="scale-input-mb")
-    assert (calib.scale, calib.per_mb_ms, calib.offset_ms) == pytest.approx((1.3, -1.3 * B_MS_PER_MB, -1.3 * A_MS),
-                                                                              abs=1e-9)  # fmt: skip
+    assert (calib.scale, calib.per_mb_ms, calib.offset_ms) == pytest.approx(
+        (1.3, -1.3 * B_MS_PER_MB, -1.3 * A_MS), abs=1e-9
+    )
     assert calib.max_rel_error < 1e-9
     with pytest.raises(ValueError, match="at least 3 measured networks, got 2"):
         NetworkCalibration.fit(predictor, networks[:2], truth[:2], terms="scale-input-mb")
@@ -137,7 +138,7 @@ def test_measure_networks_keeps_each_networks_fastest_pass(monkeypatch, networks
     """A pass caught in a slow phase of a shared machine must not decide a network's latency."""
     from types import SimpleNamespace
 
-    import hwlat.timing
+    import hwlat.measure
     from hwlat.search._latency import measure_networks
 
     calls = []
@@ -147,7 +148,7 @@ def test_measure_networks_keeps_each_networks_fastest_pass(monkeypatch, networks
         slow = [2.0, 1.0, 1.5, 2.0][len(calls) - 1]  # the second pass is the quiet one
         return [SimpleNamespace(op_key=n.key, median_ms=slow * (i + 1)) for i, n in enumerate(items)]
 
-    monkeypatch.setattr(hwlat.timing, "measure", fake_measure)
+    monkeypatch.setattr(hwlat.measure, "measure", fake_measure)
     got = measure_networks("fake", networks[:3] + networks[:1])  # duplicates are measured once
     assert calls == [0, 1, 2]  # three passes, each in a new shuffled order
     assert [got[n.key] for n in networks[:3]] == [1.0, 2.0, 3.0]

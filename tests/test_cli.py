@@ -38,18 +38,28 @@ def test_measure_show_export_import_resume(tmp_path):
     with LatencyStore(tmp_path / "copy.db", readonly=True) as a, LatencyStore(db, readonly=True) as b:
         assert list(a.measurements()) == list(b.measurements())
     # a second device in the same table: --device picks its rows, by device string or key
-    assert run_cli("measure", "--device", "fake/b8", "--space", "pwconv", "--n", "4", "--db", str(db), "-q").returncode == 0
+    assert (
+        run_cli("measure", "--device", "fake/b8", "--space", "pwconv", "--n", "4", "--db", str(db), "-q").returncode
+        == 0
+    )
     one = run_cli("table", "export", "--db", str(db), "--device", "fake/b8", "--out", str(tmp_path / "b8.csv"))
     assert one.returncode == 0 and "4 rows written" in one.stdout and "(device fake/t1/b8/fp32)" in one.stdout
-    one_line_error(run_cli("table", "export", "--db", str(db), "--device", "fake", "--out", str(tmp_path / "x.csv")),
-                   "matches 2 devices", "fake/t1/b1/fp32, fake/t1/b8/fp32")  # fmt: skip
+    one_line_error(
+        run_cli("table", "export", "--db", str(db), "--device", "fake", "--out", str(tmp_path / "x.csv")),
+        "matches 2 devices",
+        "fake/t1/b1/fp32, fake/t1/b8/fp32",
+    )
 
 
 def test_unknown_device_and_space(tmp_path):
-    one_line_error(run_cli("measure", "--device", "tpu", "--space", "mbconv", "--db", str(tmp_path / "x.db")),
-                   "Unknown device 'tpu'", "onnxruntime-cpu")  # fmt: skip
-    one_line_error(run_cli("measure", "--device", "fake", "--space", "nope", "--db", str(tmp_path / "x.db")),
-                   "nope", "mbconv")  # fmt: skip
+    one_line_error(
+        run_cli("measure", "--device", "tpu", "--space", "mbconv", "--db", str(tmp_path / "x.db")),
+        "Unknown device 'tpu'",
+        "onnxruntime-cpu",
+    )
+    one_line_error(
+        run_cli("measure", "--device", "fake", "--space", "nope", "--db", str(tmp_path / "x.db")), "nope", "mbconv"
+    )
     one_line_error(run_cli("measure", "--device", "fake", "--db", str(tmp_path / "x.db")), "--space")
 
 
@@ -60,23 +70,22 @@ def test_foreign_db_and_unwritable_path(tmp_path):
     conn.commit()
     conn.close()
     before = foreign.read_bytes()
-    one_line_error(run_cli("measure", "--device", "fake", "--space", "pwconv", "--db", str(foreign)),
-                   "not an hwlat latency table")  # fmt: skip
+    one_line_error(
+        run_cli("measure", "--device", "fake", "--space", "pwconv", "--db", str(foreign)), "not an hwlat latency table"
+    )
     assert foreign.read_bytes() == before
     (tmp_path / "f").write_text("")
-    one_line_error(run_cli("measure", "--device", "fake", "--space", "pwconv", "--db", str(tmp_path / "f" / "x.db")),
-                   "cannot create folder")  # fmt: skip
+    one_line_error(
+        run_cli("measure", "--device", "fake", "--space", "pwconv", "--db", str(tmp_path / "f" / "x.db")),
+        "cannot create folder",
+    )
     one_line_error(run_cli("table", "show", "--db", str(tmp_path / "missing.db")), "no such latency table")
 
 
 def test_lut_import_fit_predict_export(tmp_path):
     from pathlib import Path
 
-    pixel1 = Path(__file__).resolve().parents[2] / "shared" / "data" / "proxylessnas_mobile_trim.yaml"
-    if not pixel1.exists():
-        import pytest
-
-        pytest.skip(f"{pixel1} not present")
+    pixel1 = Path(__file__).resolve().parents[1] / "datasets_lat" / "published" / "proxylessnas_mobile_trim.yaml"
     db, pred = tmp_path / "p.db", tmp_path / "p.skops"
     proc = run_cli("lut", "import", str(pixel1), "--db", str(db), "--device", "pixel1")
     assert proc.returncode == 0 and "73 rows imported" in proc.stdout, proc.stderr
@@ -90,9 +99,13 @@ def test_lut_import_fit_predict_export(tmp_path):
     assert 60 < total < 120  # the paper measured 78 ms on the Pixel 1
     proc = run_cli("lut", "export", "--predictor", str(pred), "--out", str(tmp_path / "lut.yaml"))
     assert proc.returncode == 0 and "71 ops" in proc.stdout, proc.stderr
-    one_line_error(run_cli("predict", "--predictor", str(tmp_path / "none.skops"), "--network", "resnet18"),
-                   "no such predictor file")  # fmt: skip
-    one_line_error(run_cli("predict", "--predictor", str(pred), "--network", "resnet18"), "no training data for op kind")
+    one_line_error(
+        run_cli("predict", "--predictor", str(tmp_path / "none.skops"), "--network", "resnet18"),
+        "no such predictor file",
+    )
+    one_line_error(
+        run_cli("predict", "--predictor", str(pred), "--network", "resnet18"), "no training data for op kind"
+    )
 
 
 def test_ctrl_c_saves_rows_and_says_how_to_resume(tmp_path):
@@ -102,13 +115,31 @@ def test_ctrl_c_saves_rows_and_says_how_to_resume(tmp_path):
     import time
 
     db = tmp_path / "int.db"
-    args = [sys.executable, "-m", "hwlat.cli", "measure", "--device", "fake/realtime=1", "--space", "pwconv",
-            "--n", "200", "--db", str(db), "--quiet"]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "hwlat.cli",
+        "measure",
+        "--device",
+        "fake/realtime=1",
+        "--space",
+        "pwconv",
+        "--n",
+        "200",
+        "--db",
+        str(db),
+        "--quiet",
+    ]
     # 200 ops take ~25 s uninterrupted: on a loaded machine the poll below may see the first rows late.
     # A job started in the background by a shell without job control (CI runners, nohup ... &) inherits
     # SIGINT ignored, and Python then never raises KeyboardInterrupt: give the child the default handling.
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    proc = subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.time() + 120
     while time.time() < deadline:
         time.sleep(0.2)

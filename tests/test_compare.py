@@ -4,12 +4,12 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
-from hwlat.devices import Backend, _registry, create_backend
 
 from hwlat.cli import main
 from hwlat.compare import _pm, compare, parse_predictors, resolve_devices, split_devices, write_outputs
+from hwlat.devices import Backend, _registry, create_backend
+from hwlat.measure import Protocol
 from hwlat.store import LatencyStore
-from hwlat.timing import Protocol
 from hwlat.zoo import get_network
 
 QUICK = Protocol(min_rounds=3, budget_s=0.05, warmup_s=0.005, round_s=0.005)
@@ -119,13 +119,18 @@ def test_number_format():
 
 def test_device_and_predictor_parsing():
     assert split_devices("onnxruntime-cpu/cores=0,1,torch-cpu, litert-cpu/t2/cores=2,3") == [
-        "onnxruntime-cpu/cores=0,1", "torch-cpu", "litert-cpu/t2/cores=2,3"]  # fmt: skip
+        "onnxruntime-cpu/cores=0,1",
+        "torch-cpu",
+        "litert-cpu/t2/cores=2,3",
+    ]
     with pytest.raises(ValueError, match="No devices"):
         split_devices(" , ")
     labels = ["onnxruntime-cpu/cores=0", "torch-cpu"]
     keys = ["onnxruntime-cpu/t1/b1/fp32/cores=0", "torch-cpu/t1/b1/fp32"]
     assert parse_predictors("onnxruntime-cpu/cores=0=a.skops,torch-cpu=b.skops", labels, keys) == {
-        "onnxruntime-cpu/cores=0": "a.skops", "torch-cpu": "b.skops"}  # fmt: skip
+        "onnxruntime-cpu/cores=0": "a.skops",
+        "torch-cpu": "b.skops",
+    }
     assert parse_predictors("onnxruntime-cpu=a.skops", labels, keys) == {"onnxruntime-cpu/cores=0": "a.skops"}
     with pytest.raises(ValueError, match="'litert-cpu' matches no device; devices here: onnxruntime-cpu/cores=0"):
         parse_predictors("litert-cpu=x.skops", labels, keys)
@@ -148,9 +153,9 @@ def test_unavailable_devices_fail_or_are_skipped(never):
 
 def _measured_elsewhere(store, device, nets, protocol=QUICK):
     """Rows for ``device`` as another machine would have measured them (the fake backend under its key)."""
-    from hwlat.cli import run_measure
     from hwlat.devices import DeviceSpec
     from hwlat.devices.fake import FakeBackend
+    from hwlat.workflows import run_measure
 
     stand_in = FakeBackend(DeviceSpec.parse(device))
     run_measure(stand_in, nets, store, protocol, quiet=True)
@@ -178,8 +183,11 @@ def test_devices_measured_elsewhere_come_from_the_table(never):
         with pytest.raises(RuntimeError, match=r"unavailable here: no CUDA device found \(test backend\) \(or pass"):
             resolve_devices(["never-gpu"], store=store, networks=NETS, protocol=Protocol())
         extra = get_network("mobilenetv1", resolution=32)
-        with pytest.raises(RuntimeError, match=r"the table has 3 of the 4 models for never-gpu/t1/b1/fp32 under this "
-                                               r"protocol; missing: mobilenetv1-r32\) \(or pass --skip-unavailable\)"):  # fmt: skip
+        with pytest.raises(
+            RuntimeError,
+            match=r"the table has 3 of the 4 models for never-gpu/t1/b1/fp32 under this "
+            r"protocol; missing: mobilenetv1-r32\) \(or pass --skip-unavailable\)",
+        ):
             resolve_devices(["never-gpu"], store=store, networks=[*NETS, extra], protocol=QUICK)
         with pytest.raises(RuntimeError, match="lacks mobilenetv1-r32 for it"):
             compare([*NETS, extra], [stored], store, QUICK)
@@ -211,7 +219,9 @@ def test_cli_compare_end_to_end_and_resume(tmp_path, capsys, never):
         _measured_elsewhere(store, "never-gpu", NETS[:2], Protocol())
     assert main([*args[:4], "fake,never-gpu", *args[5:]]) == 0
     captured = capsys.readouterr()
-    assert "note: never-gpu is unavailable here (no CUDA device found (test backend)); using its rows in" in captured.err
+    assert (
+        "note: never-gpu is unavailable here (no CUDA device found (test backend)); using its rows in" in captured.err
+    )
     assert "`never-gpu`" in captured.out and "0 measured, 4 already in" in captured.out
 
 

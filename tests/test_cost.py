@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 import torch
 
@@ -20,7 +19,9 @@ def predictor():
 def candidates():
     layers = []
     for c, h in ((24, 56), (40, 28), (80, 14)):
-        layer = [OpSpec("mbconv", cin=c, cout=c, h=h, w=h, kernel=k, stride=1, expand=e) for k in (3, 5, 7) for e in (3, 6)]
+        layer = [
+            OpSpec("mbconv", cin=c, cout=c, h=h, w=h, kernel=k, stride=1, expand=e) for k in (3, 5, 7) for e in (3, 6)
+        ]
         layers.append(layer + [None])
     return layers
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tomllib
-from hwlat.devices import DeviceSpec, _gpu, create_backend, get_backend, list_backends
 
+from hwlat.devices import DeviceSpec, _gpu, create_backend, get_backend, list_backends
+from hwlat.measure import Protocol, measure
 from hwlat.ops import OpSpec
-from hwlat.timing import Protocol, measure
 
 ROOT = Path(__file__).resolve().parents[1]
 GPU_BACKENDS = ["cuda", "tensorrt", "onnxruntime-cuda", "onnxruntime-trt"]
@@ -71,8 +71,11 @@ def test_onnxruntime_gpu_reasons(monkeypatch):
     reason = get_backend("onnxruntime-cuda").check()
     assert reason.startswith("CUDAExecutionProvider not in onnxruntime's providers ['CPUExecutionProvider']")
     assert "pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu" in reason
-    monkeypatch.setattr(onnxruntime, "get_available_providers",
-                        lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])  # fmt: skip
+    monkeypatch.setattr(
+        onnxruntime,
+        "get_available_providers",
+        lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+    )
     monkeypatch.setattr(
         _gpu, "visible_gpu_count", lambda: (0, "no CUDA device found (the NVIDIA driver reports no GPU)")
     )
@@ -107,9 +110,11 @@ def test_tensorrt_reason_lists_every_missing_piece(monkeypatch):
 
 
 def test_check_does_not_initialise_cuda():
-    code = ("import torch; from hwlat.devices import get_backend\n"
-            "for n in ('cuda', 'tensorrt', 'onnxruntime-cuda', 'onnxruntime-trt'): get_backend(n).check()\n"
-            "print(torch.cuda.is_initialized())")  # fmt: skip
+    code = (
+        "import torch; from hwlat.devices import get_backend\n"
+        "for n in ('cuda', 'tensorrt', 'onnxruntime-cuda', 'onnxruntime-trt'): get_backend(n).check()\n"
+        "print(torch.cuda.is_initialized())"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
@@ -177,6 +182,7 @@ def test_onnxruntime_gpu_options():
 
 def test_fp16_onnx_export_is_half_and_cached_apart():
     import onnx
+
     from hwlat.devices.onnxruntime import export_onnx
 
     half = export_onnx(TINY, 1, "fp16")
@@ -382,6 +388,7 @@ def cuda_on_cpu(monkeypatch):
     import types
 
     import torch
+
     from hwlat.devices import cuda as cuda_mod
 
     class Event:
@@ -422,14 +429,28 @@ def cuda_on_cpu(monkeypatch):
         yield
 
     stream = Stream()
-    props = types.SimpleNamespace(name="Stand-in GPU", major=9, minor=0, multi_processor_count=132,
-                                  total_memory=141 * 2**30, uuid="58a1e4ed-0000-0000-0000-000000000000")  # fmt: skip
-    for name, value in {"Event": Event, "Stream": Stream, "CUDAGraph": Graph, "graph": graph,
-                        "current_stream": lambda device=None: stream, "stream": lambda s: contextlib.nullcontext(),
-                        "synchronize": lambda device=None: None, "device": lambda index: contextlib.nullcontext(),
-                        "device_count": lambda: 1, "is_bf16_supported": lambda: True,
-                        "get_device_name": lambda index=0: props.name,
-                        "get_device_properties": lambda index: props}.items():  # fmt: skip
+    props = types.SimpleNamespace(
+        name="Stand-in GPU",
+        major=9,
+        minor=0,
+        multi_processor_count=132,
+        total_memory=141 * 2**30,
+        uuid="58a1e4ed-0000-0000-0000-000000000000",
+    )
+    for name, value in {
+        "Event": Event,
+        "Stream": Stream,
+        "CUDAGraph": Graph,
+        "graph": graph,
+        "current_stream": lambda device=None: stream,
+        "stream": lambda s: contextlib.nullcontext(),
+        "synchronize": lambda device=None: None,
+        "device": lambda index: contextlib.nullcontext(),
+        "device_count": lambda: 1,
+        "is_bf16_supported": lambda: True,
+        "get_device_name": lambda index=0: props.name,
+        "get_device_properties": lambda index: props,
+    }.items():
         monkeypatch.setattr(torch.cuda, name, value, raising=False)
     monkeypatch.setattr(torch.version, "cuda", "13.0")
     monkeypatch.setattr(_gpu, "visible_gpu_count", lambda: (1, ""))
@@ -446,6 +467,7 @@ def test_cuda_backend_code_path_on_the_cpu(cuda_on_cpu, mode):
     """Every line of the cuda backend but the device: prepare, warm-up until settled, the event
     clock, L2 flush, provenance, measure() and the store; the GPU run is test_cuda_modes_*."""
     import torch
+
     from hwlat.store import LatencyStore
 
     assert get_backend("cuda").check() is None
@@ -517,8 +539,9 @@ def _stand_in_torch_tensorrt(explicit_typing: bool):
     mod.dynamo = types.SimpleNamespace(_defaults=types.SimpleNamespace(USE_EXPLICIT_TYPING=explicit_typing))
 
     def compile(module, ir, inputs, min_block_size, **kwargs):
-        mod.calls.append({"ir": ir, "shapes": [tuple(x.shape) for x in inputs], "min_block_size": min_block_size,
-                          **kwargs})  # fmt: skip
+        mod.calls.append(
+            {"ir": ir, "shapes": [tuple(x.shape) for x in inputs], "min_block_size": min_block_size, **kwargs}
+        )
         if explicit_typing and "enabled_precisions" in kwargs:
             raise AssertionError("enabled_precisions should not be set when use_explicit_typing is True")
         return module
@@ -568,6 +591,7 @@ def test_tensorrt_backend_code_path_on_the_cpu(cuda_on_cpu, monkeypatch, tmp_pat
 def test_tensorrt_retries_without_enabled_precisions_when_rejected(cuda_on_cpu):
     """A release with explicit typing that does not say so in _defaults rejects enabled_precisions: retry without."""
     import torch
+
     from hwlat.devices.tensorrt import compile_trt
 
     trt = _stand_in_torch_tensorrt(explicit_typing=True)

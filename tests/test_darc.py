@@ -7,12 +7,12 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from hwlat.devices import create_backend
+from hwlat.measure import Protocol, measure
 from hwlat.network import Network
 from hwlat.ops import OpSpec
 from hwlat.predict import LatencyPredictor
 from hwlat.search import darc as dc
 from hwlat.spaces import DARC_CANDIDATES, darc_candidates, get_space
-from hwlat.timing import Protocol, measure
 from hwlat.zoo import get_network
 
 FAKE = create_backend("fake")
@@ -91,7 +91,9 @@ def test_resnet_digits_and_its_space():
     assert net.input_shape == (1, 3, 32, 32) and net.ops[-1].output_shape == (1, 10)
     assert [op.kind for op in net.ops].count("conv") == 7
     space = get_space("digits-darc").configs()
-    assert len(space) == 2 + 7 * 4 and {"conv", "dsconv", "pwconv", "dsconv_pw", "stem", "head"} == {o.kind for o in space}
+    assert len(space) == 2 + 7 * 4 and {"conv", "dsconv", "pwconv", "dsconv_pw", "stem", "head"} == {
+        o.kind for o in space
+    }
 
 
 # ----------------------------------------------------------------- model
@@ -120,7 +122,9 @@ def test_snapshot_keeps_the_most_expensive_remaining_candidate(predictor):
             layer.remove_zeros()
     net, snap_model = model.snapshot(costs, "snap")
     assert [op.kind for op in net.ops if op.kind != "stem" and op.kind != "head"] == ["dsconv_pw"] * 7
-    assert dc._l0_cost(model, lut) == pytest.approx(lut.latency([1] * 7) + lut.latency([3] * 7) - float(lut.fixed_ms), rel=1e-5)
+    assert dc._l0_cost(model, lut) == pytest.approx(
+        lut.latency([1] * 7) + lut.latency([3] * 7) - float(lut.fixed_ms), rel=1e-5
+    )
     x = torch.randn(2, 3, 16, 16)
     assert snap_model(x).shape == (2, 10)
     (m,) = measure(FAKE, [net], Protocol())
@@ -141,13 +145,23 @@ def test_budget_below_the_cheapest_network_is_refused(predictor):
 @pytest.mark.parametrize("mode", ["latency", "size"])
 def test_end_to_end_darc_meets_the_budget(predictor, mode):
     base = tiny_base()
-    cfg = dc.DARCConfig(mode=mode, base_epochs=1, init_batches=2, init_steps=2, block_epochs=1, max_blocks=6, lam0=2.0,
-                        alpha_lr=0.3, finetune_epochs=1)  # fmt: skip
+    cfg = dc.DARCConfig(
+        mode=mode,
+        base_epochs=1,
+        init_batches=2,
+        init_steps=2,
+        block_epochs=1,
+        max_blocks=6,
+        lam0=2.0,
+        alpha_lr=0.3,
+        finetune_epochs=1,
+    )
     lut = dc.cost_table(dc.DARCModel(base), predictor, mode)
     cheapest = lut.latency(lut.table_ms.argmin(1).tolist())
     budget = cheapest + 0.4 * (lut.latency([0] * 7) - cheapest)  # 60 % of the way from the base to the cheapest
-    result = dc.run_darc(base, budget, predictor, _Loaders(), config=cfg, device="fake",
-                         calibrate_n=2 if mode == "latency" else 0)  # fmt: skip
+    result = dc.run_darc(
+        base, budget, predictor, _Loaders(), config=cfg, device="fake", calibrate_n=2 if mode == "latency" else 0
+    )
     assert result.chosen is not None and result.chosen.cost <= budget
     assert result.snapshots[-1].l0_cost <= budget or len(result.snapshots) == 6
     costs = [s.cost for s in result.snapshots]

@@ -3,9 +3,9 @@ import math
 import pytest
 
 from hwlat.devices import DeviceSpec, create_backend, get_backend, list_backends
+from hwlat.measure import Protocol, measure
 from hwlat.network import Network
 from hwlat.ops import OpSpec
-from hwlat.timing import Protocol, measure
 
 QUICK = Protocol(min_rounds=3, budget_s=0.02, warmup_s=0.005, round_s=0.002)
 CPU_BACKENDS = ["torch-cpu", "onnxruntime-cpu", "litert-cpu"]
@@ -40,7 +40,9 @@ def test_device_spec_keys_parse_back():
     # the string's /bN and /tN stand unless an override says otherwise; a contradiction is an error
     assert DeviceSpec.parse("cuda/b8", batch=None, threads=None).key == "cuda/t1/b8/fp32"
     assert DeviceSpec.parse("cuda/b8", batch=8).batch == 8
-    with pytest.raises(ValueError, match="Conflicting batch for device 'cuda/b8': the device string says 8, the option says 4"):
+    with pytest.raises(
+        ValueError, match="Conflicting batch for device 'cuda/b8': the device string says 8, the option says 4"
+    ):
         DeviceSpec.parse("cuda/b8", batch=4)
 
 
@@ -58,9 +60,14 @@ def test_cpu_backend_measures_tiny_ops(name):
 
 @pytest.mark.parametrize("name", CPU_BACKENDS)
 def test_cpu_backend_measures_a_network(name):
-    net = Network("tiny", (OpSpec("stem", cin=3, cout=8, h=16, w=16, kernel=3, stride=2),
-                           OpSpec("mbconv", cin=8, cout=16, h=8, w=8, kernel=3, stride=2, expand=3),
-                           OpSpec("head", cin=16, mid=32, cout=10, h=4, w=4)))  # fmt: skip
+    net = Network(
+        "tiny",
+        (
+            OpSpec("stem", cin=3, cout=8, h=16, w=16, kernel=3, stride=2),
+            OpSpec("mbconv", cin=8, cout=16, h=8, w=8, kernel=3, stride=2, expand=3),
+            OpSpec("head", cin=16, mid=32, cout=10, h=4, w=4),
+        ),
+    )
     (m,) = measure(create_backend(name), [net], QUICK)
     assert m.kind == "network" and m.op_key == net.key and m.median_ms > 0
 

@@ -1,4 +1,4 @@
-"""Drift reference and correction (hwlat.drift, measure(..., reference=)) on the fake device's busy spells."""
+"""Drift reference and correction (hwlat.measure.drift, measure(..., reference=)) on the fake device's busy spells."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import pytest
 
 from hwlat.cli import main
 from hwlat.devices import create_backend
-from hwlat.drift import REFERENCE_OP, correct_frame, correct_frames, drift_summary, reference_id, reference_op
-from hwlat.evaluate import evaluate_table
+from hwlat.measure import Protocol, measure
+from hwlat.measure.drift import REFERENCE_OP, correct_frame, correct_frames, drift_summary, reference_id, reference_op
 from hwlat.ops import OpSpec
 from hwlat.predict import LatencyPredictor, save_predictor
+from hwlat.predict.evaluate import evaluate_table
 from hwlat.spaces import get_space
 from hwlat.store import LatencyStore
-from hwlat.timing import Protocol, measure
 
 OPS = get_space("mbconv").sample(24, seed=1)
 REF = reference_op("auto")
@@ -26,12 +26,21 @@ SPELL = {"drift": "2:1.8", "noise": "0.01"}  # 2 s of device time at speed 1, 2 
 
 def frame_of(results) -> pd.DataFrame:
     """What LatencyStore.frame gives for these measurements (the columns drift correction reads)."""
-    return pd.DataFrame([
-        {"device_key": "fake", "protocol": m.protocol, "op_key": m.op_key, "kind": m.kind, "median_ms": m.median_ms,
-         "p5_ms": m.p5_ms, "round_medians_ms": json.dumps(list(m.round_medians_ms)),
-         "extra_json": json.dumps(dict(m.extra))}
-        for m in sorted(results, key=lambda m: m.op_key)
-    ]).set_index("op_key", drop=False)  # fmt: skip
+    return pd.DataFrame(
+        [
+            {
+                "device_key": "fake",
+                "protocol": m.protocol,
+                "op_key": m.op_key,
+                "kind": m.kind,
+                "median_ms": m.median_ms,
+                "p5_ms": m.p5_ms,
+                "round_medians_ms": json.dumps(list(m.round_medians_ms)),
+                "extra_json": json.dumps(dict(m.extra)),
+            }
+            for m in sorted(results, key=lambda m: m.op_key)
+        ]
+    ).set_index("op_key", drop=False)
 
 
 def agree(a: pd.DataFrame, b: pd.DataFrame, tol: float = 0.05) -> float:
@@ -104,18 +113,32 @@ def test_two_sessions_in_opposite_spells_agree_once_corrected():
 
 
 def test_correct_frame_scales_every_statistic_and_leaves_rows_without_a_reference():
-    rows = pd.DataFrame({
-        "device_key": ["d"] * 3, "protocol": ["p"] * 3, "op_key": ["x", "y", "z"],
-        "median_ms": [2.0, 4.0, 5.0], "p5_ms": [1.0, 3.0, 4.0], "round_medians_ms": ["[2.0, 2.2]", "[4.0]", "[5.0]"],
-        "extra_json": [json.dumps({"ref_ms": 1.0, "ref_id": 7.0}), json.dumps({"ref_ms": 2.0, "ref_id": 7.0}), "{}"],
-    })  # fmt: skip
+    rows = pd.DataFrame(
+        {
+            "device_key": ["d"] * 3,
+            "protocol": ["p"] * 3,
+            "op_key": ["x", "y", "z"],
+            "median_ms": [2.0, 4.0, 5.0],
+            "p5_ms": [1.0, 3.0, 4.0],
+            "round_medians_ms": ["[2.0, 2.2]", "[4.0]", "[5.0]"],
+            "extra_json": [
+                json.dumps({"ref_ms": 1.0, "ref_id": 7.0}),
+                json.dumps({"ref_ms": 2.0, "ref_id": 7.0}),
+                "{}",
+            ],
+        }
+    )
     out = correct_frame(rows)  # baseline: median of 1.0 and 2.0 = 1.5
-    assert list(out["median_ms"]) == pytest.approx([3.0, 3.0, 5.0]) and list(out["p5_ms"]) == pytest.approx([1.5, 2.25, 4.0])
+    assert list(out["median_ms"]) == pytest.approx([3.0, 3.0, 5.0]) and list(out["p5_ms"]) == pytest.approx(
+        [1.5, 2.25, 4.0]
+    )
     assert json.loads(out["round_medians_ms"][0]) == pytest.approx([3.0, 3.3]) and out["round_medians_ms"][2] == "[5.0]"
     assert list(out["drift"][:2]) == pytest.approx([1 / 1.5, 2 / 1.5]) and np.isnan(out["drift"][2])
     assert list(correct_frame(rows, baseline_ms=1.0)["median_ms"]) == pytest.approx([2.0, 2.0, 5.0])
     assert list(rows["median_ms"]) == [2.0, 4.0, 5.0]  # a copy: the input is unchanged
-    assert "1-2 ms over 2 rows (x2.00)" in drift_summary(rows) and "rows without a reference, left raw: 1" in drift_summary(rows)
+    assert "1-2 ms over 2 rows (x2.00)" in drift_summary(
+        rows
+    ) and "rows without a reference, left raw: 1" in drift_summary(rows)
     assert "without a reference" not in drift_summary(rows.iloc[:2])
     assert drift_summary(rows.iloc[2:]) is None
 
@@ -144,17 +167,68 @@ def test_store_fit_and_evaluate_correct_on_request(tmp_path):
 # ------------------------------------------------------------ the command line
 def test_cli_measure_with_reference_and_fit(tmp_path, capsys):
     db = tmp_path / "t.db"
-    assert main(["measure", "--device", "fake/drift=1:1.5/noise=0.01", "--space", "mbconv", "--n", "16",
-                 "--db", str(db), "--reference", "auto", "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "measure",
+                "--device",
+                "fake/drift=1:1.5/noise=0.01",
+                "--space",
+                "mbconv",
+                "--n",
+                "16",
+                "--db",
+                str(db),
+                "--reference",
+                "auto",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "16 measured" in out and "drift reference:" in out and "over 16 rows (x1.5" in out
     assert main(["table", "show", "--db", str(db)]) == 0
     assert "fake/t1/b1/fp32/drift=1:1.5/noise=0.01: drift reference:" in capsys.readouterr().out
     assert main(["fit", "--table", str(db), "--out", str(tmp_path / "p.skops"), "--correct-drift"]) == 0
     assert json.loads((tmp_path / "p.skops.json").read_text())["drift_corrected"] is True
-    assert main(["measure", "--device", "fake", "--space", "mbconv", "--n", "4", "--db", str(db),
-                 "--protocol", "fixed", "--reference", "auto"]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "measure",
+                "--device",
+                "fake",
+                "--space",
+                "mbconv",
+                "--n",
+                "4",
+                "--db",
+                str(db),
+                "--protocol",
+                "fixed",
+                "--reference",
+                "auto",
+            ]
+        )
+        == 2
+    )
     assert "--reference needs the adaptive protocol" in capsys.readouterr().err
-    assert main(["measure", "--device", "fake", "--space", "mbconv", "--n", "4", "--db", str(db),
-                 "--reference", "mbconv:cin=8"]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "measure",
+                "--device",
+                "fake",
+                "--space",
+                "mbconv",
+                "--n",
+                "4",
+                "--db",
+                str(db),
+                "--reference",
+                "mbconv:cin=8",
+            ]
+        )
+        == 2
+    )
     assert "Invalid reference 'mbconv:cin=8'" in capsys.readouterr().err

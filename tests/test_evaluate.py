@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from hwlat.evaluate import metrics, scatter_png, split_ops
+from hwlat.predict.evaluate import metrics, scatter_png, split_ops
 
 
 def test_metrics_on_hand_computed_example():

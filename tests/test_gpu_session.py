@@ -58,9 +58,9 @@ def test_a_failing_stage_is_recorded_and_the_session_goes_on(tmp_path):
 
 
 def test_the_timer_stops_a_measurement_and_keeps_what_finished(tmp_path):
+    from hwlat.measure import Protocol
     from hwlat.store import LatencyStore
-    from hwlat.timing import Protocol
-    from hwlat.zoo import resolve_networks
+    from hwlat.workflows import resolve_networks
 
     s = gpu_session.Session(tmp_path, deadline_s=1.5, meta={})
     nets = resolve_networks("random:40")  # ~0.1 s each on the real-time fake device
@@ -80,8 +80,10 @@ def _as_if_measured_on(db, backend):
         for info_id, key, text in rows:
             info = json.loads(text)
             info.update(backend=backend, device_key=backend + key[4:])
-            conn.execute("UPDATE devices SET device_key = ?, info_json = ? WHERE info_id = ?",
-                         (backend + key[4:], json.dumps(info, sort_keys=True), info_id))  # fmt: skip
+            conn.execute(
+                "UPDATE devices SET device_key = ?, info_json = ? WHERE info_id = ?",
+                (backend + key[4:], json.dumps(info, sort_keys=True), info_id),
+            )
 
 
 def _run(cmd, **kw):
@@ -94,11 +96,32 @@ def _run(cmd, **kw):
 def test_session_then_ingest_rehearsal(tmp_path):
     out = tmp_path / "session"
     env = {**os.environ, "OUT": str(out), "PYTHON": sys.executable, "HWLAT_CACHE": str(tmp_path / "cache")}
-    proc = _run(["bash", "benchmarks/gpu_session.sh", "--backend", "fake", "--deadline-s", "120", "--reserve-s", "20",
-                 "--n-ops", "40", "--n-nets", "12"], env=env)  # fmt: skip
+    proc = _run(
+        [
+            "bash",
+            "benchmarks/gpu_session.sh",
+            "--backend",
+            "fake",
+            "--deadline-s",
+            "120",
+            "--reserve-s",
+            "20",
+            "--n-ops",
+            "40",
+            "--n-nets",
+            "12",
+        ],
+        env=env,
+    )
     assert "from /tmp/hwlat-site." in proc.stdout  # the copied package, not the checkout, was imported
-    assert sorted(p.name for p in out.iterdir()) == ["compare.db", "gpu.db", "gpu_repeat.db", "session.json",
-                                                     "session.log", "session.md"]  # one file per table: no WAL left
+    assert sorted(p.name for p in out.iterdir()) == [
+        "compare.db",
+        "gpu.db",
+        "gpu_repeat.db",
+        "session.json",
+        "session.log",
+        "session.md",
+    ]  # one file per table: no WAL left
     report = json.loads((out / "session.json").read_text())
     stages = {st["name"]: st for st in report["stages"]}
     assert list(stages) == ["env", "compare", "tests", "tables", "repeat", "extras"]
@@ -115,8 +138,21 @@ def test_session_then_ingest_rehearsal(tmp_path):
         _as_if_measured_on(out / name, "cuda")
     (out / "session.json").write_text(json.dumps({**report, "backend": "cuda"}))
     tables, results = tmp_path / "tables", tmp_path / "results"
-    _run([sys.executable, "benchmarks/gpu_ingest.py", str(out), "--tables", str(tables), "--results", str(results),
-          "--cpu-devices", "fake/cores=0", "--work", str(tmp_path / "work")])  # fmt: skip
+    _run(
+        [
+            sys.executable,
+            "benchmarks/gpu_ingest.py",
+            str(out),
+            "--tables",
+            str(tables),
+            "--results",
+            str(results),
+            "--cpu-devices",
+            "fake/cores=0",
+            "--work",
+            str(tmp_path / "work"),
+        ]
+    )
     for m, b in gpu_session.CONFIGS:
         csv = tables / f"cuda-{m}-b{b}_mbconv.csv"
         assert csv.exists() and (tables / f"cuda-{m}-b{b}_mbconv_repeat.csv").exists()
@@ -143,8 +179,13 @@ def test_session_stops_at_once_when_the_backend_is_unavailable(tmp_path):
     reason = get_backend("cuda").check()
     if reason is None:
         pytest.skip("CUDA is available here")
-    proc = subprocess.run([sys.executable, "benchmarks/gpu_session.py", "--out", str(tmp_path), "--backend", "cuda"],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/gpu_session.py", "--out", str(tmp_path), "--backend", "cuda"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert proc.returncode == 2 and f"the cuda backend is unavailable here: {reason}" in proc.stdout
     report = json.loads((tmp_path / "session.json").read_text())
     assert [st["name"] for st in report["stages"]] == ["env"] and reason in report["errors"][0]["error"]
@@ -154,9 +195,32 @@ def test_session_stops_at_once_when_the_backend_is_unavailable(tmp_path):
 def test_session_ends_by_its_deadline(tmp_path):
     """On a slow device the tables stop at the deadline minus the reserve, and the session ends in time."""
     t = time.monotonic()
-    _run([sys.executable, "benchmarks/gpu_session.py", "--out", str(tmp_path), "--backend", "fake",
-          "--device-options", "realtime=1", "--deadline-s", "25", "--reserve-s", "8", "--tests", "none",
-          "--extras", "no", "--n-ops", "500", "--n-nets", "200", "--chunk", "8"])  # fmt: skip
+    _run(
+        [
+            sys.executable,
+            "benchmarks/gpu_session.py",
+            "--out",
+            str(tmp_path),
+            "--backend",
+            "fake",
+            "--device-options",
+            "realtime=1",
+            "--deadline-s",
+            "25",
+            "--reserve-s",
+            "8",
+            "--tests",
+            "none",
+            "--extras",
+            "no",
+            "--n-ops",
+            "500",
+            "--n-nets",
+            "200",
+            "--chunk",
+            "8",
+        ]
+    )
     wall = time.monotonic() - t
     report = json.loads((tmp_path / "session.json").read_text())
     stages = {st["name"]: st for st in report["stages"]}

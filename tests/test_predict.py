@@ -23,9 +23,18 @@ def random_ops(n, seed=0):
     ops = set()
     while len(ops) < n:
         h = int(rng.choice([7, 14, 28, 56]))
-        ops.add(OpSpec("mbconv", cin=8 * int(rng.integers(1, 30)), cout=8 * int(rng.integers(1, 30)), h=h, w=h,
-                       kernel=int(rng.choice([3, 5, 7])), stride=int(rng.choice([1, 2])),
-                       expand=int(rng.choice([3, 6]))))  # fmt: skip
+        ops.add(
+            OpSpec(
+                "mbconv",
+                cin=8 * int(rng.integers(1, 30)),
+                cout=8 * int(rng.integers(1, 30)),
+                h=h,
+                w=h,
+                kernel=int(rng.choice([3, 5, 7])),
+                stride=int(rng.choice([1, 2])),
+                expand=int(rng.choice([3, 6])),
+            )
+        )
     return sorted(ops, key=lambda o: o.key)
 
 
@@ -69,8 +78,10 @@ def test_unknown_kind_names_kind_and_command():
 def test_network_prediction_and_calibration():
     stem = OpSpec("stem", cin=3, cout=16, h=32, w=32, kernel=3, stride=2)
     head = OpSpec("head", cin=16, mid=64, cout=10, h=16, w=16)
-    nets = [Network(f"n{i}", (stem, OpSpec("mbconv", cin=16, cout=16, h=16, w=16, kernel=k, stride=1, expand=e), head))
-            for i, (k, e) in enumerate([(3, 3), (5, 3), (7, 6), (3, 6)])]  # fmt: skip
+    nets = [
+        Network(f"n{i}", (stem, OpSpec("mbconv", cin=16, cout=16, h=16, w=16, kernel=k, stride=1, expand=e), head))
+        for i, (k, e) in enumerate([(3, 3), (5, 3), (7, 6), (3, 6)])
+    ]
     ops = sorted({op for n in nets for op in n.ops}, key=lambda o: o.key)
     p = LatencyPredictor(model="prior").fit(ops, truth_ms(ops))
     sums = p.predict_network(nets)
@@ -84,8 +95,8 @@ def test_network_prediction_and_calibration():
 
 
 def test_fit_table_from_store(tmp_path):
+    from hwlat.measure import measure
     from hwlat.store import LatencyStore
-    from hwlat.timing import measure
 
     ops = random_ops(40)
     store = LatencyStore(tmp_path / "t.db")
@@ -129,6 +140,8 @@ def test_foreign_files_refused(tmp_path):
     with pytest.raises(PredictorFileError, match="does not trust|holds a SVR"):
         load_predictor(path)
     (tmp_path / "junk.skops").write_bytes(b"not a zip")
-    (tmp_path / "junk.skops.json").write_text(json.dumps({**meta, "file_sha256": hashlib.sha256(b"not a zip").hexdigest()}))
+    (tmp_path / "junk.skops.json").write_text(
+        json.dumps({**meta, "file_sha256": hashlib.sha256(b"not a zip").hexdigest()})
+    )
     with pytest.raises(PredictorFileError, match="not a readable skops file.*hwlat fit"):
         load_predictor(tmp_path / "junk.skops")

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from hwlat.devices import create_backend
+from hwlat.measure import Protocol, measure
 from hwlat.network import Network
 from hwlat.predict import LatencyPredictor
 from hwlat.search import proxyless as px
 from hwlat.search._latency import CalibratedPredictor, NetworkCalibration
 from hwlat.search._mixed import MixedOp, gate_alpha_grad, rescale_pair, sample_pair
 from hwlat.spaces import DIGITS_BACKBONE, Backbone, backbone_blocks, block_candidates, get_space
-from hwlat.timing import Protocol, measure
 
 FAKE = create_backend("fake")
 TINY = Backbone(resolution=16, stem=8, first=8, stages=((8, 2, 2), (16, 2, 1)), mix=16, classes=10)
@@ -51,7 +50,9 @@ def test_digits_space_has_every_candidate_op():
 
 def test_lut_gradient_matches_finite_differences(predictor):
     lut = px.build_lut(predictor, TINY)
-    alphas = [torch.randn(len(block_candidates(s)), dtype=torch.float64, requires_grad=True) for s in backbone_blocks(TINY)]
+    alphas = [
+        torch.randn(len(block_candidates(s)), dtype=torch.float64, requires_grad=True) for s in backbone_blocks(TINY)
+    ]
     lat = lut.expected_latency([torch.softmax(a, 0) for a in alphas])
     grads = torch.autograd.grad(lat, alphas)
     assert all(torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads)
@@ -62,16 +63,20 @@ def test_lut_gradient_matches_finite_differences(predictor):
             up[b][j] += eps
             down = [a.clone() for a in alphas]
             down[b][j] -= eps
-            num = (lut.expected_latency([torch.softmax(a, 0) for a in up])
-                   - lut.expected_latency([torch.softmax(a, 0) for a in down])) / (2 * eps)  # fmt: skip
+            num = (
+                lut.expected_latency([torch.softmax(a, 0) for a in up])
+                - lut.expected_latency([torch.softmax(a, 0) for a in down])
+            ) / (2 * eps)
             assert float(grads[b][j]) == pytest.approx(float(num), rel=1e-4, abs=1e-9)
 
 
 # ------------------------------------------------------- binary gates
 def _toy_mixed(shortcut: bool = False) -> tuple[MixedOp, torch.Tensor]:
     torch.manual_seed(0)
-    cands = [torch.nn.Sequential(torch.nn.Conv2d(4, 4, k, padding=k // 2), torch.nn.BatchNorm2d(4), torch.nn.ReLU())
-             for k in (1, 3, 5)]  # fmt: skip
+    cands = [
+        torch.nn.Sequential(torch.nn.Conv2d(4, 4, k, padding=k // 2), torch.nn.BatchNorm2d(4), torch.nn.ReLU())
+        for k in (1, 3, 5)
+    ]
     x = torch.randn(6, 4, 5, 5)
     return MixedOp(cands, shortcut), x
 
@@ -144,7 +149,9 @@ def test_sample_pair_draws_two_distinct_paths():
 
 
 # ---------------------------------------------------------------- losses
-@pytest.mark.parametrize(("loss", "at_target"), [("add#linear", 1.0), ("mul#log", 0.2), ("add#abs", 1.0), ("none", 1.0)])
+@pytest.mark.parametrize(
+    ("loss", "at_target"), [("add#linear", 1.0), ("mul#log", 0.2), ("add#abs", 1.0), ("none", 1.0)]
+)
 def test_losses_at_the_target(loss, at_target):
     cfg = px.ProxylessConfig(loss=loss, target_ms=0.05)
     ce = torch.tensor(0.8)
@@ -238,15 +245,24 @@ def test_every_arch_update_rule_moves_alpha(predictor, loss):
     loaders = _Loaders(n=32)
     torch.manual_seed(0)
     net = px.ProxylessSupernet(TINY)
-    cfg = px.ProxylessConfig(loss=loss, target_ms=0.3, epochs=1, warmup_epochs=0, arch_every=1, arch_lr=0.05,
-                             reinforce_samples=3, gate_mode="full")  # fmt: skip
+    cfg = px.ProxylessConfig(
+        loss=loss,
+        target_ms=0.3,
+        epochs=1,
+        warmup_epochs=0,
+        arch_every=1,
+        arch_lr=0.05,
+        reinforce_samples=3,
+        gate_mode="full",
+    )
     px.search(net, loaders.train, loaders.valid, lut, cfg)
     assert any(a.detach().abs().sum() > 0 for a in net.alphas)
 
 
 def test_end_to_end_search_on_the_fake_device(predictor, tmp_path):
-    cfg = px.ProxylessConfig(loss="add#abs", target_ms=0.35, epochs=2, warmup_epochs=1, arch_every=1, arch_lr=0.1,
-                             final_epochs=1)  # fmt: skip
+    cfg = px.ProxylessConfig(
+        loss="add#abs", target_ms=0.35, epochs=2, warmup_epochs=1, arch_every=1, arch_lr=0.1, final_epochs=1
+    )
     result = px.run_proxyless(predictor, _Loaders(), config=cfg, backbone=TINY, device="fake", calibrate_n=3)
     net = result.network
     assert net.ops[0].kind == "stem" and net.ops[-1].kind == "head" and net.input_shape == (1, 3, 16, 16)
@@ -268,19 +284,40 @@ def test_end_to_end_search_on_the_fake_device(predictor, tmp_path):
 
 # ------------------------------------------------------------------ CLI
 def test_cli_search_proxyless_then_predict_and_darc_errors(tmp_path):
-    from hwlat import cli_search
+    from conftest import run_cli
+
+    from hwlat.cli import search as cli_search
     from hwlat.predict import save_predictor
     from hwlat.search import darc
-    from conftest import run_cli
 
     assert cli_search.LOSSES == px.LOSSES and cli_search.DARC_MODES == darc.MODES
     ops = px.candidate_ops(DIGITS_BACKBONE) + get_space("digits-darc").configs()
-    p = LatencyPredictor(model="prior").fit(ops, [FAKE.true_latency_s(o) * 1e3 for o in ops], device_key="fake/t1/b1/fp32")
+    p = LatencyPredictor(model="prior").fit(
+        ops, [FAKE.true_latency_s(o) * 1e3 for o in ops], device_key="fake/t1/b1/fp32"
+    )
     path, _ = save_predictor(p, tmp_path / "p.skops")
     out = tmp_path / "out"
-    res = run_cli("search", "proxyless", "--device", "fake", "--predictor", str(path), "--target-ms", "0.4",
-                  "--epochs", "1", "--warmup-epochs", "0", "--final-epochs", "0", "--calibrate", "2",
-                  "--out", str(out), "-q")  # fmt: skip
+    res = run_cli(
+        "search",
+        "proxyless",
+        "--device",
+        "fake",
+        "--predictor",
+        str(path),
+        "--target-ms",
+        "0.4",
+        "--epochs",
+        "1",
+        "--warmup-epochs",
+        "0",
+        "--final-epochs",
+        "0",
+        "--calibrate",
+        "2",
+        "--out",
+        str(out),
+        "-q",
+    )
     assert res.returncode == 0, res.stderr
     assert "measured latency on fake" in res.stdout and "predicted latency" in res.stdout
     (found,) = out.glob("proxyless-*ms.json")
@@ -289,6 +326,7 @@ def test_cli_search_proxyless_then_predict_and_darc_errors(tmp_path):
     assert res.returncode == 0 and "ms predicted" in res.stdout, res.stderr
     res = run_cli("search", "proxyless", "--device", "fake", "--predictor", str(path), "--out", str(out))
     assert res.returncode == 2 and "needs a target latency" in res.stderr and len(res.stderr.strip().splitlines()) == 1
-    res = run_cli("search", "darc", "--device", "fake", "--predictor", str(path), "--budget-ms", "0.0001",
-                  "--out", str(out))  # fmt: skip
+    res = run_cli(
+        "search", "darc", "--device", "fake", "--predictor", str(path), "--budget-ms", "0.0001", "--out", str(out)
+    )
     assert res.returncode == 2 and "cheapest" in res.stderr and len(res.stderr.strip().splitlines()) == 1

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from hwlat.devices import create_backend  # noqa: E402
 from hwlat.predict import LatencyPredictor  # noqa: E402
+from hwlat.search._trainloop import TrainConfig  # noqa: E402
 from hwlat.search.splitting import (  # noqa: E402
     EigenConfig,
     SplitConfig,
@@ -26,7 +27,6 @@ from hwlat.search.splitting import (  # noqa: E402
     splitting_matrices,
     splitting_products,
 )
-from hwlat.search._trainloop import TrainConfig  # noqa: E402
 from hwlat.spaces import get_space  # noqa: E402
 from hwlat.zoo import get_network  # noqa: E402
 
@@ -223,12 +223,15 @@ def test_lp_choice_is_feasible_and_within_the_bound_on_random_instances():
 def test_choose_neurons_vanilla_and_energy():
     from hwlat.search.splitting import SplitIndex
 
-    index = [SplitIndex(np.array([-3.0, -1.0, 0.5]), torch.zeros(3, 2)),
-             SplitIndex(np.array([-2.0, -2.5]), torch.zeros(2, 2))]  # fmt: skip
+    index = [
+        SplitIndex(np.array([-3.0, -1.0, 0.5]), torch.zeros(3, 2)),
+        SplitIndex(np.array([-2.0, -2.5]), torch.zeros(2, 2)),
+    ]
     widths, caps = [3, 2], [6, 3]
     # Vanilla: round(0.4 * 5) = 2 most negative, but layer 1 may only grow by 1.
-    assert {k: v.tolist() for k, v in choose_neurons(index, "vanilla", 0.4, widths=widths, max_widths=caps).items()} \
-        == {0: [0], 1: [1]}  # fmt: skip
+    assert {
+        k: v.tolist() for k, v in choose_neurons(index, "vanilla", 0.4, widths=widths, max_widths=caps).items()
+    } == {0: [0], 1: [1]}
     # Energy: layer 0 costs 10 per neuron, layer 1 costs 1; budget 11 buys one expensive + one cheap neuron.
     got = choose_neurons(index, "energy", 0.5, widths=widths, max_widths=caps, costs_ms=[10, 1], budget_ms=11)
     assert {k: v.tolist() for k, v in got.items()} == {0: [0], 1: [1]}
@@ -247,12 +250,17 @@ def test_choose_neurons_in_blocks_keeps_widths_multiples():
     got = choose_neurons(index, "vanilla", 0.5, widths=[8, 4], max_widths=[32, 32], granularity=4)
     # round(0.5 * 12 / 4) = 2 blocks wanted; layer 0's blocks: [0..3] gain 14, [4..7] gain -1.1 (excluded).
     assert {k: v.tolist() for k, v in got.items()} == {0: [0, 1, 2, 3]}
-    got = choose_neurons(index, "energy", 0.5, widths=[8, 4], max_widths=[32, 32], costs_ms=[1.0, 1.0],
-                         budget_ms=100.0, granularity=4)  # fmt: skip
+    got = choose_neurons(
+        index, "energy", 0.5, widths=[8, 4], max_widths=[32, 32], costs_ms=[1.0, 1.0], budget_ms=100.0, granularity=4
+    )
     assert {k: v.tolist() for k, v in got.items()} == {0: [0, 1, 2, 3]}
     # A budget below one block's cost (4 x 1 ms) splits nothing.
-    assert choose_neurons(index, "energy", 0.5, widths=[8, 4], max_widths=[32, 32], costs_ms=[1.0, 1.0],
-                          budget_ms=3.9, granularity=4) == {}  # fmt: skip
+    assert (
+        choose_neurons(
+            index, "energy", 0.5, widths=[8, 4], max_widths=[32, 32], costs_ms=[1.0, 1.0], budget_ms=3.9, granularity=4
+        )
+        == {}
+    )
     with pytest.raises(ValueError, match="granularity"):
         choose_neurons(index, "vanilla", 0.5, widths=[8, 4], max_widths=[32, 32], granularity=0)
 
@@ -280,14 +288,22 @@ def test_run_splitting_stages_respect_the_latency_budget(fake_predictor):
     from hwlat.cost import WidthLatency
 
     seed = tiny_net()
-    loaders = SimpleNamespace(train=random_loader(n=64), valid=random_loader(n=32, seed=1),
-                              test=random_loader(n=32, seed=2))  # fmt: skip
+    loaders = SimpleNamespace(
+        train=random_loader(n=64), valid=random_loader(n=32, seed=1), test=random_loader(n=32, seed=2)
+    )
     latency = WidthLatency(fake_predictor, lambda w: resize_network(seed, w), neuron_widths(seed), max_width=64)
-    config = SplitConfig(growth=0.5, stages=2, eigen=EigenConfig(method="exact"), granularity=1,
-                         seed_train=TrainConfig(epochs=1), stage_train=TrainConfig(epochs=1))  # fmt: skip
+    config = SplitConfig(
+        growth=0.5,
+        stages=2,
+        eigen=EigenConfig(method="exact"),
+        granularity=1,
+        seed_train=TrainConfig(epochs=1),
+        stage_train=TrainConfig(epochs=1),
+    )
     seen = []
-    stages = run_splitting(seed, loaders, fake_predictor, config, latency=latency,
-                           on_stage=lambda r, m: seen.append((r.stage, m.widths)))  # fmt: skip
+    stages = run_splitting(
+        seed, loaders, fake_predictor, config, latency=latency, on_stage=lambda r, m: seen.append((r.stage, m.widths))
+    )
     assert [s.stage for s in stages] == [0, 1, 2] == [k for k, _ in seen]
     for prev, cur in zip(stages, stages[1:]):
         assert cur.n_split > 0 and sum(cur.widths) == sum(prev.widths) + cur.n_split

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from hwlat.devices import DeviceSpec, create_backend
+from hwlat.devices import create_backend
+from hwlat.measure import Protocol, measure
 from hwlat.ops import OpSpec
 from hwlat.store import LatencyStore, StoreError
-from hwlat.timing import Protocol, measure
 
 OPS = [OpSpec("pwconv", cin=c, cout=2 * c, h=14, w=14) for c in (8, 16, 24, 32, 40)]
 
@@ -122,8 +122,21 @@ def test_readonly_missing(tmp_path):
 
 def test_sigkill_mid_run_loses_only_ops_in_flight(tmp_path):
     db = tmp_path / "kill.db"
-    args = [sys.executable, "-m", "hwlat.cli", "measure", "--device", "fake/realtime=1", "--space", "pwconv",
-            "--n", "40", "--db", str(db), "--quiet"]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "hwlat.cli",
+        "measure",
+        "--device",
+        "fake/realtime=1",
+        "--space",
+        "pwconv",
+        "--n",
+        "40",
+        "--db",
+        str(db),
+        "--quiet",
+    ]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 120
     rows_before = 0

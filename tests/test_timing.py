@@ -2,11 +2,15 @@ import numpy as np
 import pytest
 
 from hwlat.devices import DeviceSpec, create_backend
+from hwlat.measure import Measurement, Protocol, measure, median_ci, summarize
 from hwlat.ops import OpSpec
-from hwlat.timing import Measurement, Protocol, measure, median_ci, summarize
 
-OPS = [OpSpec("mbconv", cin=c, cout=c, h=28, w=28, kernel=k, stride=1, expand=e)
-       for c in (16, 32) for k in (3, 5, 7) for e in (3, 6)]  # fmt: skip
+OPS = [
+    OpSpec("mbconv", cin=c, cout=c, h=28, w=28, kernel=k, stride=1, expand=e)
+    for c in (16, 32)
+    for k in (3, 5, 7)
+    for e in (3, 6)
+]
 
 
 def fake(**options):

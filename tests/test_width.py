@@ -55,8 +55,11 @@ def test_stacking_rules_on_a_known_width_vector():
     stages = [[1.0], [0.5, 0.7], [0.4, 0.6, 1.0]]
     assert stack_ratios(stages, [1, 4, 5], rule="last") == [[1.0], [0.5, 0.7, 0.7, 0.7], [0.4, 0.6, 1.0, 1.0, 1.0]]
     # Average excludes each stage's first block: (0.6 + 1.0) / 2 = 0.8; a one-block stage repeats that block.
-    assert stack_ratios(stages, [3, 4, 5], rule="average") == [[1.0, 1.0, 1.0], [0.5, 0.7, 0.7, 0.7],
-                                                               [0.4, 0.6, 1.0, 0.8, 0.8]]  # fmt: skip
+    assert stack_ratios(stages, [3, 4, 5], rule="average") == [
+        [1.0, 1.0, 1.0],
+        [0.5, 0.7, 0.7, 0.7],
+        [0.4, 0.6, 1.0, 0.8, 0.8],
+    ]
     assert stack_ratios(stages, [1, 1, 2], rule="average") == [[1.0], [0.5], [0.4, 0.6]]  # deeper than target
     with pytest.raises(ValueError, match="last, average"):
         stack_ratios(stages, [1, 2, 3], rule="first")
@@ -153,9 +156,14 @@ def test_morphnet_prunes_expensive_channels_first(predictor):
 def test_transfer_pipeline_meets_the_target_budget(predictor):
     arch = DigitsArch(width_mult=0.5, depth=(1, 2, 2, 2), resolution=16)
     budget = float(predictor.predict_network(arch.network()))
-    res = transfer_widths(arch, Projection(width=0.5, depth=0.5, resolution=8, data=0.5), predictor, budget,
-                          loaders_for=lambda r, f: loaders(r),
-                          config=MorphNetConfig(train=TrainConfig(epochs=1)))  # fmt: skip
+    res = transfer_widths(
+        arch,
+        Projection(width=0.5, depth=0.5, resolution=8, data=0.5),
+        predictor,
+        budget,
+        loaders_for=lambda r, f: loaders(r),
+        config=MorphNetConfig(train=TrainConfig(epochs=1)),
+    )
     assert res.method == "transfer" and len(res.widths) == arch.n_slots
     assert abs(res.budget_error) < 0.02
     assert res.detail["projected"]["depth"] == (1, 1, 1, 1) and res.detail["rule"] == "average"
@@ -165,7 +173,7 @@ def test_transfer_pipeline_meets_the_target_budget(predictor):
 
 # -------------------------------------------------------------------------- CLI
 def _cli(argv, capsys):
-    from hwlat.cli_search_width import register_search
+    from hwlat.cli.search_width import register_search
 
     parser = argparse.ArgumentParser(prog="hwlat")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -179,18 +187,61 @@ def _cli(argv, capsys):
 def test_cli_split_and_width_on_the_fake_backend(predictor, tmp_path, capsys):
     path, _ = save_predictor(predictor, tmp_path / "p.skops")
     common = ["--device", "fake", "--predictor", str(path), "--resolution", "8", "--data-fraction", "0.1", "-q"]
-    out = _cli(["search", "split", *common, "--stages", "1", "--mode", "both", "--eigen", "fast", "--sweeps", "1",
-                "--refine", "3", "--epochs", "1", "--stage-epochs", "1", "--seed-width", "0.125",
-                "--out", str(tmp_path / "s")],
-               capsys)  # fmt: skip
+    out = _cli(
+        [
+            "search",
+            "split",
+            *common,
+            "--stages",
+            "1",
+            "--mode",
+            "both",
+            "--eigen",
+            "fast",
+            "--sweeps",
+            "1",
+            "--refine",
+            "3",
+            "--epochs",
+            "1",
+            "--stage-epochs",
+            "1",
+            "--seed-width",
+            "0.125",
+            "--out",
+            str(tmp_path / "s"),
+        ],
+        capsys,
+    )
     data = json.loads((tmp_path / "s" / "splitting.json").read_text())
-    assert [(r["mode"], r["stage"]) for r in data["stages"]] == [("energy", 0), ("energy", 1), ("vanilla", 0),
-                                                                  ("vanilla", 1)]  # fmt: skip
+    assert [(r["mode"], r["stage"]) for r in data["stages"]] == [
+        ("energy", 0),
+        ("energy", 1),
+        ("vanilla", 0),
+        ("vanilla", 1),
+    ]
     assert all(r["measured_ms"] > 0 for r in data["stages"])
     assert (tmp_path / "s" / "splitting_tradeoff.png").stat().st_size > 0
     assert (tmp_path / "s" / "splitting-energy-1.json").exists() and "energy" in out
-    out = _cli(["search", "width", *common, "--budget-ms", "0.6", "--transfer", "width=0.5,depth=0.5,res=8,data=0.5",
-                "--compare", "--opt-steps", "2", "--epochs", "1", "--out", str(tmp_path / "w")], capsys)  # fmt: skip
+    out = _cli(
+        [
+            "search",
+            "width",
+            *common,
+            "--budget-ms",
+            "0.6",
+            "--transfer",
+            "width=0.5,depth=0.5,res=8,data=0.5",
+            "--compare",
+            "--opt-steps",
+            "2",
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path / "w"),
+        ],
+        capsys,
+    )
     data = json.loads((tmp_path / "w" / "width.json").read_text())
     assert sorted(r["method"] for r in data["results"]) == ["direct", "transfer", "uniform"]
     assert all(abs(r["budget_error"]) < 0.02 and r["measured_ms"] > 0 for r in data["results"])
@@ -201,7 +252,7 @@ def test_cli_split_and_width_on_the_fake_backend(predictor, tmp_path, capsys):
 
 
 def test_standalone_hook_and_budget_options():
-    from hwlat.cli_search_width import register
+    from hwlat.cli.search_width import register
 
     parser = argparse.ArgumentParser(prog="hwlat")
     register(parser.add_subparsers(dest="command", required=True))
@@ -215,33 +266,78 @@ def test_standalone_hook_and_budget_options():
 
 def test_cli_width_calibrates_on_the_networks_of_a_table(predictor, tmp_path, capsys):
     """``--calibrate TABLE``: budgets are met under the input-MB calibration fitted on TABLE's networks."""
-    from hwlat.cli import run_measure
+    from hwlat.measure import Protocol
     from hwlat.network import Network
     from hwlat.search._latency import calibrate_from_table
     from hwlat.store import LatencyStore
-    from hwlat.timing import Protocol
+    from hwlat.workflows import run_measure
 
     path, _ = save_predictor(predictor, tmp_path / "p.skops")
     db = tmp_path / "t.db"
-    nets = [get_network("mobilenet-digits", width_mult=m, resolution=8, network_name=f"cal-{m}") for m in (0.25, 0.5, 1)]
+    nets = [
+        get_network("mobilenet-digits", width_mult=m, resolution=8, network_name=f"cal-{m}") for m in (0.25, 0.5, 1)
+    ]
     with LatencyStore(db) as store:
         run_measure(FAKE, nets, store, Protocol(), quiet=True)
     calibrated = calibrate_from_table(predictor, str(db))
     assert calibrated.calibration.terms == "input-mb" and calibrated.calibration.n_networks == 3
-    common = ["--device", "fake", "--predictor", str(path), "--resolution", "8", "--data-fraction", "0.1", "-q",
-              "--calibrate", str(db)]  # fmt: skip
-    _cli(["search", "width", *common, "--budget-ms", "0.5", "--opt-steps", "2", "--epochs", "1",
-          "--out", str(tmp_path / "w")], capsys)  # fmt: skip
+    common = [
+        "--device",
+        "fake",
+        "--predictor",
+        str(path),
+        "--resolution",
+        "8",
+        "--data-fraction",
+        "0.1",
+        "-q",
+        "--calibrate",
+        str(db),
+    ]
+    _cli(
+        [
+            "search",
+            "width",
+            *common,
+            "--budget-ms",
+            "0.5",
+            "--opt-steps",
+            "2",
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path / "w"),
+        ],
+        capsys,
+    )
     (row,) = json.loads((tmp_path / "w" / "width.json").read_text())["results"]
     net = Network.load(tmp_path / "w" / row["network"])
     assert row["predicted_ms"] == pytest.approx(calibrated.predict_network(net), rel=1e-9)
     assert row["predicted_ms"] != pytest.approx(predictor.predict_network(net), rel=1e-3)
     assert abs(row["budget_error"]) < 0.05
     # --remeasure: the table's networks measured again on --device (here the same fake) with a scale term.
-    _cli(["search", "width", *common, "--remeasure", "--budget-ms", "0.5", "--opt-steps", "2", "--epochs", "1",
-          "--no-measure", "--out", str(tmp_path / "w2")], capsys)  # fmt: skip
+    _cli(
+        [
+            "search",
+            "width",
+            *common,
+            "--remeasure",
+            "--budget-ms",
+            "0.5",
+            "--opt-steps",
+            "2",
+            "--epochs",
+            "1",
+            "--no-measure",
+            "--out",
+            str(tmp_path / "w2"),
+        ],
+        capsys,
+    )
     (row,) = json.loads((tmp_path / "w2" / "width.json").read_text())["results"]
     assert abs(row["budget_error"]) < 0.05 and row["measured_ms"] is None
     with pytest.raises(ValueError, match="--remeasure needs --calibrate"):
-        _cli(["search", "width", "--device", "fake", "--predictor", str(path), "--remeasure", "--budget-ms", "0.5"],
-             capsys)  # fmt: skip
+        _cli(
+            ["search", "width", "--device", "fake", "--predictor", str(path), "--remeasure", "--budget-ms", "0.5"],
+            capsys,
+        )

@@ -8,20 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from hwlat import zoo
+from hwlat import workflows, zoo
 from hwlat.network import Network
 from hwlat.ops import OpSpec
 
 torch = pytest.importorskip("torch")
 
-SHARED = Path(__file__).parents[2] / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[1] / "datasets_lat" / "published"
 CONFIGS = {
     "proxyless-gpu": "proxylessnas_proxyless_gpu.config",
     "proxyless-cpu": "proxylessnas_proxyless_cpu.config",
     "proxyless-mobile": "proxylessnas_proxyless_mobile.config",
     "proxyless-mobile-14": "proxylessnas_proxyless_mobile_14.config",
 }
-needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared data folder {SHARED} absent")
 
 
 def _config(name: str) -> dict:
@@ -128,7 +127,6 @@ def test_proxyless_published_sizes():
 
 
 # --------------------------------------------------------- config loader
-@needs_shared
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_builtin_proxyless_equals_config(name):
     assert zoo.from_proxyless_config(_config(name), name=name) == zoo.get_network(name)
@@ -136,14 +134,12 @@ def test_builtin_proxyless_equals_config(name):
     assert small.ops == zoo.get_network(name, resolution=96).ops
 
 
-@needs_shared
 def test_network_load_reads_proxyless_config(tmp_path):
     path = tmp_path / "proxyless-cpu.json"
     path.write_text(json.dumps(_config("proxyless-cpu")))
     assert Network.load(path) == zoo.get_network("proxyless-cpu")
 
 
-@needs_shared
 @pytest.mark.parametrize(
     ("edit", "words"),
     [
@@ -194,23 +190,23 @@ def test_load_rejects_bad_files(tmp_path):
 # ------------------------------------------------------- --networks values
 def test_resolve_names_random_and_files(tmp_path):
     path = zoo.get_network("resnet18", resolution=64).save(tmp_path / "small.json")
-    nets = zoo.resolve_networks(f"mobilenetv2, random:2 ,random:1:7,{path}", seed=3)
+    nets = workflows.resolve_networks(f"mobilenetv2, random:2 ,random:1:7,{path}", seed=3)
     assert [n.name for n in nets] == ["mobilenetv2", "random-3-0", "random-3-1", "random-7-0", "resnet18-r64"]
     assert nets[1] != nets[2]
-    assert zoo.resolve_networks("random:2", seed=3) == nets[1:3]
+    assert workflows.resolve_networks("random:2", seed=3) == nets[1:3]
 
 
 @pytest.mark.parametrize("spec", ["resnet19", "random:x", "random:", "", " , "])
 def test_resolve_rejects_unknown(spec):
     with pytest.raises(ValueError) as info:
-        zoo.resolve_networks(spec)
+        workflows.resolve_networks(spec)
     if spec.strip(" ,"):
         assert "resnet18" in str(info.value) and "random:N" in str(info.value)
 
 
 def test_resolve_missing_file(tmp_path):
     with pytest.raises(ValueError, match="not found"):
-        zoo.resolve_networks(str(tmp_path / "missing.json"))
+        workflows.resolve_networks(str(tmp_path / "missing.json"))
 
 
 def test_mbconv_network_skips_none_blocks():

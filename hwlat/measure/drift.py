@@ -32,8 +32,15 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["REFERENCE_OP", "reference_id", "reference_op", "correct_frame", "correct_frames", "drift_summary",
-           "SCALED_COLUMNS"]
+__all__ = [
+    "REFERENCE_OP",
+    "reference_id",
+    "reference_op",
+    "correct_frame",
+    "correct_frames",
+    "drift_summary",
+    "SCALED_COLUMNS",
+]
 
 #: The default reference (``--reference auto``): a mid-sized MBConv block, ~0.1-1 ms on one CPU core.
 REFERENCE_OP = "mbconv:cin=80,cout=80,h=14,w=14,kernel=3,stride=1,expand=6,act=relu6"
@@ -54,7 +61,9 @@ def reference_op(name: str):
     try:
         return OpSpec.from_key(key)
     except (ValueError, KeyError) as exc:
-        raise ValueError(f"Invalid reference {name!r}: give 'auto' or an op key such as {REFERENCE_OP} ({exc})") from exc
+        raise ValueError(
+            f"Invalid reference {name!r}: give 'auto' or an op key such as {REFERENCE_OP} ({exc})"
+        ) from exc
 
 
 def _references(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -120,6 +129,8 @@ def drift_summary(df: pd.DataFrame) -> str | None:
         return None
     lo, med, hi = np.percentile(ref[has], [0, 50, 100])
     raw = int((~has).sum())
-    return (f"drift reference: {med:.4g} ms median, {lo:.4g}-{hi:.4g} ms over {int(has.sum())} rows "
-            f"(x{hi / lo:.2f}); correct with `hwlat fit --correct-drift`"
-            + (f"; rows without a reference, left raw: {raw}" if raw else ""))  # fmt: skip
+    return (
+        f"drift reference: {med:.4g} ms median, {lo:.4g}-{hi:.4g} ms over {int(has.sum())} rows "
+        f"(x{hi / lo:.2f}); correct with `hwlat fit --correct-drift`"
+        + (f"; rows without a reference, left raw: {raw}" if raw else "")
+    )

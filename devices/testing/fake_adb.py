@@ -24,7 +24,7 @@ Failure injection (:class:`Faults`): a run that drops the connection midway
 and a phone that starts hot and cools down (throttled frequencies meanwhile).
 A missing binary and a binary of the wrong ABI fail as on a phone.
 
-Run ``python -m hwlat.devices._fake_adb --port 5037`` for a standalone server.
+Run ``python -m hwlat.devices.testing.fake_adb --port 5037`` for a standalone server.
 """
 
 from __future__ import annotations
@@ -112,13 +112,21 @@ class FakePhone:
     def __post_init__(self) -> None:
         abilist = {"arm64-v8a": "arm64-v8a,armeabi-v7a,armeabi", "x86_64": "x86_64,x86"}.get(self.abi, self.abi)
         defaults = {
-            "ro.product.model": self.model, "ro.product.manufacturer": "Google", "ro.product.brand": "google",
-            "ro.product.board": "panther", "ro.board.platform": "gs201", "ro.hardware": "panther",
-            "ro.soc.manufacturer": "Google", "ro.soc.model": "GS201", "ro.product.cpu.abi": self.abi,
-            "ro.product.cpu.abilist": abilist, "ro.build.version.release": "14", "ro.build.version.sdk": "34",
-            "ro.build.fingerprint": f"google/panther/panther:14/UQ1A/hwlat-emulated:user/release-keys",
+            "ro.product.model": self.model,
+            "ro.product.manufacturer": "Google",
+            "ro.product.brand": "google",
+            "ro.product.board": "panther",
+            "ro.board.platform": "gs201",
+            "ro.hardware": "panther",
+            "ro.soc.manufacturer": "Google",
+            "ro.soc.model": "GS201",
+            "ro.product.cpu.abi": self.abi,
+            "ro.product.cpu.abilist": abilist,
+            "ro.build.version.release": "14",
+            "ro.build.version.sdk": "34",
+            "ro.build.fingerprint": "google/panther/panther:14/UQ1A/hwlat-emulated:user/release-keys",
             "ro.serialno": self.serial,
-        }  # fmt: skip
+        }
         self.props = {**defaults, **self.props}
         self._lock = threading.Lock()
         self._next_pid = 1000
@@ -147,17 +155,25 @@ class FakePhone:
         return 1.0 if t <= 45 else max(0.5, 1.0 - 0.5 * (t - 45) / 30)
 
     def _sysfs(self) -> dict[str, str]:
-        out = {"/sys/devices/system/cpu/online": f"0-{len(self.max_freqs_khz) - 1}",
-               "/sys/devices/system/cpu/possible": f"0-{len(self.max_freqs_khz) - 1}",
-               "/proc/loadavg": "0.42 0.37 0.30 1/612 4242"}  # fmt: skip
+        out = {
+            "/sys/devices/system/cpu/online": f"0-{len(self.max_freqs_khz) - 1}",
+            "/sys/devices/system/cpu/possible": f"0-{len(self.max_freqs_khz) - 1}",
+            "/proc/loadavg": "0.42 0.37 0.30 1/612 4242",
+        }
         cap = self.freq_cap_ratio()
         for i, mx in enumerate(self.max_freqs_khz):
             d = f"/sys/devices/system/cpu/cpu{i}/cpufreq"
             capped = int(mx * cap)
             cur = capped if self.governor == "performance" else min(capped, 300000 + i * 1000)
-            out.update({f"{d}/cpuinfo_max_freq": str(mx), f"{d}/cpuinfo_min_freq": "300000",
-                        f"{d}/scaling_max_freq": str(capped), f"{d}/scaling_cur_freq": str(cur),
-                        f"{d}/scaling_governor": self.governor})  # fmt: skip
+            out.update(
+                {
+                    f"{d}/cpuinfo_max_freq": str(mx),
+                    f"{d}/cpuinfo_min_freq": "300000",
+                    f"{d}/scaling_max_freq": str(capped),
+                    f"{d}/scaling_cur_freq": str(cur),
+                    f"{d}/scaling_governor": self.governor,
+                }
+            )
         t = self.temperature_c()
         zones = [("battery", 30.0), ("BIG", t), ("MID", t - 2), ("LITTLE", t - 4), ("skin-therm", 36.0)]
         for i, (kind, temp) in enumerate(zones):
@@ -185,7 +201,9 @@ class FakePhone:
             if path in self.files:
                 return stat_mod.S_IFREG | self.files[path][1]
             prefix = path.rstrip("/") + "/"
-            if path in ("/", "/data", "/data/local", "/data/local/tmp") or any(p.startswith(prefix) for p in self.files):
+            if path in ("/", "/data", "/data/local", "/data/local/tmp") or any(
+                p.startswith(prefix) for p in self.files
+            ):
                 return stat_mod.S_IFDIR | 0o771
         if any(p.startswith(path.rstrip("/") + "/") for p in self._sysfs()):
             return stat_mod.S_IFDIR | 0o755
@@ -199,8 +217,11 @@ class FakePhone:
         if not any(c in pattern for c in "*?["):
             return [pattern]
         parts = pattern.split("/")
-        hits = [p for p in self._all_paths() if len(p.split("/")) == len(parts)
-                and all(fnmatch.fnmatchcase(a, b) for a, b in zip(p.split("/"), parts))]  # fmt: skip
+        hits = [
+            p
+            for p in self._all_paths()
+            if len(p.split("/")) == len(parts) and all(fnmatch.fnmatchcase(a, b) for a, b in zip(p.split("/"), parts))
+        ]
         return hits or [pattern]  # mksh passes an unmatched pattern on literally
 
     # ------------------------------------------------------------- shell
@@ -325,7 +346,7 @@ class FakePhone:
                 status = 1
             elif stat_mod.S_ISDIR(mode):
                 prefix = path.rstrip("/") + "/"
-                names = sorted({p[len(prefix):].split("/")[0] for p in self._all_paths() if p.startswith(prefix)})
+                names = sorted({p[len(prefix) :].split("/")[0] for p in self._all_paths() if p.startswith(prefix)})
                 write(1, "".join(n + "\n" for n in names).encode())
             else:
                 write(1, (path + "\n").encode())
@@ -472,10 +493,23 @@ def _mark_vars(command: str) -> str:
 class _BenchmarkModel:
     """The emulated ``benchmark_model``: the LiteRT interpreter on this host, real output format."""
 
-    FLAGS = {"graph": "", "num_threads": "-1", "num_runs": "50", "min_secs": "1.0", "max_secs": "150.0",
-             "warmup_runs": "1", "warmup_min_secs": "0.5", "run_delay": "-1", "use_gpu": "false",
-             "use_xnnpack": "true", "use_nnapi": "false", "enable_op_profiling": "false",
-             "xnnpack_force_fp16": "false", "gpu_precision_loss_allowed": "true", "verbose": "false"}  # fmt: skip
+    FLAGS = {
+        "graph": "",
+        "num_threads": "-1",
+        "num_runs": "50",
+        "min_secs": "1.0",
+        "max_secs": "150.0",
+        "warmup_runs": "1",
+        "warmup_min_secs": "0.5",
+        "run_delay": "-1",
+        "use_gpu": "false",
+        "use_xnnpack": "true",
+        "use_nnapi": "false",
+        "enable_op_profiling": "false",
+        "xnnpack_force_fp16": "false",
+        "gpu_precision_loss_allowed": "true",
+        "verbose": "false",
+    }
 
     def __init__(self, phone: FakePhone, argv: list[str], write, mask: int | None, cancel: threading.Event) -> None:
         self.phone, self.argv, self._write, self.mask, self.cancel = phone, argv, write, mask, cancel
@@ -540,17 +574,19 @@ class _BenchmarkModel:
             return 1
         self.out(f"INFO: Loaded model {graph}")
         record["model_sha256"] = hashlib.sha256(model).hexdigest()
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
         import numpy as np
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         t0 = time.perf_counter()
         use_xnnpack = flags["use_xnnpack"] not in ("0", "false")
         resolver = OpResolverType.AUTO if use_xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         try:
             with _QUIET, quiet_fds():  # LiteRT logs to fd 2 itself; the emulated tool prints its own lines
-                interp = Interpreter(model_content=model, num_threads=threads if threads > 0 else None,
-                                     experimental_op_resolver_type=resolver)  # fmt: skip
+                interp = Interpreter(
+                    model_content=model,
+                    num_threads=threads if threads > 0 else None,
+                    experimental_op_resolver_type=resolver,
+                )
                 interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             self.err(f"ERROR: {exc}")
@@ -566,27 +602,37 @@ class _BenchmarkModel:
         for d in interp.get_input_details():
             interp.set_tensor(d["index"], (rng.random(d["shape"]) - 0.5).astype(d["dtype"]))
         max_secs = float(flags["max_secs"])
-        warm = self._phase(interp, int(flags["warmup_runs"]), float(flags["warmup_min_secs"]), max_secs,
-                           float(flags["run_delay"]))  # fmt: skip
+        warm = self._phase(
+            interp, int(flags["warmup_runs"]), float(flags["warmup_min_secs"]), max_secs, float(flags["run_delay"])
+        )
         if armed and faults.disconnect_runs > 0:
             faults.disconnect_runs -= 1
             phone.offline_until = time.monotonic() + faults.offline_s
             raise _Drop("emulated cable pull")
-        timed = self._phase(interp, int(flags["num_runs"]), float(flags["min_secs"]), max_secs, float(flags["run_delay"]))
+        timed = self._phase(
+            interp, int(flags["num_runs"]), float(flags["min_secs"]), max_secs, float(flags["run_delay"])
+        )
         record["timed_us"] = list(timed)
         avg = lambda xs: sum(xs) / len(xs) if xs else math.nan  # noqa: E731
-        self.out(f"INFO: Inference timings in us: Init: {init_us}, First inference: {warm[0] if warm else 0}, "
-                 f"Warmup (avg): {avg(warm):g}, Inference (avg): {avg(timed):g}")  # fmt: skip
-        self.out("INFO: Note: as the benchmark tool itself affects memory footprint, the following is only "
-                 "APPROXIMATE to the actual memory footprint of the model at runtime. Take the information at your discretion.")  # fmt: skip
+        self.out(
+            f"INFO: Inference timings in us: Init: {init_us}, First inference: {warm[0] if warm else 0}, "
+            f"Warmup (avg): {avg(warm):g}, Inference (avg): {avg(timed):g}"
+        )
+        self.out(
+            "INFO: Note: as the benchmark tool itself affects memory footprint, the following is only "
+            "APPROXIMATE to the actual memory footprint of the model at runtime. "
+            "Take the information at your discretion."
+        )
         self.out("INFO: Memory footprint delta from the start of the tool (MB): init=1.5 overall=1.75")
         if flags["enable_op_profiling"] in ("1", "true"):
             self._profile(timed, use_xnnpack)
         return 0
 
     def _phase(self, interp, runs: int, min_secs: float, max_secs: float, delay: float) -> list[int]:
-        self.out(f"INFO: Running benchmark for at least {runs} iterations and at least {min_secs:g} seconds "
-                 f"but terminate if exceeding {max_secs:g} seconds.")  # fmt: skip
+        self.out(
+            f"INFO: Running benchmark for at least {runs} iterations and at least {min_secs:g} seconds "
+            f"but terminate if exceeding {max_secs:g} seconds."
+        )
         times: list[int] = []
         clock, invoke = time.perf_counter_ns, interp.invoke
         start = clock()
@@ -609,8 +655,12 @@ class _BenchmarkModel:
         kind = "TfLiteXNNPackDelegate" if xnnpack else "DELEGATE"
         self.out("INFO: Operator-wise Profiling Info for Regular Benchmark Runs:")
         self.out("============================== Run Order ==============================")
-        self.out("\t             [node type]\t  [first]\t [avg ms]\t     [%]\t  [cdf%]\t  [mem KB]\t[times called]\t[Name]")
-        self.out(f"\t{kind:>24}\t{first_ms:9.3f}\t{avg_ms:9.3f}\t100.000%\t100.000%\t     0.000\t        1\t[hwlat op]:0")
+        self.out(
+            "\t             [node type]\t  [first]\t [avg ms]\t     [%]\t  [cdf%]\t  [mem KB]\t[times called]\t[Name]"
+        )
+        self.out(
+            f"\t{kind:>24}\t{first_ms:9.3f}\t{avg_ms:9.3f}\t100.000%\t100.000%\t     0.000\t        1\t[hwlat op]:0"
+        )
         self.out("")
         self.out(f"Timings (microseconds): {format_stat(times, percentiles=False)}")
         self.out("Memory (bytes): count=0")
@@ -742,7 +792,8 @@ class _Session:
             lines = []
             for p in self.server.phones.values():
                 if p.online:
-                    extra = f" product:{p.props['ro.product.board']} model:{p.model.replace(' ', '_')} device:{p.props['ro.hardware']} transport_id:1"
+                    extra = f" product:{p.props['ro.product.board']} model:{p.model.replace(' ', '_')} "
+                    f"device:{p.props['ro.hardware']} transport_id:1"
                     lines.append(f"{p.serial}\tdevice" + (extra if req.endswith("-l") else ""))
             self.okay("".join(line + "\n" for line in lines).encode())
             return False
@@ -756,8 +807,11 @@ class _Session:
         if m:
             phone = self.lookup(m.group(1))
             if phone is not None:
-                answer = {"features": "shell_v2,cmd" if phone.shell_v2 else "cmd", "get-state": "device",
-                          "get-serialno": phone.serial}[m.group(2)]  # fmt: skip
+                answer = {
+                    "features": "shell_v2,cmd" if phone.shell_v2 else "cmd",
+                    "get-state": "device",
+                    "get-serialno": phone.serial,
+                }[m.group(2)]
                 self.okay(answer.encode())
             return False
         m = re.fullmatch(r"host:(tport:serial:|tport:any|transport:|transport-any)(.*)", req)
@@ -792,7 +846,7 @@ class _Session:
             return False
         if req.startswith("shell:"):
             self.okay()
-            phone.shell(req[len("shell:"):], lambda fd, data: self.sock.sendall(data))
+            phone.shell(req[len("shell:") :], lambda fd, data: self.sock.sendall(data))
             return False
         if req == "sync:":
             self.okay()
@@ -814,7 +868,10 @@ class _Session:
             arg = self.recv_exact(size).decode()
             if cmd == b"STAT":
                 data = phone.read(arg) if phone.mode(arg) and not stat_mod.S_ISDIR(phone.mode(arg)) else b""
-                self.sock.sendall(b"STAT" + struct.pack("<III", phone.mode(arg), len(data or b""), int(time.time()) if phone.mode(arg) else 0))
+                self.sock.sendall(
+                    b"STAT"
+                    + struct.pack("<III", phone.mode(arg), len(data or b""), int(time.time()) if phone.mode(arg) else 0)
+                )
             elif cmd == b"SEND":
                 path, _, mode_text = arg.rpartition(",")
                 buf = io.BytesIO()
@@ -845,12 +902,14 @@ class _Session:
                 self.sock.sendall(b"DONE" + struct.pack("<I", 0))
             elif cmd == b"LIST":
                 prefix = arg.rstrip("/") + "/"
-                names = sorted({p[len(prefix):].split("/")[0] for p in phone._all_paths() if p.startswith(prefix)})
+                names = sorted({p[len(prefix) :].split("/")[0] for p in phone._all_paths() if p.startswith(prefix)})
                 for name in names:
                     full = prefix + name
                     data = phone.read(full) or b""
                     enc = name.encode()
-                    self.sock.sendall(b"DENT" + struct.pack("<IIII", phone.mode(full), len(data), int(time.time()), len(enc)) + enc)
+                    self.sock.sendall(
+                        b"DENT" + struct.pack("<IIII", phone.mode(full), len(data), int(time.time()), len(enc)) + enc
+                    )
                 self.sock.sendall(b"DONE" + struct.pack("<IIII", 0, 0, 0, 0))
             else:
                 self.fail_sync(f"unknown sync request {cmd!r}")
@@ -862,7 +921,7 @@ class _Session:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m hwlat.devices._fake_adb", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m hwlat.devices.testing.fake_adb", description=__doc__.split("\n\n")[0])
     p.add_argument("--port", type=int, default=5037, help="port to listen on (default 5037; 0 = a free one)")
     p.add_argument("--serial", default="emulator-5554")
     p.add_argument("--abi", default="arm64-v8a", choices=sorted(ELF_MACHINE))

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 # Modules adding `hwlat search X` commands through register_search(search_subparsers).
-SEARCH_EXTENSIONS: tuple[str, ...] = ("hwlat.cli_search_width",)
+SEARCH_EXTENSIONS: tuple[str, ...] = ("hwlat.cli.search_width",)
 # Copies of hwlat.search.proxyless.LOSSES and hwlat.search.darc.MODES (a test keeps them equal),
 # so that building the parser does not import torch.
 LOSSES = ("mul#log", "add#linear", "add#abs", "add", "reinforce", "none")
@@ -38,8 +38,10 @@ def _load_predictor(path: str | None, device: str):
     fitted = (predictor.device_key_ or "").split("/")[0]
     wanted = device.split("/")[0].split(":")[0]
     if fitted and fitted != wanted:
-        print(f"warning: the predictor was fitted on {predictor.device_key_!r}, latency is measured on {device!r}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"warning: the predictor was fitted on {predictor.device_key_!r}, latency is measured on {device!r}",
+            file=sys.stderr,
+        )
     return predictor
 
 
@@ -57,15 +59,26 @@ def cmd_proxyless(args: argparse.Namespace) -> int:
 
     predictor = _load_predictor(args.predictor, args.device)
     config = DIGITS_CONFIG.replace(
-        loss=args.loss, target_ms=args.target_ms, epochs=args.epochs, warmup_epochs=args.warmup_epochs,
-        arch_lr=args.arch_lr, final_epochs=args.final_epochs, gate_mode=args.gate_mode, seed=args.seed,
+        loss=args.loss,
+        target_ms=args.target_ms,
+        epochs=args.epochs,
+        warmup_epochs=args.warmup_epochs,
+        arch_lr=args.arch_lr,
+        final_epochs=args.final_epochs,
+        gate_mode=args.gate_mode,
+        seed=args.seed,
         **({"lam": args.lam, "lam_abs": args.lam, "lam2": args.lam} if args.lam is not None else {}),
-    )  # fmt: skip
+    )
     config.check_target()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    result = run_proxyless(predictor, config=config, device=None if args.no_measure else args.device,
-                           calibrate_n=0 if args.no_measure else args.calibrate, quiet=args.quiet)  # fmt: skip
+    result = run_proxyless(
+        predictor,
+        config=config,
+        device=None if args.no_measure else args.device,
+        calibrate_n=0 if args.no_measure else args.calibrate,
+        quiet=args.quiet,
+    )
     net = result.network
     path = net.save(out / f"{net.name}.json")
     (out / f"{net.name}.result.json").write_text(json.dumps(result.to_dict(), indent=1) + "\n")
@@ -78,7 +91,9 @@ def cmd_proxyless(args: argparse.Namespace) -> int:
     print(f"measured latency on {args.device}: {_fmt_ms(result.measured_ms)}{err}")
     if result.drift_note:
         print(f"note: {result.drift_note}")
-    print(f"test accuracy (digits): {100 * result.test_acc:.2f} %  ({net.params} parameters, {net.flops / 1e6:.2f} MMACs)")
+    print(
+        f"test accuracy (digits): {100 * result.test_acc:.2f} %  ({net.params} parameters, {net.flops / 1e6:.2f} MMACs)"
+    )
     print(f"saved {path}")
     return 0
 
@@ -86,11 +101,13 @@ def cmd_proxyless(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------- darc
 def cmd_darc(args: argparse.Namespace) -> int:
     from hwlat.search.darc import DARCConfig, run_darc
-    from hwlat.zoo import resolve_networks
+    from hwlat.workflows import resolve_networks
 
     if args.mode == "latency":
         if args.budget_ms is None or args.predictor is None:
-            raise ValueError("--mode latency needs --budget-ms B and --predictor P (or use --mode size --budget-params N)")
+            raise ValueError(
+                "--mode latency needs --budget-ms B and --predictor P (or use --mode size --budget-params N)"
+            )
         budget = args.budget_ms
     else:
         if args.budget_params is None:
@@ -100,27 +117,40 @@ def cmd_darc(args: argparse.Namespace) -> int:
     if len(bases) != 1:
         raise ValueError(f"--base names {len(bases)} networks; give exactly one (e.g. resnet-digits)")
     predictor = _load_predictor(args.predictor, args.device)
-    config = DARCConfig(mode=args.mode, base_epochs=args.base_epochs, block_epochs=args.block_epochs,
-                        max_blocks=args.max_blocks, lam0=args.lam0, finetune_epochs=args.finetune_epochs,
-                        seed=args.seed)  # fmt: skip
+    config = DARCConfig(
+        mode=args.mode,
+        base_epochs=args.base_epochs,
+        block_epochs=args.block_epochs,
+        max_blocks=args.max_blocks,
+        lam0=args.lam0,
+        finetune_epochs=args.finetune_epochs,
+        seed=args.seed,
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     device = None if args.no_measure else args.device
     calibrate = args.calibrate if predictor is not None and device else 0
-    result = run_darc(bases[0], budget, predictor, config=config, device=device, calibrate_n=calibrate,
-                      quiet=args.quiet)  # fmt: skip
+    result = run_darc(
+        bases[0], budget, predictor, config=config, device=device, calibrate_n=calibrate, quiet=args.quiet
+    )
     (out / f"{bases[0].name}-darc-{args.mode}.result.json").write_text(json.dumps(result.to_dict(), indent=1) + "\n")
     unit = "ms" if args.mode == "latency" else "params"
-    print(f"base {bases[0].name}: cost {result.base_cost:.4g} {unit}, measured {_fmt_ms(result.base_measured_ms)}, "
-          f"test accuracy {100 * result.base_test_acc:.2f} %, {bases[0].params} parameters")  # fmt: skip
+    print(
+        f"base {bases[0].name}: cost {result.base_cost:.4g} {unit}, measured {_fmt_ms(result.base_measured_ms)}, "
+        f"test accuracy {100 * result.base_test_acc:.2f} %, {bases[0].params} parameters"
+    )
     print(f"{'block':>5} {'lambda':>7} {'cost':>9} {'meas ms':>8} {'test acc':>8} {'params':>7}  candidates")
     for s in result.snapshots:
         meas = f"{s.measured_ms:8.4f}" if s.measured_ms is not None else f"{'n/a':>8}"
-        print(f"{s.block:5d} {s.lam:7.3g} {s.cost:9.4g} {meas} {100 * s.test_acc:7.2f}% {s.network.params:7d}  "
-              f"{', '.join(s.candidates)}")  # fmt: skip
+        print(
+            f"{s.block:5d} {s.lam:7.3g} {s.cost:9.4g} {meas} {100 * s.test_acc:7.2f}% {s.network.params:7d}  "
+            f"{', '.join(s.candidates)}"
+        )
     if result.chosen is None:
-        raise RuntimeError(f"no snapshot met the budget {budget:g} {unit} in {len(result.snapshots)} blocks; "
-                           "raise --max-blocks or --lam0")  # fmt: skip
+        raise RuntimeError(
+            f"no snapshot met the budget {budget:g} {unit} in {len(result.snapshots)} blocks; "
+            "raise --max-blocks or --lam0"
+        )
     s = result.chosen
     path = s.network.save(out / f"{s.network.name}.json")
     print(f"found {s.network.name} (block {s.block}, budget {budget:g} {unit}):")
@@ -130,8 +160,11 @@ def cmd_darc(args: argparse.Namespace) -> int:
     else:
         print(f"cost: {s.cost:.0f} parameters")
     print(f"measured latency on {args.device}: {_fmt_ms(s.measured_ms)}")
-    print(f"test accuracy (digits): {100 * s.test_acc:.2f} % ({100 * (s.test_acc - result.base_test_acc):+.2f} points vs base); "
-          f"parameters {s.network.params} ({s.network.params / bases[0].params:.2f}x base)")  # fmt: skip
+    print(
+        f"test accuracy (digits): {100 * s.test_acc:.2f} % ("
+        f"{100 * (s.test_acc - result.base_test_acc):+.2f} points vs base); "
+        f"parameters {s.network.params} ({s.network.params / bases[0].params:.2f}x base)"
+    )
     print(f"saved {path}")
     return 0
 
@@ -139,9 +172,14 @@ def cmd_darc(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------- parser
 def _common(s: argparse.ArgumentParser, out: str) -> None:
     s.add_argument("--device", default="onnxruntime-cpu", help="where to measure (default onnxruntime-cpu)")
-    s.add_argument("--calibrate", type=int, default=8, metavar="N",
-                   help="measure N random networks of the space on the device first and calibrate the "
-                        "predictor's network sums on them (default 8; 0 = off)")  # fmt: skip
+    s.add_argument(
+        "--calibrate",
+        type=int,
+        default=8,
+        metavar="N",
+        help="measure N random networks of the space on the device first and calibrate the "
+        "predictor's network sums on them (default 8; 0 = off)",
+    )
     s.add_argument("--seed", type=int, default=0, help="seed of data split, initialisation, sampling (default 0)")
     s.add_argument("--out", default=out, help=f"output folder (default {out})")
     s.add_argument("--no-measure", action="store_true", help="do not measure on the device (no calibration either)")
@@ -157,8 +195,15 @@ def search_subparsers(sub) -> argparse._SubParsersAction:
     _common(s, "out/search-proxyless")
     s.add_argument("--predictor", required=True, help="predictor fitted on the digits-mbconv space (.skops)")
     s.add_argument("--target-ms", type=float, help="target latency T in ms (needed by every loss but add and none)")
-    s.add_argument("--loss", choices=LOSSES, default="add#abs", help="latency loss (default add#abs; the official code uses mul#log)")
-    s.add_argument("--lam", type=float, help="weight of the latency term (defaults: add#linear 0.1, add#abs 3, add 0.1 per ms)")
+    s.add_argument(
+        "--loss",
+        choices=LOSSES,
+        default="add#abs",
+        help="latency loss (default add#abs; the official code uses mul#log)",
+    )
+    s.add_argument(
+        "--lam", type=float, help="weight of the latency term (defaults: add#linear 0.1, add#abs 3, add 0.1 per ms)"
+    )
     s.add_argument("--epochs", type=int, default=30, help="search epochs (default 30)")
     s.add_argument("--warmup-epochs", type=int, default=10, help="weight-only epochs first (default 10)")
     s.add_argument("--arch-lr", type=float, default=0.1, help="Adam step of the architecture logits (default 0.1)")
@@ -169,14 +214,18 @@ def search_subparsers(sub) -> argparse._SubParsersAction:
     s = ssub.add_parser("darc", help="DARC: replace convs of a network by cheaper candidates under a budget")
     _common(s, "out/search-darc")
     s.add_argument("--predictor", help="predictor fitted on the digits-darc space (.skops); needed in latency mode")
-    s.add_argument("--base", default="resnet-digits", help="network to compress: zoo name or .json (default resnet-digits)")
+    s.add_argument(
+        "--base", default="resnet-digits", help="network to compress: zoo name or .json (default resnet-digits)"
+    )
     s.add_argument("--mode", choices=DARC_MODES, default="latency", help="cost: predicted latency or parameters")
     s.add_argument("--budget-ms", type=float, help="latency budget B (ms), latency mode")
     s.add_argument("--budget-params", type=int, help="parameter budget, size mode")
     s.add_argument("--base-epochs", type=int, default=15, help="training of the base network (default 15)")
     s.add_argument("--block-epochs", type=int, default=3, help="epochs per training block (default 3)")
     s.add_argument("--max-blocks", type=int, default=8, help="at most this many blocks of doubling λ (default 8)")
-    s.add_argument("--lam0", type=float, help="initial λ per unit of the base's cost (default: CE / penalty at the start)")
+    s.add_argument(
+        "--lam0", type=float, help="initial λ per unit of the base's cost (default: CE / penalty at the start)"
+    )
     s.add_argument("--finetune-epochs", type=int, default=5, help="fine-tuning of each snapshot (default 5)")
     s.set_defaults(func=cmd_darc)
     return ssub

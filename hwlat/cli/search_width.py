@@ -64,21 +64,32 @@ def cmd_split(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     modes = MODES if args.mode == "both" else (args.mode,)
     if args.seed_channels:
-        seed = get_network("mobilenet-digits", widths=[args.seed_channels] * 10, resolution=args.resolution,
-                           network_name=f"mobilenet-digits-seed{args.seed_channels}")  # fmt: skip
+        seed = get_network(
+            "mobilenet-digits",
+            widths=[args.seed_channels] * 10,
+            resolution=args.resolution,
+            network_name=f"mobilenet-digits-seed{args.seed_channels}",
+        )
     else:
-        seed = get_network("mobilenet-digits", width_mult=args.seed_width, resolution=args.resolution,
-                           network_name=f"mobilenet-digits-seed{args.seed_width:g}")  # fmt: skip
+        seed = get_network(
+            "mobilenet-digits",
+            width_mult=args.seed_width,
+            resolution=args.resolution,
+            network_name=f"mobilenet-digits-seed{args.seed_width:g}",
+        )
     runs = {}
     for mode in modes:
         # Fresh loaders per mode: both modes see the same shuffles, so their Splitting-0 is the same network.
         loaders = digits_loaders(args.resolution, args.batch_size, data_fraction=args.data_fraction, seed=args.seed)
         config = SplitConfig(
-            growth=args.growth, stages=args.stages, mode=mode, epsilon=args.epsilon,
+            growth=args.growth,
+            stages=args.stages,
+            mode=mode,
+            epsilon=args.epsilon,
             eigen=EigenConfig(method=args.eigen, sweeps=args.sweeps, seed=args.seed, refine=args.refine),
             seed_train=TrainConfig(epochs=args.epochs, seed=args.seed),
             stage_train=TrainConfig(epochs=args.stage_epochs, lr=0.02, seed=args.seed),
-        )  # fmt: skip
+        )
 
         def save(res, model, mode=mode) -> None:
             res.network.save(out / f"splitting-{mode}-{res.stage}.json")
@@ -91,19 +102,36 @@ def cmd_split(args: argparse.Namespace) -> int:
     for mode, stages in runs.items():
         for s in stages:
             meas = measured.get(s.network.key)
-            print(f"{mode:8} {s.stage:5d} {s.predicted_ms:8.4f} {meas if meas is not None else float('nan'):8.4f} "
-                  f"{100 * s.test_acc:7.2f}%  {_fmt(s.widths)}")  # fmt: skip
-            rows.append({"mode": mode, "stage": s.stage, "widths": list(s.widths), "predicted_ms": s.predicted_ms,
-                         "measured_ms": meas, "test_acc": s.test_acc, "valid_acc": s.valid_acc,
-                         "n_split": s.n_split, "split_per_layer": list(s.split_per_layer),
-                         "index_seconds": s.index_seconds, "train_seconds": s.train_seconds,
-                         "network": f"splitting-{mode}-{s.stage}.json"})  # fmt: skip
+            print(
+                f"{mode:8} {s.stage:5d} {s.predicted_ms:8.4f} {meas if meas is not None else float('nan'):8.4f} "
+                f"{100 * s.test_acc:7.2f}%  {_fmt(s.widths)}"
+            )
+            rows.append(
+                {
+                    "mode": mode,
+                    "stage": s.stage,
+                    "widths": list(s.widths),
+                    "predicted_ms": s.predicted_ms,
+                    "measured_ms": meas,
+                    "test_acc": s.test_acc,
+                    "valid_acc": s.valid_acc,
+                    "n_split": s.n_split,
+                    "split_per_layer": list(s.split_per_layer),
+                    "index_seconds": s.index_seconds,
+                    "train_seconds": s.train_seconds,
+                    "network": f"splitting-{mode}-{s.stage}.json",
+                }
+            )
         label = "energy-aware" if mode == "energy" else "vanilla"
         curves[label] = [(measured.get(s.network.key, s.predicted_ms), s.test_acc) for s in stages]
     xlabel = "predicted latency (ms)" if args.no_measure else f"measured latency on {args.device} (ms)"
     png = tradeoff_png(curves, out / "splitting_tradeoff.png", f"Splitting on digits (growth {args.growth:g})", xlabel)
-    (out / "splitting.json").write_text(json.dumps({"device": args.device, "predictor": str(args.predictor),
-                                                    "growth": args.growth, "stages": rows}, indent=1) + "\n")
+    (out / "splitting.json").write_text(
+        json.dumps(
+            {"device": args.device, "predictor": str(args.predictor), "growth": args.growth, "stages": rows}, indent=1
+        )
+        + "\n"
+    )
     print(f"saved networks splitting-<mode>-<k>.json, {out / 'splitting.json'} and {png}")
     return 0
 
@@ -143,16 +171,26 @@ def cmd_width(args: argparse.Namespace) -> int:
     ratio_sets = {}
     if args.transfer:
         projection = Projection.parse(args.transfer)
-        ratio_sets["transfer"] = transfer_ratios(arch, projection, predictor, loaders_for=loaders_for,
-                                                 optimizer=args.optimizer, config=config, rule=args.rule,
-                                                 quiet=args.quiet)  # fmt: skip
+        ratio_sets["transfer"] = transfer_ratios(
+            arch,
+            projection,
+            predictor,
+            loaders_for=loaders_for,
+            optimizer=args.optimizer,
+            config=config,
+            rule=args.rule,
+            quiet=args.quiet,
+        )
     if args.compare or not args.transfer:
         opt = optimize_widths(args.optimizer, arch, loaders, predictor, config, quiet=args.quiet)
         ratio_sets["direct"] = (list(opt.ratios), opt)
     if args.compare:
         ratio_sets["uniform"] = ([1.0] * arch.n_slots, None)
-    results = [fit_ratios(arch, ratios, predictor, b, metric=metric, method=method, opt=opt)
-               for b in budgets for method, (ratios, opt) in ratio_sets.items()]  # fmt: skip
+    results = [
+        fit_ratios(arch, ratios, predictor, b, metric=metric, method=method, opt=opt)
+        for b in budgets
+        for method, (ratios, opt) in ratio_sets.items()
+    ]
     measured = _measure(args, [r.network for r in results])
     seeds = list(range(args.seed, args.seed + args.seeds))
     unit = "ms" if metric == "latency" else "MMACs"
@@ -164,22 +202,47 @@ def cmd_width(args: argparse.Namespace) -> int:
         name = f"width-{r.method}-{k // len(ratio_sets)}.json"
         r.network.save(out / name)
         shown = r.budget if metric == "latency" else r.budget / 1e6
-        print(f"{r.method:9} {shown:8.4g} {r.predicted_ms:8.4f} {meas if meas is not None else float('nan'):8.4f} "
-              f"{100 * r.budget_error:+5.1f}% {100 * acc:7.2f}%  {_fmt(r.widths)}")  # fmt: skip
-        rows.append({"method": r.method, "budget": r.budget, "metric": metric, "widths": list(r.widths),
-                     "ratios": list(r.ratios), "multiplier": r.multiplier, "predicted_ms": r.predicted_ms,
-                     "measured_ms": meas, "budget_error": r.budget_error, "flops": r.flops, "test_acc": acc,
-                     "test_accs": accs, "optimizer_macs": r.optimizer_macs,
-                     "optimizer_seconds": r.optimizer_seconds, "network": name})  # fmt: skip
+        print(
+            f"{r.method:9} {shown:8.4g} {r.predicted_ms:8.4f} {meas if meas is not None else float('nan'):8.4f} "
+            f"{100 * r.budget_error:+5.1f}% {100 * acc:7.2f}%  {_fmt(r.widths)}"
+        )
+        rows.append(
+            {
+                "method": r.method,
+                "budget": r.budget,
+                "metric": metric,
+                "widths": list(r.widths),
+                "ratios": list(r.ratios),
+                "multiplier": r.multiplier,
+                "predicted_ms": r.predicted_ms,
+                "measured_ms": meas,
+                "budget_error": r.budget_error,
+                "flops": r.flops,
+                "test_acc": acc,
+                "test_accs": accs,
+                "optimizer_macs": r.optimizer_macs,
+                "optimizer_seconds": r.optimizer_seconds,
+                "network": name,
+            }
+        )
         curves.setdefault(r.method, []).append((meas if meas is not None else r.predicted_ms, acc))
-    summary = {"device": args.device, "predictor": str(args.predictor), "metric": metric, "unit": unit,
-               "optimizer": args.optimizer, "transfer": args.transfer, "results": rows}  # fmt: skip
+    summary = {
+        "device": args.device,
+        "predictor": str(args.predictor),
+        "metric": metric,
+        "unit": unit,
+        "optimizer": args.optimizer,
+        "transfer": args.transfer,
+        "results": rows,
+    }
     if "transfer" in ratio_sets and "direct" in ratio_sets:
         direct = next(r for r in results if r.method == "direct")
         transfer = next(r for r in results if r.method == "transfer")
         summary["cost_saved"] = saved = cost_saved(direct, transfer)
-        print(f"width transfer: optimisation cost {saved['macs_ratio']:.1f}x lower in MACs, "
-              f"{saved['seconds_ratio']:.1f}x in wall time")  # fmt: skip
+        print(
+            f"width transfer: optimisation cost {saved['macs_ratio']:.1f}x lower in MACs, "
+            f"{saved['seconds_ratio']:.1f}x in wall time"
+        )
     xlabel = "predicted latency (ms)" if args.no_measure else f"measured latency on {args.device} (ms)"
     png = tradeoff_png(curves, out / "width_tradeoff.png", f"Width optimisation on digits ({args.optimizer})", xlabel)
     (out / "width.json").write_text(json.dumps(summary, indent=1) + "\n")
@@ -189,20 +252,31 @@ def cmd_width(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------- parser
 def _common(s: argparse.ArgumentParser, out: str) -> None:
-    s.add_argument("--device", default="onnxruntime-cpu",
-                   help="where to measure the found networks (default onnxruntime-cpu)")
+    s.add_argument(
+        "--device", default="onnxruntime-cpu", help="where to measure the found networks (default onnxruntime-cpu)"
+    )
     s.add_argument("--predictor", required=True, help="predictor fitted on the digits-widths space (.skops)")
-    s.add_argument("--calibrate", metavar="TABLE",
-                   help="re-calibrate network latency on the networks measured in TABLE, with a per-op "
-                        "activation-size term (more accurate for ONNX Runtime; see docs/widths.md)")
-    s.add_argument("--remeasure", action="store_true",
-                   help="with --calibrate: measure TABLE's networks again on --device now and scale the "
-                        "calibration by the median ratio now/table (for a machine whose speed has drifted since "
-                        "the table was made)")
+    s.add_argument(
+        "--calibrate",
+        metavar="TABLE",
+        help="re-calibrate network latency on the networks measured in TABLE, with a per-op "
+        "activation-size term (more accurate for ONNX Runtime; see docs/widths.md)",
+    )
+    s.add_argument(
+        "--remeasure",
+        action="store_true",
+        help="with --calibrate: measure TABLE's networks again on --device now and scale the "
+        "calibration by the median ratio now/table (for a machine whose speed has drifted since "
+        "the table was made)",
+    )
     s.add_argument("--resolution", type=int, default=32, help="input resolution of the digits images (default 32)")
     s.add_argument("--batch-size", type=int, default=64, help="training batch size (default 64)")
-    s.add_argument("--data-fraction", type=float, default=1.0,
-                   help="class-balanced fraction of the training split to use (default 1.0)")
+    s.add_argument(
+        "--data-fraction",
+        type=float,
+        default=1.0,
+        help="class-balanced fraction of the training split to use (default 1.0)",
+    )
     s.add_argument("--seed", type=int, default=0, help="seed of data splits, initialisation and v (default 0)")
     s.add_argument("--out", default=out, help=f"output folder (default {out})")
     s.add_argument("--no-measure", action="store_true", help="skip measuring on the device (report predictions only)")
@@ -217,17 +291,29 @@ def register_search(search_subparsers) -> None:
     _common(s, "out/search-split")
     s.add_argument("--growth", type=float, default=0.5, help="growth ratio α per stage (default 0.5)")
     s.add_argument("--stages", type=int, default=4, help="splitting stages after the seed (default 4)")
-    s.add_argument("--mode", choices=(*MODES, "both"), default="energy",
-                   help="energy = latency-aware knapsack, vanilla = most negative splitting index (default energy)")
+    s.add_argument(
+        "--mode",
+        choices=(*MODES, "both"),
+        default="energy",
+        help="energy = latency-aware knapsack, vanilla = most negative splitting index (default energy)",
+    )
     s.add_argument("--eigen", choices=EIGEN_METHODS, default="fast", help="splitting index computation (default fast)")
     s.add_argument("--sweeps", type=int, default=40, help="fast method: passes over the data (default 40)")
-    s.add_argument("--refine", type=int, default=8,
-                   help="fast method: Krylov (Rayleigh-Ritz) refinement steps after the sweeps; 0 = the paper's "
-                        "gradient descent alone (default 8)")
+    s.add_argument(
+        "--refine",
+        type=int,
+        default=8,
+        help="fast method: Krylov (Rayleigh-Ritz) refinement steps after the sweeps; 0 = the paper's "
+        "gradient descent alone (default 8)",
+    )
     s.add_argument("--epsilon", type=float, default=0.1, help="split step ε (default 0.1)")
     s.add_argument("--seed-width", type=float, default=0.25, help="width multiplier of the seed network (default 0.25)")
-    s.add_argument("--seed-channels", type=int, default=0,
-                   help="seed with this many channels in every layer instead (paper Sec. 5.1 style), e.g. 4")
+    s.add_argument(
+        "--seed-channels",
+        type=int,
+        default=0,
+        help="seed with this many channels in every layer instead (paper Sec. 5.1 style), e.g. 4",
+    )
     s.add_argument("--epochs", type=int, default=30, help="epochs training the seed (default 30)")
     s.add_argument("--stage-epochs", type=int, default=15, help="epochs after each split (default 15)")
     s.set_defaults(func=cmd_split)
@@ -241,12 +327,17 @@ def register_search(search_subparsers) -> None:
     budget.add_argument("--budget-mmacs", type=float, nargs="+", help="FLOPs budget(s) in millions of MACs")
     s.add_argument("--transfer", help="optimise on a projection, e.g. width=0.5,depth=0.5,res=16,data=0.2")
     s.add_argument("--compare", action="store_true", help="also direct optimisation and uniform widths")
-    s.add_argument("--optimizer", choices=sorted(WIDTH_OPTIMIZERS), default="morphnet",
-                   help="width optimiser (default morphnet)")
+    s.add_argument(
+        "--optimizer", choices=sorted(WIDTH_OPTIMIZERS), default="morphnet", help="width optimiser (default morphnet)"
+    )
     s.add_argument("--rule", choices=STACK_RULES, default="average", help="stacking rule (default average)")
     s.add_argument("--strength", type=float, default=0.2, help="morphnet: latency-weighted sparsity strength (0.2)")
-    s.add_argument("--opt-steps", type=int, default=340,
-                   help="morphnet: SGD steps, the same on a projection (default 340: 20 epochs of digits)")
+    s.add_argument(
+        "--opt-steps",
+        type=int,
+        default=340,
+        help="morphnet: SGD steps, the same on a projection (default 340: 20 epochs of digits)",
+    )
     s.add_argument("--epochs", type=int, default=30, help="epochs training each found network (default 30)")
     s.add_argument("--seeds", type=int, default=1, help="training seeds per found network (default 1)")
     s.set_defaults(func=cmd_width)

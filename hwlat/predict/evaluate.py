@@ -30,8 +30,10 @@ class Metrics:
         return asdict(self)
 
     def row(self, name: str) -> str:
-        return (f"| {name} | {self.n} | {self.rmse_ms:.4f} | {100 * self.mape:.2f} % | {100 * self.acc5:.1f} % | "
-                f"{100 * self.acc10:.1f} % | {self.spearman:.4f} |")  # fmt: skip
+        return (
+            f"| {name} | {self.n} | {self.rmse_ms:.4f} | {100 * self.mape:.2f} % | {100 * self.acc5:.1f} % | "
+            f"{100 * self.acc10:.1f} % | {self.spearman:.4f} |"
+        )
 
 
 HEADER = "| items | n | RMSE (ms) | MAPE | ±5 % acc | ±10 % acc | Spearman |\n|---|---|---|---|---|---|---|"
@@ -67,16 +69,17 @@ def split_ops(keys: Any, test_fraction: float = 0.2, seed: int = 0) -> tuple[np.
     return ~test, test
 
 
-def evaluate_table(predictor, table, repeat_table=None, target: str = "median_ms",
-                   correct_drift: bool = False) -> dict[str, Any]:  # fmt: skip
+def evaluate_table(
+    predictor, table, repeat_table=None, target: str = "median_ms", correct_drift: bool = False
+) -> dict[str, Any]:
     """Evaluate ``predictor`` on a table's ops (by kind) and networks; noise floor from ``repeat_table``.
 
     ``correct_drift``: both tables' rows measured with a drift reference are put
-    on one common speed first (:func:`hwlat.drift.correct_frames`).
+    on one common speed first (:func:`hwlat.measure.drift.correct_frames`).
     """
-    from hwlat.drift import correct_frames
+    from hwlat.measure.drift import correct_frames
     from hwlat.network import Network
-    from hwlat.predict import _table_frame
+    from hwlat.predict.predictor import _table_frame
 
     df, nets = _table_frame(table)
     rdf = _table_frame(repeat_table)[0] if repeat_table is not None else None
@@ -99,7 +102,10 @@ def evaluate_table(predictor, table, repeat_table=None, target: str = "median_ms
         out["points"]["networks"] = (pred, nrows[target].to_numpy())
     if rdf is not None:
         merged = df.merge(rdf, on=["device_key", "op_key", "protocol"], suffixes=("", "_rep"))
-        for name, g in (("ops", merged[merged["kind"] != "network"]), ("networks", merged[merged["kind"] == "network"])):
+        for name, g in (
+            ("ops", merged[merged["kind"] != "network"]),
+            ("networks", merged[merged["kind"] == "network"]),
+        ):
             if len(g):
                 out["noise_floor"][name] = metrics(g[f"{target}_rep"].to_numpy(), g[target].to_numpy())
     return out

@@ -253,8 +253,10 @@ def _block_size(protocol: Protocol, est_s: float) -> int:
 def reference_problem(backend: Backend, protocol: Protocol) -> str | None:
     """Why a drift reference cannot run with this backend and protocol (None: it can)."""
     if getattr(backend, "measure_items", None) is not None:
-        return (f"needs per-run times; the {backend.name} backend's device times its runs itself "
-                "(its thermal and frequency records are kept instead)")  # fmt: skip
+        return (
+            f"needs per-run times; the {backend.name} backend's device times its runs itself "
+            "(its thermal and frequency records are kept instead)"
+        )
     if protocol.name != "adaptive":
         return "needs the adaptive protocol: it is timed beside the ops in every round"
     return None
@@ -273,8 +275,12 @@ def _warmup(backend: Backend, runnable: Any, protocol: Protocol) -> float:
     return float(np.median(np.concatenate(seen)))
 
 
-def deliver(m: Measurement, results: list[Measurement], on_result: Callable[[Measurement], None] | None,
-            progress: Callable[[int], None] | None) -> None:
+def deliver(
+    m: Measurement,
+    results: list[Measurement],
+    on_result: Callable[[Measurement], None] | None,
+    progress: Callable[[int], None] | None,
+) -> None:
     """Hand over one final measurement: log it if it did not settle, keep it, report it, advance progress."""
     if not m.stable:
         log.info("%s did not settle: CI ±%.1f%%, round spread %.1f%%", m.op_key, 100 * m.rel_ci, 100 * m.round_spread)
@@ -307,7 +313,7 @@ def measure(
     every group, beside the ops being measured. Each row then records the
     reference's median over the same rounds (``ref_ms`` in ``extra``, with
     ``ref_id`` naming the op), so a shared machine's slow and fast spells can
-    be told apart and divided out afterwards (:mod:`hwlat.drift`). Costs about
+    be told apart and divided out afterwards (:mod:`hwlat.measure.drift`). Costs about
     one block per round (~1/interleave more timed time). The medians
     themselves are not changed.
 
@@ -337,9 +343,14 @@ def measure(
         if ref is not None:
             pairs += ref.pairs()
         m = summarize(
-            np.concatenate(st.blocks), meds, item=st.item, device_key=key, protocol=protocol,
-            wall_s=st.wall_s, extra=pairs,
-        )  # fmt: skip
+            np.concatenate(st.blocks),
+            meds,
+            item=st.item,
+            device_key=key,
+            protocol=protocol,
+            wall_s=st.wall_s,
+            extra=pairs,
+        )
         deliver(m, results, on_result, progress)
 
     with backend.session(), contextlib.ExitStack() as stack:
@@ -368,7 +379,7 @@ def measure(
                     continue
                 if ref is not None:
                     ref.new_group()
-                for rnd in range(protocol.max_rounds):
+                for _rnd in range(protocol.max_rounds):
                     active = [st for st in states if not st.done]
                     if not active:
                         break
@@ -398,7 +409,7 @@ class _Reference:
     """The drift reference: prepared and warmed up once, one block per round of each group."""
 
     def __init__(self, backend: Backend, item: Item, protocol: Protocol) -> None:
-        from hwlat.drift import reference_id
+        from hwlat.measure.drift import reference_id
 
         self.backend, self.item, self.id = backend, item, reference_id(item.key)
         self.runnable = backend.prepare(item)
@@ -430,8 +441,15 @@ class _Reference:
         if len(self.group_ms) > 1:
             lo, hi = min(self.group_ms), max(self.group_ms)
             level = logging.WARNING if hi > 1.1 * lo else logging.INFO
-            log.log(level, "drift reference %s: %.4g-%.4g ms over %d groups (x%.2f)",
-                    self.item.key, lo, hi, len(self.group_ms), hi / lo)  # fmt: skip
+            log.log(
+                level,
+                "drift reference %s: %.4g-%.4g ms over %d groups (x%.2f)",
+                self.item.key,
+                lo,
+                hi,
+                len(self.group_ms),
+                hi / lo,
+            )
 
     def close(self) -> None:
         self.runnable.close()

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from scipy.optimize import nnls
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.ensemble import ExtraTreesRegressor, GradientBoostingRegressor, RandomForestRegressor
-from scipy.optimize import nnls
 from sklearn.utils.validation import check_is_fitted
 
 from hwlat.network import Network
@@ -29,11 +29,24 @@ from hwlat.ops import OpSpec
 __all__ = ["LatencyPredictor", "MODELS", "op_features", "UnknownKindError"]
 
 MODELS = ("prior", "gbr", "rf", "et", "prior+gbr", "prior+rf", "prior+et")
-_LOG_FEATURES = ("cin", "cout", "h", "w", "out_h", "out_w", "flops", "params", "bytes", "intensity", "mid",
-                 "dense_flops", "dw_flops", "act_bytes")  # fmt: skip
+_LOG_FEATURES = (
+    "cin",
+    "cout",
+    "h",
+    "w",
+    "out_h",
+    "out_w",
+    "flops",
+    "params",
+    "bytes",
+    "intensity",
+    "mid",
+    "dense_flops",
+    "dw_flops",
+    "act_bytes",
+)
 _RAW_FEATURES = ("kernel", "stride", "expand", "layers")
 FEATURES = _LOG_FEATURES + _RAW_FEATURES
-
 
 
 class UnknownKindError(ValueError):
@@ -46,7 +59,7 @@ def _layer_features(op: OpSpec) -> dict[str, float]:
     dense = dw = act = 0
     dw_by_k = {3: 0, 5: 0, 7: 0}
     layers = op._parts()
-    for typ, cin, cout, k, groups, ho, wo in layers:
+    for _typ, cin, cout, k, groups, ho, wo in layers:
         macs = ho * wo * cout * (cin // groups) * k * k
         if groups > 1 and groups == cin:
             dw += macs
@@ -54,8 +67,15 @@ def _layer_features(op: OpSpec) -> dict[str, float]:
         else:
             dense += macs
         act += 4 * ho * wo * cout
-    return {"dense_flops": dense, "dw_flops": dw, "act_bytes": act, "layers": len(layers),
-            "dw3": dw_by_k[3], "dw5": dw_by_k[5], "dw7": dw_by_k[7]}  # fmt: skip
+    return {
+        "dense_flops": dense,
+        "dw_flops": dw,
+        "act_bytes": act,
+        "layers": len(layers),
+        "dw3": dw_by_k[3],
+        "dw5": dw_by_k[5],
+        "dw7": dw_by_k[7],
+    }
 
 
 def _prior_columns(ops: Sequence[OpSpec]) -> np.ndarray:
@@ -70,8 +90,16 @@ def _prior_columns(ops: Sequence[OpSpec]) -> np.ndarray:
 @functools.lru_cache(maxsize=1 << 16)
 def _prior_row(op: OpSpec) -> tuple[float, ...]:
     f = _layer_features(op)
-    return (1.0, f["dense_flops"] * 1e-6, f["dw3"] * 1e-6, f["dw5"] * 1e-6, f["dw7"] * 1e-6,
-            op.bytes * 1e-6, f["act_bytes"] * 1e-6, float(f["layers"]))  # fmt: skip
+    return (
+        1.0,
+        f["dense_flops"] * 1e-6,
+        f["dw3"] * 1e-6,
+        f["dw5"] * 1e-6,
+        f["dw7"] * 1e-6,
+        op.bytes * 1e-6,
+        f["act_bytes"] * 1e-6,
+        float(f["layers"]),
+    )
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -111,8 +139,9 @@ class _KindModel(BaseEstimator, RegressorMixin):
         name = self.model.split("+")[-1]
         rs = self.random_state
         if name == "gbr":
-            return GradientBoostingRegressor(n_estimators=300, max_depth=3, learning_rate=0.05, subsample=0.8,
-                                             random_state=rs)  # fmt: skip
+            return GradientBoostingRegressor(
+                n_estimators=300, max_depth=3, learning_rate=0.05, subsample=0.8, random_state=rs
+            )
         if name == "rf":
             return RandomForestRegressor(n_estimators=200, min_samples_leaf=2, random_state=rs, n_jobs=1)
         return ExtraTreesRegressor(n_estimators=200, min_samples_leaf=2, random_state=rs, n_jobs=1)
@@ -207,14 +236,15 @@ class LatencyPredictor(BaseEstimator, RegressorMixin):
         self.feature_names_ = list(FEATURES)
         return self
 
-    def fit_table(self, table: Any, device: str | None = None, target: str = "median_ms",
-                  correct_drift: bool = False) -> LatencyPredictor:  # fmt: skip
+    def fit_table(
+        self, table: Any, device: str | None = None, target: str = "median_ms", correct_drift: bool = False
+    ) -> LatencyPredictor:
         """Fit on a latency table (a ``LatencyStore``, a path to one, or its ``frame()``).
 
         Op rows train the per-kind models; network rows (when the table holds
         their definitions) calibrate the network overhead. ``correct_drift``:
         rows measured with a drift reference are first put on the table's
-        typical speed (:mod:`hwlat.drift`).
+        typical speed (:mod:`hwlat.measure.drift`).
         """
         df, nets = _table_frame(table, correct_drift)
         keys = sorted(df["device_key"].unique())
@@ -311,7 +341,7 @@ def _table_frame(table: Any, correct_drift: bool = False):
     """(frame, networks) from a LatencyStore, a path, or a DataFrame."""
     import pandas as pd
 
-    from hwlat.drift import correct_frame
+    from hwlat.measure.drift import correct_frame
     from hwlat.store import LatencyStore
 
     if isinstance(table, pd.DataFrame):
@@ -363,12 +393,17 @@ def _versions() -> dict[str, str]:
 
     from hwlat import __version__
 
-    return {"hwlat": __version__, "scikit-learn": sklearn.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}  # fmt: skip
+    return {
+        "hwlat": __version__,
+        "scikit-learn": sklearn.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
 
 
-def save_predictor(predictor: LatencyPredictor, path: str | Any, table: str | None = None,
-                   device_info: dict | None = None) -> tuple[Any, Any]:  # fmt: skip
+def save_predictor(
+    predictor: LatencyPredictor, path: str | Any, table: str | None = None, device_info: dict | None = None
+) -> tuple[Any, Any]:
     """Write ``PATH`` (skops: no code runs on load) and ``PATH.json`` (metadata)."""
     import json
     from pathlib import Path
@@ -419,7 +454,9 @@ def load_predictor(path: str | Any) -> LatencyPredictor:
         raise PredictorFileError(f"{meta_path}: not hwlat predictor metadata (expected format {FORMAT!r})")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != meta.get("file_sha256"):
-        raise PredictorFileError(f"{path}: checksum does not match its metadata: the file was modified; refusing to load")
+        raise PredictorFileError(
+            f"{path}: checksum does not match its metadata: the file was modified; refusing to load"
+        )
     refit = _refit_hint(meta)
     try:
         untrusted = set(sio.get_untrusted_types(file=path))
@@ -443,3 +480,8 @@ def load_predictor(path: str | Any) -> LatencyPredictor:
 def _refit_hint(meta: dict) -> str:
     table = meta.get("training_table") or "TABLE"
     return f"re-fit it with `hwlat fit --table {table} --device {meta.get('device_key') or 'DEVICE'} --out NEW.skops`"
+
+
+# Saved predictors name their classes by module: keep the name files have always carried
+# ("hwlat.predict.LatencyPredictor"), so files written before this package was split still load.
+LatencyPredictor.__module__ = _KindModel.__module__ = "hwlat.predict"

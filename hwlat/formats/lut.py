@@ -20,8 +20,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from hwlat.measure import Measurement
 from hwlat.ops import OpSpec
-from hwlat.timing import Measurement
 
 __all__ = ["parse_lut_key", "lut_key", "read_lut", "import_lut", "export_lut", "LUT_PROTOCOL"]
 
@@ -37,7 +37,9 @@ def parse_lut_key(key: str) -> OpSpec:
     """The hwlat op for one LUT key (raises ValueError naming what is wrong)."""
     m = _KEY.match(key)
     if not m:
-        raise ValueError(f"Invalid LUT key {key!r}: expected TYPE-input:HxWxC-output:HxWxC[-expand:E-kernel:K-stride:S-idskip:0|1]")
+        raise ValueError(
+            f"Invalid LUT key {key!r}: expected TYPE-input:HxWxC-output:HxWxC[-expand:E-kernel:K-stride:S-idskip:0|1]"
+        )
     typ = m["type"]
     g = m.groups()
     hin, win, cin = int(g[1]), int(g[2]), int(g[3])
@@ -56,8 +58,16 @@ def parse_lut_key(key: str) -> OpSpec:
     if typ == "expanded_conv":
         if m["expand"] is None:
             raise ValueError(f"Invalid LUT key {key!r}: expanded_conv needs -expand:E-kernel:K-stride:S-idskip:0|1")
-        op = OpSpec("mbconv", cin=cin, cout=cout, h=hin, w=win, kernel=int(m["kernel"]), stride=int(m["stride"]),
-                    expand=int(m["expand"]))  # fmt: skip
+        op = OpSpec(
+            "mbconv",
+            cin=cin,
+            cout=cout,
+            h=hin,
+            w=win,
+            kernel=int(m["kernel"]),
+            stride=int(m["stride"]),
+            expand=int(m["expand"]),
+        )
         if op.stride != stride:
             raise ValueError(f"Invalid LUT key {key!r}: stride {op.stride} does not match {hin} -> {hout}")
         if int(m["idskip"]) and not op.has_skip:
@@ -96,11 +106,25 @@ def read_lut(path: str | Path) -> dict[str, dict[str, float]]:
 def _measurement(op: OpSpec, device_key: str, mean: float, std: float, count: int) -> Measurement:
     half = 1.96 * std / math.sqrt(count) if count > 1 else 0.0
     return Measurement(
-        op_key=op.key, device_key=device_key, protocol=LUT_PROTOCOL, kind=op.kind, n=count, median_ms=mean,
-        mean_ms=mean, std_ms=std, p5_ms=max(mean - 1.645 * std, 0.0), p95_ms=mean + 1.645 * std,
-        iqr_ms=1.349 * std, ci_low_ms=mean - half, ci_high_ms=mean + half, rounds=1, round_medians_ms=(mean,),
-        stable=True, loadavg=float("nan"), wall_s=0.0,
-    )  # fmt: skip
+        op_key=op.key,
+        device_key=device_key,
+        protocol=LUT_PROTOCOL,
+        kind=op.kind,
+        n=count,
+        median_ms=mean,
+        mean_ms=mean,
+        std_ms=std,
+        p5_ms=max(mean - 1.645 * std, 0.0),
+        p95_ms=mean + 1.645 * std,
+        iqr_ms=1.349 * std,
+        ci_low_ms=mean - half,
+        ci_high_ms=mean + half,
+        rounds=1,
+        round_medians_ms=(mean,),
+        stable=True,
+        loadavg=float("nan"),
+        wall_s=0.0,
+    )
 
 
 def import_lut(path: str | Path, store, device_name: str) -> int:
@@ -113,8 +137,9 @@ def import_lut(path: str | Path, store, device_name: str) -> int:
 
     entries = read_lut(path)
     spec = DeviceSpec("lut", options=(("name", device_name),))
-    info = DeviceInfo("lut", spec.key, device_name, "imported lookup table", Path(path).name, 1,
-                      extra=(("source", str(path)),))  # fmt: skip
+    info = DeviceInfo(
+        "lut", spec.key, device_name, "imported lookup table", Path(path).name, 1, extra=(("source", str(path)),)
+    )
     info_id = store.add_device(info)
     rows: list[tuple[OpSpec, float, float, int]] = []
     for key, e in entries.items():

@@ -14,7 +14,7 @@ log = logging.getLogger("hwlat")
 
 EXIT_ERROR, EXIT_INTERRUPTED = 2, 130
 # Modules adding subcommands: each has `register(subparsers)` and imports heavy libraries only when run.
-_EXTENSIONS: tuple[str, ...] = ("hwlat.cli_compare", "hwlat.cli_search")
+_EXTENSIONS: tuple[str, ...] = ("hwlat.cli.compare", "hwlat.cli.search")
 
 
 class CLIError(Exception):
@@ -55,7 +55,7 @@ def _print_phones() -> None:
 
 # ------------------------------------------------------------------ measure
 def _protocol(args: argparse.Namespace):
-    from hwlat.timing import Protocol
+    from hwlat.measure import Protocol
 
     if args.protocol == "fixed":
         return Protocol.fixed()
@@ -69,7 +69,7 @@ def _protocol(args: argparse.Namespace):
 
 def _items(args: argparse.Namespace) -> list:
     if args.networks:
-        from hwlat.zoo import resolve_networks
+        from hwlat.workflows import resolve_networks
 
         return resolve_networks(args.networks, seed=args.seed)
     if not args.space:
@@ -79,67 +79,9 @@ def _items(args: argparse.Namespace) -> list:
     return get_space(args.space).sample(args.n, seed=args.seed)
 
 
-def _convert_one(args):
-    from hwlat.devices import create_backend
-
-    spec, item = args
-    create_backend(spec, check=False).convert(item)
-
-
-def convert_parallel(backend, items, jobs: int, quiet: bool = False) -> None:
-    """Fill the backend's conversion cache with ``jobs`` worker processes.
-
-    Measuring pins the process to ``threads`` CPUs, which would also pin slow
-    converters (litert-torch takes seconds per op); converting first, in
-    parallel, keeps the timed phase short.
-    """
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
-    from tqdm.auto import tqdm
-
-    from hwlat.devices import Backend
-
-    if jobs <= 1 or type(backend).convert is Backend.convert:
-        return
-    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool, tqdm(
-        total=len(items), desc="converting", unit="op", disable=quiet, file=sys.stderr, dynamic_ncols=True
-    ) as bar:
-        for _ in pool.map(_convert_one, [(backend.spec, it) for it in items], chunksize=4):
-            bar.update(1)
-
-
-def run_measure(backend, items, store, protocol, *, quiet: bool = False, jobs: int = 1,
-                reference=None) -> tuple[int, int]:  # fmt: skip
-    """Measure what ``store`` lacks; returns (new rows, already present)."""
-    from tqdm.auto import tqdm
-
-    from hwlat.timing import measure
-
-    done = store.done_keys(backend.spec.key, protocol.key)
-    todo = [it for it in items if it.key not in done]
-    if not todo:
-        return 0, len(items)
-    convert_parallel(backend, todo, jobs, quiet)
-    info_id = store.add_device(backend.describe())
-    by_key = {it.key: it for it in todo}
-    new = 0
-
-    def save(m) -> None:
-        nonlocal new
-        if m.kind == "network":
-            store.add_network(by_key[m.op_key])
-        new += store.add(m, info_id)
-
-    with tqdm(total=len(items), initial=len(items) - len(todo), desc=backend.spec.key, unit="op",
-              disable=quiet, file=sys.stderr, dynamic_ncols=True) as bar:  # fmt: skip
-        measure(backend, todo, protocol, on_result=save, progress=bar.update, reference=reference)
-    return new, len(items) - len(todo)
-
-
 def cmd_measure(args: argparse.Namespace) -> int:
     from hwlat.devices import create_backend
-    from hwlat.drift import drift_summary
+    from hwlat.measure.drift import drift_summary
     from hwlat.store import LatencyStore
 
     protocol = _protocol(args)
@@ -154,12 +96,16 @@ def cmd_measure(args: argparse.Namespace) -> int:
     with LatencyStore(args.db) as store:  # opened (and checked writable) before any measuring
         t0 = time.perf_counter()
         try:
-            new, skipped = run_measure(backend, items, store, protocol, quiet=args.quiet, jobs=args.jobs,
-                                       reference=reference)  # fmt: skip
+            from hwlat.workflows import run_measure
+
+            new, skipped = run_measure(
+                backend, items, store, protocol, quiet=args.quiet, jobs=args.jobs, reference=reference
+            )
         except KeyboardInterrupt:
             n = len(store.done_keys(backend.spec.key, protocol.key))
-            print(f"interrupted: {n} rows are saved in {args.db}; run the same command again to resume",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"interrupted: {n} rows are saved in {args.db}; run the same command again to resume", file=sys.stderr
+            )
             return EXIT_INTERRUPTED
         rows = store.frame(backend.spec.key, provenance=False)
     rows = rows[rows["protocol"] == protocol.key]
@@ -175,8 +121,8 @@ def cmd_measure(args: argparse.Namespace) -> int:
 
 def _reference(name: str, backend, protocol):
     """The drift reference op for ``--reference``, checked against the backend and protocol."""
-    from hwlat.drift import reference_op
-    from hwlat.timing import reference_problem
+    from hwlat.measure import reference_problem
+    from hwlat.measure.drift import reference_op
 
     problem = reference_problem(backend, protocol)
     if problem:
@@ -189,7 +135,7 @@ def _reference(name: str, backend, protocol):
 
 # -------------------------------------------------------------------- table
 def cmd_table(args: argparse.Namespace) -> int:
-    from hwlat.drift import drift_summary
+    from hwlat.measure.drift import drift_summary
     from hwlat.store import LatencyStore
 
     if args.action == "import":
@@ -210,10 +156,15 @@ def cmd_table(args: argparse.Namespace) -> int:
         return 0
     summary = (
         df.groupby(["device_key", "kind"])
-        .agg(rows=("op_key", "size"), median_ms=("median_ms", "median"), min_ms=("median_ms", "min"),
-             max_ms=("median_ms", "max"), settled=("stable", "mean"))
+        .agg(
+            rows=("op_key", "size"),
+            median_ms=("median_ms", "median"),
+            min_ms=("median_ms", "min"),
+            max_ms=("median_ms", "max"),
+            settled=("stable", "mean"),
+        )
         .reset_index()
-    )  # fmt: skip
+    )
     summary["settled"] = (100 * summary["settled"]).round(1).astype(str) + " %"
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     for key, rows in df.groupby("device_key"):
@@ -234,8 +185,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     with LatencyStore(args.table, readonly=True) as store:
         device = _device_key(store, args.device)
-        p = LatencyPredictor(model=args.model).fit_table(store, device=device, target=args.target,
-                                                         correct_drift=args.correct_drift)  # fmt: skip
+        p = LatencyPredictor(model=args.model).fit_table(
+            store, device=device, target=args.target, correct_drift=args.correct_drift
+        )
         info = next((v for v in store.devices().values() if v.get("device_key") == device), {})
     path, meta = save_predictor(p, args.out, table=args.table, device_info=info)
     kinds = ", ".join(f"{k} ({n})" for k, n in p.n_train_.items())
@@ -263,17 +215,24 @@ def _device_key(store, device: str | None) -> str:
             return full
     matches = [k for k in keys if k == device or k.split("/")[0] == device]
     if len(matches) != 1:
-        raise CLIError(f"device {device!r} matches {len(matches)} devices in the table; devices there: {', '.join(keys)}")
+        raise CLIError(
+            f"device {device!r} matches {len(matches)} devices in the table; devices there: {', '.join(keys)}"
+        )
     return matches[0]
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from hwlat.evaluate import HEADER, evaluate_table, scatter_png, write_report
     from hwlat.predict import load_predictor
+    from hwlat.predict.evaluate import HEADER, evaluate_table, scatter_png, write_report
 
     p = load_predictor(args.predictor)
-    result = evaluate_table(p, args.table, repeat_table=args.repeat, target=getattr(p, "target_", "median_ms"),
-                            correct_drift=args.correct_drift)  # fmt: skip
+    result = evaluate_table(
+        p,
+        args.table,
+        repeat_table=args.repeat,
+        target=getattr(p, "target_", "median_ms"),
+        correct_drift=args.correct_drift,
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     title = f"Predictor {Path(args.predictor).name} on {args.table} ({p.device_key_})"
@@ -287,14 +246,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from hwlat.predict import load_predictor
-    from hwlat.zoo import resolve_networks
+    from hwlat.workflows import resolve_networks
 
     p = load_predictor(args.predictor)
     for net in resolve_networks(args.network):
         per_op = p.predict(list(net.ops))
         total = p.predict_network(net)
-        print(f"{net.name}: {total:.3f} ms predicted on {p.device_key_} "
-              f"({len(net.ops)} ops, {net.flops / 1e6:.1f} MMACs, overhead {p.overhead_ms_:.3f} ms)")  # fmt: skip
+        print(
+            f"{net.name}: {total:.3f} ms predicted on {p.device_key_} "
+            f"({len(net.ops)} ops, {net.flops / 1e6:.1f} MMACs, overhead {p.overhead_ms_:.3f} ms)"
+        )
         if args.ops:
             for op, ms in zip(net.ops, per_op):
                 print(f"  {ms:9.4f} ms  {op.key}")
@@ -303,14 +264,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_lut(args: argparse.Namespace) -> int:
     if args.action == "import":
-        from hwlat.lut import import_lut
+        from hwlat.formats.lut import import_lut
         from hwlat.store import LatencyStore
 
         with LatencyStore(args.db) as store:
             added = import_lut(args.file, store, args.device)
         print(f"{added} rows imported into {args.db} as device lut/t1/b1/fp32/name={args.device}")
         return 0
-    from hwlat.lut import export_lut
+    from hwlat.formats.lut import export_lut
     from hwlat.predict import load_predictor
     from hwlat.spaces import get_space
 
@@ -318,7 +279,10 @@ def cmd_lut(args: argparse.Namespace) -> int:
     space = get_space(args.space)
     ops = [op for op in space.configs() if op.kind in ("stem", "mbconv", "pwconv", "head")]
     path = export_lut(p, ops, args.out)
-    print(f"{len(ops)} ops of space {args.space} written to {path} (ProxylessNAS LUT format, predicted on {p.device_key_})")
+    print(
+        f"{len(ops)} ops of space {args.space} written to {path} "
+        f"(ProxylessNAS LUT format, predicted on {p.device_key_})"
+    )
     return 0
 
 
@@ -351,11 +315,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--budget", type=float, help="time budget per op in seconds (0.4)")
     s.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     s.add_argument("--jobs", type=int, default=1, help="convert models in N parallel processes first (default 1)")
-    s.add_argument("--reference", metavar="OP",
-                   help="time this op (an op key, or 'auto') in every round beside the others and record it "
-                        "per row, so the machine's drift can be corrected later (hwlat fit --correct-drift)")
-    s.add_argument("--bench-binary", metavar="PATH",
-                   help="adb: TFLite benchmark_model to push (a file here) or use (a path on the phone)")
+    s.add_argument(
+        "--reference",
+        metavar="OP",
+        help="time this op (an op key, or 'auto') in every round beside the others and record it "
+        "per row, so the machine's drift can be corrected later (hwlat fit --correct-drift)",
+    )
+    s.add_argument(
+        "--bench-binary",
+        metavar="PATH",
+        help="adb: TFLite benchmark_model to push (a file here) or use (a path on the phone)",
+    )
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_measure)
 
@@ -382,16 +352,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="predictor file to write (.skops, plus .skops.json metadata)")
     s.add_argument("--model", default="prior+gbr", help="per-kind model (default prior+gbr)")
     s.add_argument("--target", default="median_ms", help="statistic to predict (default median_ms)")
-    s.add_argument("--correct-drift", action="store_true",
-                   help="first put rows measured with --reference on the table's typical speed (hwlat.drift)")
+    s.add_argument(
+        "--correct-drift",
+        action="store_true",
+        help="first put rows measured with --reference on the table's typical speed (hwlat.measure.drift)",
+    )
     s.set_defaults(func=cmd_fit)
 
     s = sub.add_parser("evaluate", help="RMSE, MAPE, ±5/±10 %% accuracy of a predictor on a table")
     s.add_argument("--predictor", required=True)
     s.add_argument("--table", required=True)
     s.add_argument("--repeat", help="a second table of the same items, for the measurement noise floor")
-    s.add_argument("--correct-drift", action="store_true",
-                   help="put both tables' rows measured with --reference on one common speed first")
+    s.add_argument(
+        "--correct-drift",
+        action="store_true",
+        help="put both tables' rows measured with --reference on one common speed first",
+    )
     s.add_argument("--out", default="out/evaluate", help="folder for evaluation.md and evaluation.png")
     s.set_defaults(func=cmd_evaluate)
 
@@ -428,7 +404,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         return args.func(args)
     except KeyboardInterrupt:

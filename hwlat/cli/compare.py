@@ -20,10 +20,10 @@ from pathlib import Path
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from hwlat.cli import EXIT_INTERRUPTED, CLIError, _protocol
+    from hwlat.cli.main import EXIT_INTERRUPTED, CLIError, _protocol
     from hwlat.compare import StoredDevice, compare, parse_predictors, resolve_devices, split_devices, write_outputs
     from hwlat.store import LatencyStore
-    from hwlat.zoo import resolve_networks
+    from hwlat.workflows import resolve_networks
 
     networks = resolve_networks(args.models, seed=args.seed)
     protocol = _protocol(args)
@@ -35,8 +35,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     try:  # devices unavailable here may have their rows in an existing table (measured elsewhere)
         if db.is_file():
             with LatencyStore(db, readonly=True) as known:
-                backends, labels, skipped = resolve_devices(devices, args.skip_unavailable, store=known,
-                                                            networks=networks, protocol=protocol)  # fmt: skip
+                backends, labels, skipped = resolve_devices(
+                    devices, args.skip_unavailable, store=known, networks=networks, protocol=protocol
+                )
         else:
             backends, labels, skipped = resolve_devices(devices, args.skip_unavailable)
     except RuntimeError as exc:
@@ -45,9 +46,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(f"warning: skipping {line}", file=sys.stderr)
     for b, label in zip(backends, labels):
         if isinstance(b, StoredDevice):
-            print(f"note: {label} is unavailable here ({b.reason}); using its rows in {db} "
-                  f"(measured on {b.info.get('hardware', '?')}, host {b.info.get('hostname', '?')})",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"note: {label} is unavailable here ({b.reason}); using its rows in {db} "
+                f"(measured on {b.info.get('hardware', '?')}, host {b.info.get('hostname', '?')})",
+                file=sys.stderr,
+            )
     paths = parse_predictors(args.predictors, labels, [b.spec.key for b in backends])
     predictors = {}
     if paths:
@@ -56,26 +59,34 @@ def cmd_compare(args: argparse.Namespace) -> int:
         predictors = {label: load_predictor(path) for label, path in paths.items()}
     with LatencyStore(db) as store:
         try:
-            result = compare(networks, backends, store, protocol, labels=labels, predictors=predictors,
-                             quiet=args.quiet)  # fmt: skip
+            result = compare(
+                networks, backends, store, protocol, labels=labels, predictors=predictors, quiet=args.quiet
+            )
         except KeyboardInterrupt:
-            print(f"interrupted: finished rows are saved in {db}; run the same command again to resume",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"interrupted: finished rows are saved in {db}; run the same command again to resume", file=sys.stderr
+            )
             return EXIT_INTERRUPTED
     md, csv, png = write_outputs(result, out, args.title)
     print(result.markdown(args.title), end="")
-    print(f"\n{sum(result.new_rows)} measured, {result.shape[0] * result.shape[1] - sum(result.new_rows)} already in "
-          f"{db} ({time.perf_counter() - t0:.1f} s); wrote {md}, {csv}, {png}")  # fmt: skip
+    print(
+        f"\n{sum(result.new_rows)} measured, {result.shape[0] * result.shape[1] - sum(result.new_rows)} already in "
+        f"{db} ({time.perf_counter() - t0:.1f} s); wrote {md}, {csv}, {png}"
+    )
     return 0
 
 
 def register(subparsers) -> None:
     s = subparsers.add_parser("compare", help="measure networks on several devices: one table and one plot")
-    s.add_argument("--models", required=True,
-                   help="comma-separated zoo names (hwlat.zoo), random:N, or .json network files")  # fmt: skip
-    s.add_argument("--devices", required=True,
-                   help="comma-separated devices: backend names or keys with options, "
-                        "e.g. onnxruntime-cpu/cores=0,torch-cpu,cuda/b8/mode=graph (see `hwlat devices`)")  # fmt: skip
+    s.add_argument(
+        "--models", required=True, help="comma-separated zoo names (hwlat.zoo), random:N, or .json network files"
+    )
+    s.add_argument(
+        "--devices",
+        required=True,
+        help="comma-separated devices: backend names or keys with options, "
+        "e.g. onnxruntime-cpu/cores=0,torch-cpu,cuda/b8/mode=graph (see `hwlat devices`)",
+    )
     s.add_argument("--predictors", help="DEVICE=PATH[,...]: put a fitted predictor's latency next to the measured one")
     s.add_argument("--db", help="SQLite latency table that keeps the measurements (default OUT/compare.db; resumed)")
     s.add_argument("--out", default="out/compare", help="folder for compare.md, compare.csv, compare.png")

@@ -1,0 +1,5 @@
+import sys
+
+from hwlat.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""File formats hwlat reads and writes besides its own tables: published lookup tables and configs."""
