@@ -67,7 +67,8 @@ def device_string(backend: str, mode: str, batch: int, gpu: int, options: str = 
     parts.append(f"mode={mode}")
     if gpu:
         parts.append(f"gpu={gpu}")
-    parts += [p for p in options.split("/") if p]
+    if options.strip("/"):  # extra parts (fp16/energy=1) pass through as the user wrote them
+        parts.append(options.strip("/"))
     return "/".join(parts)
 
 

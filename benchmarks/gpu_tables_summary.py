@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hwlat.devices import DeviceSpec
+
 
 def _config(device_key: str) -> tuple[str, int]:
-    parts = device_key.split("/")
-    mode = next((p.split("=", 1)[1] for p in parts if p.startswith("mode=")), "eager")
-    batch = int(next(p[1:] for p in parts[1:] if p[:1] == "b" and p[1:].isdigit()))
-    return mode, batch
+    spec = DeviceSpec.parse(device_key)
+    return spec.option("mode", "eager"), spec.batch
 
 
 def _ratio_stats(r: pd.Series) -> dict[str, float]:

@@ -71,6 +71,16 @@ class DeviceSpec:
     def replace(self, **changes: Any) -> DeviceSpec:
         return dataclasses.replace(self, **changes)
 
+    @staticmethod
+    def backend_of(text: str) -> str:
+        """The backend name of a device string or key (``adb:SERIAL/t1`` -> ``adb``), without validating the rest."""
+        return text.partition("/")[0].partition(":")[0]
+
+    @classmethod
+    def same_backend(cls, a: str, b: str) -> bool:
+        """Whether two device strings or keys name the same backend (empty strings never match)."""
+        return bool(a) and bool(b) and cls.backend_of(a) == cls.backend_of(b)
+
     @classmethod
     def parse(cls, text: str, **overrides: Any) -> DeviceSpec:
         """Parse ``backend[:serial]`` or a full key ``backend/t1/b1/fp32[/k=v...]``."""

@@ -330,10 +330,11 @@ def _ranks(values: Sequence[float]) -> list[int]:
 
 def _predict(predictor: Any, networks: Sequence[Network], device_key: str) -> list[float | None]:
     """Predicted ms per network; None (with a warning) where the predictor lacks an op kind."""
+    from hwlat.devices import DeviceSpec
     from hwlat.predict import UnknownKindError
 
     fitted_on = getattr(predictor, "device_key_", "")
-    if fitted_on and fitted_on.split("/")[0] != device_key.split("/")[0]:
+    if fitted_on and not DeviceSpec.same_backend(fitted_on, device_key):
         warnings.warn(f"the predictor given for {device_key} was fitted on {fitted_on}", stacklevel=3)
     out: list[float | None] = []
     for net in networks:
@@ -431,6 +432,8 @@ def _stored(
 
 def parse_predictors(text: str | None, labels: Sequence[str], keys: Sequence[str]) -> dict[str, str]:
     """``dev=PATH,...`` -> {label: PATH}; ``dev`` is a label, a device key or a backend name."""
+    from hwlat.devices import DeviceSpec
+
     out: dict[str, str] = {}
     if not text:
         return out
@@ -440,7 +443,7 @@ def parse_predictors(text: str | None, labels: Sequence[str], keys: Sequence[str
         device, path = item.rsplit("=", 1)  # labels may hold '=' (cores=0); paths rarely do
         matches = [lab for lab, key in zip(labels, keys) if device in (lab, key)]
         if not matches:
-            matches = [lab for lab, key in zip(labels, keys) if key.split("/")[0] == device]
+            matches = [lab for lab, key in zip(labels, keys) if DeviceSpec.backend_of(key) == device]
         if len(matches) != 1:
             what = "matches no device" if not matches else f"matches {len(matches)} devices"
             raise ValueError(f"Predictor device {device!r} {what}; devices here: {', '.join(labels)}")

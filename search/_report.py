@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from hwlat.devices import DeviceSpec
 from hwlat.search._latency import measure_networks  # noqa: F401  (re-exported)
 
 __all__ = ["measure_networks", "tradeoff_png", "check_predictor_device"]
@@ -12,9 +13,8 @@ __all__ = ["measure_networks", "tradeoff_png", "check_predictor_device"]
 
 def check_predictor_device(predictor, device: str) -> str | None:
     """A warning when the predictor was fitted on another backend than ``device`` (None when they agree)."""
-    fitted = (getattr(predictor, "device_key_", "") or "").split("/")[0]
-    wanted = device.split("/")[0].split(":")[0]
-    if fitted and fitted != wanted:
+    fitted = getattr(predictor, "device_key_", "") or ""
+    if fitted and not DeviceSpec.same_backend(fitted, device):
         return f"the predictor was fitted on {predictor.device_key_!r} but latency is measured on {device!r}"
     return None
 

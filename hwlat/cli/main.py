@@ -213,7 +213,7 @@ def _device_key(store, device: str | None) -> str:
             full = device
         if full in keys:
             return full
-    matches = [k for k in keys if k == device or k.split("/")[0] == device]
+    matches = [k for k in keys if k == device or DeviceSpec.backend_of(k) == device]
     if len(matches) != 1:
         raise CLIError(
             f"device {device!r} matches {len(matches)} devices in the table; devices there: {', '.join(keys)}"

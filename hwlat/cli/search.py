@@ -35,13 +35,11 @@ def _load_predictor(path: str | None, device: str):
     from hwlat.predict import load_predictor
 
     predictor = load_predictor(path)
-    fitted = (predictor.device_key_ or "").split("/")[0]
-    wanted = device.split("/")[0].split(":")[0]
-    if fitted and fitted != wanted:
-        print(
-            f"warning: the predictor was fitted on {predictor.device_key_!r}, latency is measured on {device!r}",
-            file=sys.stderr,
-        )
+    from hwlat.search._report import check_predictor_device
+
+    warning = check_predictor_device(predictor, device)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     return predictor
 
 

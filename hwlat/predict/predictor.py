@@ -303,7 +303,9 @@ class LatencyPredictor(BaseEstimator, RegressorMixin):
         return out
 
     def _unknown(self, kind: str) -> str:
-        dev = self.device_key_.split("/")[0] or "DEVICE"
+        from hwlat.devices import DeviceSpec
+
+        dev = DeviceSpec.backend_of(self.device_key_) or "DEVICE"
         space = kind if kind not in ("stem", "head", "mbconv") else "mbconv"
         return (
             f"no training data for op kind {kind!r} on {self.device_key_ or 'this device'} "
