@@ -60,8 +60,9 @@ def phase_table(args) -> dict:
     from hwlat.devices import create_backend
     from hwlat.measure import Protocol
     from hwlat.predict import LatencyPredictor, save_predictor
+    from hwlat.predict.calibration import CalibratedPredictor, NetworkCalibration
     from hwlat.predict.evaluate import metrics
-    from hwlat.search._latency import CalibratedPredictor, NetworkCalibration, calibrate_from_table
+    from hwlat.search._latency import calibrate_from_table
     from hwlat.spaces import get_space
     from hwlat.store import LatencyStore
     from hwlat.workflows import run_measure

@@ -6,9 +6,10 @@ is cheap and ``hwlat devices`` can say why a backend is unavailable.
 
 from __future__ import annotations
 
-from hwlat.devices import adb, cuda, fake, litert, onnxruntime, tensorrt, torch_cpu  # noqa: F401,E402  (fill the registry)
+from hwlat.devices import adb, cuda, fake, litert, onnxruntime, tensorrt, torch_cpu  # noqa: F401  (imported to fill the registry)
 from hwlat.devices._base import Backend, DeviceInfo, DeviceSpec, Item, Runnable
 from hwlat.devices._registry import (
+    BACKENDS,
     create_backend,
     get_backend,
     list_backends,
@@ -16,6 +17,7 @@ from hwlat.devices._registry import (
 )
 
 __all__ = [
+    "BACKENDS",
     "Backend",
     "DeviceInfo",
     "DeviceSpec",

@@ -9,13 +9,17 @@ import hashlib
 import os
 import platform
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
+from hwlat.devices._options import Options
+from hwlat.measure.loop import Block, warm_up
+from hwlat.measure.stop import BlockPlan
+from hwlat.measure.timing import Measurement, Protocol, summarize
 from hwlat.network import Network
 from hwlat.ops import OpSpec
 
@@ -156,6 +160,9 @@ class Backend(abc.ABC):
     Subclasses set ``name``, ``install_hint`` and implement :meth:`check`,
     :meth:`describe` and :meth:`prepare`; :meth:`run` times ``n`` calls with
     the host's monotonic clock (backends with their own clock override it).
+    The measurement loop (:func:`hwlat.measure.measure`) calls the hooks
+    :meth:`prepare`, :meth:`warm_up`, :meth:`time_block` and :meth:`summarize`;
+    a device that times its runs itself (adb) overrides the last three.
     Heavy libraries are imported inside the methods, never at module import.
     """
 
@@ -163,8 +170,13 @@ class Backend(abc.ABC):
     description: ClassVar[str] = ""
     install_hint: ClassVar[str] = ""
 
-    def __init__(self, spec: DeviceSpec) -> None:
+    # The typed k=v options this backend accepts (``cores`` only, unless a backend declares more);
+    # an unknown option or a bad value raises ValueError naming the valid ones.
+    OPTIONS: ClassVar[type[Options]] = Options
+
+    def __init__(self, spec: DeviceSpec, options: Options | None = None) -> None:
         self.spec = spec
+        self.options = options if options is not None else type(self).OPTIONS.from_spec(spec)
 
     @classmethod
     @abc.abstractmethod
@@ -199,6 +211,41 @@ class Backend(abc.ABC):
             call()
             times[i] = clock() - t0
         return times * 1e-9
+
+    # ------------------------------------------------ hooks of the measurement loop
+    #: Whether :meth:`run` gives per-run times (a drift reference needs them).
+    per_run_times: ClassVar[bool] = True
+
+    def warm_up(self, runnable: Runnable, protocol: Protocol) -> float | None:
+        """Warm ``runnable`` up per ``protocol``; return one run's time in seconds
+        (None: the device warms up itself in every block)."""
+        return warm_up(self, runnable, protocol)
+
+    def time_block(self, runnable: Runnable, plan: BlockPlan) -> Block:
+        """Time one block (the loop's "time one block" hook): ``plan.runs`` runs of ``runnable``."""
+        t0 = time.perf_counter()
+        times = self.run(runnable, plan.runs)
+        return Block(times, float(times.sum()), time.perf_counter() - t0)
+
+    def summarize(
+        self,
+        runnable: Runnable,
+        samples: Sequence[Any],
+        *,
+        protocol: Protocol,
+        wall_s: float,
+        extra: Iterable[tuple[str, float]] = (),
+    ) -> Measurement:
+        """The Measurement of ``runnable``'s blocks so far (``samples``: the blocks' ``sample``)."""
+        return summarize(
+            np.concatenate(samples),
+            [float(np.median(b)) for b in samples],
+            item=runnable.item,
+            device_key=self.spec.key,
+            protocol=protocol,
+            wall_s=wall_s,
+            extra=extra,
+        )
 
     def measurement_extra(self, item: Item) -> tuple[tuple[str, float], ...]:
         """Extra values stored in ``item``'s Measurement.extra once it is final

@@ -20,16 +20,18 @@ they are tested without a GPU.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from typing import Any
 
 import numpy as np
 
 from hwlat.devices._base import DeviceSpec
+from hwlat.devices._options import Options, option
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,6 @@ TORCH_CUDA_HINT = (
 )
 FLUSH_BYTES = 256 * 1024 * 1024  # Triton's do_bench zeroes 256 MB: larger than any GPU's L2
 MIN_ENERGY_WINDOW_S = 0.5  # NVML's energy counter refreshes every ~20-100 ms
-COMMON_OPTIONS = ("cores",)  # pinning of the launching CPU thread (Backend.session)
 
 
 # ------------------------------------------------------------------ versions
@@ -227,58 +228,31 @@ class Nvml:
 
 
 # ------------------------------------------------------------------ options
-def check_options(spec: DeviceSpec, allowed: Mapping[str, tuple[str, ...] | None]) -> None:
-    """Reject unknown device options and bad values, naming the valid ones.
+@dataclasses.dataclass(frozen=True)
+class GpuOptions(Options):
+    """The options every GPU backend shares (device index, NVML energy, warm-up settling)."""
 
-    ``allowed`` maps an option name to its valid values (None: any value).
-    """
-    valid = {**{k: None for k in COMMON_OPTIONS}, **allowed}
-    for name, value in spec.options:
-        if name not in valid:
-            raise ValueError(
-                f"Invalid option {name}={value!r} for device {spec.backend!r}; "
-                f"valid options: {', '.join(sorted(valid))}"
-            )
-        choices = valid[name]
-        if choices is not None and value not in choices:
-            raise ValueError(f"Invalid {name}={value!r} for device {spec.backend!r}; valid: {', '.join(choices)}")
+    gpu: int = option(0, minimum=0, hint="a CUDA device index such as 0")
+    energy: bool = option(False)
+    energy_s: float = option(1.0, minimum=MIN_ENERGY_WINDOW_S)
+    settle_s: float = option(0.1, minimum=0.0)
 
 
-def float_option(spec: DeviceSpec, name: str, default: float, minimum: float = 0.0) -> float:
-    text = spec.option(name, str(default))
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"Invalid {name}={text!r} for device {spec.backend!r}: must be a number") from None
-    if value < minimum:
-        raise ValueError(f"Invalid {name}={text!r} for device {spec.backend!r}: must be >= {minimum:g}")
-    return value
-
-
-def init_common(
-    backend: Any, spec: DeviceSpec, allowed: Mapping[str, tuple[str, ...] | None], precisions: Sequence[str]
-) -> None:
-    """Validate the options and precision every GPU backend shares and set ``index``, ``energy``,
-    ``energy_s``, ``settle_s`` (plus the empty per-op extras and NVML handle) on ``backend``."""
-    check_options(spec, allowed)
+def init_common(backend: Any, spec: DeviceSpec, precisions: Sequence[str]) -> None:
+    """Check ``spec``'s precision and set ``index``, ``energy``, ``energy_s``, ``settle_s`` (plus the
+    empty per-op extras and NVML handle) on ``backend`` from its parsed ``options`` (a :class:`GpuOptions`)."""
+    opts = backend.options
     if spec.precision not in precisions:
         raise ValueError(
             f"Invalid precision {spec.precision!r} for device {spec.backend!r}; valid: {', '.join(precisions)}"
             + (" (int8 needs a quantized model: not supported yet)" if spec.precision == "int8" else "")
         )
-    backend.index = gpu_index(spec)
-    backend.energy = spec.option("energy") == "1"
-    backend.energy_s = float_option(spec, "energy_s", 1.0, minimum=MIN_ENERGY_WINDOW_S)
-    backend.settle_s = float_option(spec, "settle_s", 0.1)
+    backend.index = opts.gpu
+    backend.energy = opts.energy
+    backend.energy_s = opts.energy_s
+    backend.settle_s = opts.settle_s
     backend._extra = {}
     backend._nvml = None
-
-
-def gpu_index(spec: DeviceSpec) -> int:
-    text = spec.option("gpu", "0")
-    if not text.isdigit():
-        raise ValueError(f"Invalid gpu={text!r} for device {spec.backend!r}: a CUDA device index such as 0")
-    return int(text)
 
 
 # ------------------------------------------------------------------- timing

@@ -1,34 +1,33 @@
-"""The backend registry: names → Backend classes."""
+"""The backend registry: names → Backend classes, kept in one :class:`~hwlat.registry.Registry`."""
 
 from __future__ import annotations
 
-import fnmatch
-import warnings
 from typing import TypeVar
 
 from hwlat.devices._base import Backend, DeviceSpec
+from hwlat.registry import Registry
 
-_BACKENDS: dict[str, type[Backend]] = {}
+__all__ = ["BACKENDS", "create_backend", "get_backend", "list_backends", "register_backend"]
+
+# Messages say "device": that is what the user typed (``--device cuda``).
+BACKENDS: Registry[type[Backend]] = Registry("device")
 B = TypeVar("B", bound=type[Backend])
 
 
 def register_backend(cls: B) -> B:
-    """Class decorator adding a backend under ``cls.name``."""
-    if cls.name in _BACKENDS and _BACKENDS[cls.name] is not cls:
-        warnings.warn(f"backend {cls.name!r} registered again; the new class replaces the old one", stacklevel=2)
-    _BACKENDS[cls.name] = cls
+    """Class decorator adding a backend under ``cls.name`` (registering a name again warns)."""
+    BACKENDS.register(cls.name, cls)
     return cls
 
 
-def list_backends(pattern: str = "*") -> list[str]:
-    return sorted(n for n in _BACKENDS if fnmatch.fnmatch(n, pattern))
+def list_backends(pattern: str | list[str] | tuple[str, ...] = "*") -> list[str]:
+    """Registered backend names matching the wildcard ``pattern`` (or any of several), sorted."""
+    return BACKENDS.names(pattern)
 
 
 def get_backend(name: str) -> type[Backend]:
-    try:
-        return _BACKENDS[name]
-    except KeyError:
-        raise ValueError(f"Unknown device {name!r}; valid devices: {', '.join(list_backends())}") from None
+    """The Backend class named ``name``; ``ValueError`` listing the valid devices otherwise."""
+    return BACKENDS.get(name)
 
 
 def create_backend(device: str | DeviceSpec, *, check: bool = True, **options) -> Backend:

@@ -30,6 +30,7 @@ no autograd graph is recorded. Batch size is the device's ``bN``
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Iterator
 from typing import Any, ClassVar
@@ -38,6 +39,7 @@ import numpy as np
 
 from hwlat.devices import _gpu
 from hwlat.devices._base import Backend, DeviceInfo, Item, Runnable, example_input, torch_threads
+from hwlat.devices._options import option
 from hwlat.devices._registry import register_backend
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,22 @@ log = logging.getLogger(__name__)
 MODES = ("eager", "graph", "compile")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+@dataclasses.dataclass(frozen=True)
+class TorchGpuOptions(_gpu.GpuOptions):
+    """Options of the torch-based GPU backends: ``flush_l2=1`` starts every run with a cold L2 cache."""
+
+    flush_l2: bool = option(False)
+
+
+@dataclasses.dataclass(frozen=True)
+class CudaOptions(TorchGpuOptions):
+    """Options of ``cuda``: how torch runs the module, and its memory format."""
+
+    mode: str = option("eager", choices=MODES)
+    compile_mode: str | None = option(None, choices=COMPILE_MODES)  # None: not given (torch.compile's "default")
+    channels_last: bool = option(False)
 
 
 class CudaRunnable(Runnable):
@@ -75,21 +93,16 @@ class GPUBackend(Backend):
     """What the torch-based GPU backends share: options, session, CUDA-event clock,
     warm-up until settled, optional L2 flush and NVML energy."""
 
-    OPTIONS: ClassVar[dict[str, tuple[str, ...] | None]] = {
-        "flush_l2": ("0", "1"),
-        "energy": ("0", "1"),
-        "energy_s": None,
-        "settle_s": None,
-        "gpu": None,
-    }
+    OPTIONS: ClassVar[type[_gpu.GpuOptions]] = TorchGpuOptions
     PRECISIONS: ClassVar[tuple[str, ...]] = ("fp32", "fp16", "bf16")
 
     def __init__(self, spec) -> None:
         super().__init__(spec)
         self._extra: dict[str, tuple[tuple[str, float], ...]]
         self._nvml: Any
-        _gpu.init_common(self, spec, self.OPTIONS, self.PRECISIONS)
-        self.flush_l2 = spec.option("flush_l2") == "1"
+        self.options: TorchGpuOptions
+        _gpu.init_common(self, spec, self.PRECISIONS)
+        self.flush_l2 = self.options.flush_l2
         self._flush_buf: Any = None
 
     @classmethod
@@ -220,20 +233,15 @@ class CudaBackend(GPUBackend):
     name: ClassVar[str] = "cuda"
     description: ClassVar[str] = "PyTorch on a CUDA GPU (mode=eager|graph|compile), CUDA-event timing"
     install_hint: ClassVar[str] = f"a CUDA build of torch; {_gpu.GPU_EXTRA} for NVML clocks and energy"
-    OPTIONS: ClassVar[dict[str, tuple[str, ...] | None]] = {
-        **GPUBackend.OPTIONS,
-        "mode": MODES,
-        "compile_mode": COMPILE_MODES,
-        "channels_last": ("0", "1"),
-    }
+    OPTIONS: ClassVar[type[_gpu.GpuOptions]] = CudaOptions
 
     def __init__(self, spec) -> None:
         super().__init__(spec)
-        self.mode = spec.option("mode", "eager")
-        self.compile_mode = spec.option("compile_mode", "default")
-        if spec.option("compile_mode") and self.mode != "compile":
+        self.mode = self.options.mode
+        self.compile_mode = self.options.compile_mode or "default"
+        if self.options.compile_mode is not None and self.mode != "compile":
             raise ValueError(f"compile_mode={self.compile_mode} needs mode=compile (device {spec.key!r})")
-        self.channels_last = spec.option("channels_last") == "1"
+        self.channels_last = self.options.channels_last
 
     def describe(self) -> DeviceInfo:
         import torch

@@ -15,12 +15,15 @@ engine cache per op). GPU options: ``gpu`` (device index), ``cuda_graph``,
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import logging
 from pathlib import Path
 from typing import ClassVar
 
+from hwlat.devices import _gpu
 from hwlat.devices._base import Backend, DeviceInfo, Item, Runnable, cache_path, cpu_model, example_input, torch_threads
+from hwlat.devices._options import Options, option
 from hwlat.devices._registry import register_backend
 
 log = logging.getLogger(__name__)
@@ -64,8 +67,8 @@ class OnnxRuntimeCPUBackend(Backend):
     @classmethod
     def check(cls) -> str | None:
         try:
-            import onnx  # noqa: F401
-            import onnxruntime  # noqa: F401
+            import onnx  # noqa: F401  (only whether it imports)
+            import onnxruntime  # noqa: F401  (only whether it imports)
         except ImportError as exc:
             return f"{exc.name} is not installed: {cls.install_hint}"
         return None
@@ -115,8 +118,6 @@ class OnnxRuntimeCPUBackend(Backend):
 # ------------------------------------------------------------------ GPU providers
 def ort_gpu_reason(provider: str) -> str | None:
     """Why ``provider`` cannot run here (None: listed by onnxruntime and a GPU is visible)."""
-    from hwlat.devices import _gpu
-
     try:
         import onnxruntime as ort
     except ImportError:
@@ -151,6 +152,13 @@ def _tensorrt_libs_reason() -> str | None:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class OrtGpuOptions(_gpu.GpuOptions):
+    """Options of the ONNX Runtime GPU backends: ``cuda_graph=1`` replays a captured CUDA graph."""
+
+    cuda_graph: bool = option(False)
+
+
 class OnnxRuntimeGPUBackend(OnnxRuntimeCPUBackend):
     """ONNX Runtime on a CUDA GPU. Inputs and outputs stay on the GPU (IOBinding),
     so the timed ``run_with_iobinding`` holds no host copies; ONNX Runtime
@@ -160,38 +168,27 @@ class OnnxRuntimeGPUBackend(OnnxRuntimeCPUBackend):
     provider: ClassVar[str] = ""
     ort_device: ClassVar[str] = "cuda"  # where IOBinding puts inputs and outputs
     PRECISIONS: ClassVar[tuple[str, ...]] = ("fp32", "fp16")
-    OPTIONS: ClassVar[dict[str, tuple[str, ...] | None]] = {
-        "gpu": None,
-        "cuda_graph": ("0", "1"),
-        "energy": ("0", "1"),
-        "energy_s": None,
-        "settle_s": None,
-    }
+    OPTIONS: ClassVar[type[Options]] = OrtGpuOptions
 
     def __init__(self, spec) -> None:
-        from hwlat.devices import _gpu
-
         super().__init__(spec)
         self._extra: dict[str, tuple[tuple[str, float], ...]]
         self._nvml: object
-        _gpu.init_common(self, spec, self.OPTIONS, self.PRECISIONS)
-        self.cuda_graph = spec.option("cuda_graph") == "1"
+        self.options: OrtGpuOptions
+        _gpu.init_common(self, spec, self.PRECISIONS)
+        self.cuda_graph = self.options.cuda_graph
 
     @classmethod
     def check(cls) -> str | None:
         return ort_gpu_reason(cls.provider)
 
     def nvml(self):
-        from hwlat.devices import _gpu
-
         if self._nvml is None:
             self._nvml = _gpu.Nvml.open(self.index) or False
         return self._nvml or None
 
     def describe(self) -> DeviceInfo:
         import onnxruntime as ort
-
-        from hwlat.devices import _gpu
 
         extra = [
             ("providers", ",".join(p for p, _ in self.providers())),
@@ -228,12 +225,10 @@ class OnnxRuntimeGPUBackend(OnnxRuntimeCPUBackend):
         import numpy as np
         import onnxruntime as ort
 
-        from hwlat.devices import _gpu
-
         if hasattr(ort, "preload_dlls"):  # 1.21+: CUDA/cuDNN from the nvidia-* wheels or torch, if present
             try:
                 ort.preload_dlls()
-            except Exception as exc:  # noqa: BLE001  (best effort: the session check below is what counts)
+            except Exception as exc:  # best effort: the session check below is what counts
                 log.info("onnxruntime.preload_dlls failed: %s", exc)
         path = self.convert(item)
         sess = ort.InferenceSession(str(path), self.session_options(), providers=self.providers(item))

@@ -25,6 +25,7 @@ Version pairing: torch-tensorrt X.Y pins torch X.Y (``torch>=X.Y,<X.(Y+1)``);
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import inspect
 import logging
@@ -33,8 +34,9 @@ from typing import Any, ClassVar
 
 from hwlat.devices import _gpu
 from hwlat.devices._base import DeviceInfo, Item, Runnable, cache_path, example_input, quiet_fds
+from hwlat.devices._options import option
 from hwlat.devices._registry import register_backend
-from hwlat.devices.cuda import CudaRunnable, GPUBackend
+from hwlat.devices.cuda import CudaRunnable, GPUBackend, TorchGpuOptions
 
 log = logging.getLogger(__name__)
 
@@ -64,16 +66,23 @@ def pairing_reason() -> str | None:
     return None
 
 
+@dataclasses.dataclass(frozen=True)
+class TensorRTOptions(TorchGpuOptions):
+    """Options of ``tensorrt``: the smallest subgraph Torch-TensorRT turns into an engine."""
+
+    min_block_size: int = option(1, minimum=1)
+
+
 @register_backend
 class TensorRTBackend(GPUBackend):
     name: ClassVar[str] = "tensorrt"
     description: ClassVar[str] = "Torch-TensorRT (dynamo IR) engines on a CUDA GPU, CUDA-event timing"
     install_hint: ClassVar[str] = "a CUDA build of torch and the torch-tensorrt release of the same X.Y"
-    OPTIONS: ClassVar[dict[str, tuple[str, ...] | None]] = {**GPUBackend.OPTIONS, "min_block_size": None}
+    OPTIONS: ClassVar[type[_gpu.GpuOptions]] = TensorRTOptions
 
     def __init__(self, spec) -> None:
         super().__init__(spec)
-        self.min_block_size = int(_gpu.float_option(spec, "min_block_size", 1, minimum=1))
+        self.min_block_size = self.options.min_block_size
 
     @classmethod
     def check(cls) -> str | None:

@@ -19,7 +19,7 @@ class TorchCPUBackend(Backend):
     @classmethod
     def check(cls) -> str | None:
         try:
-            import torch  # noqa: F401
+            import torch  # noqa: F401  (only whether it imports)
         except ImportError:
             return f"PyTorch is not installed: {cls.install_hint}"
         return None

@@ -333,7 +333,7 @@ def _predict(predictor: Any, networks: Sequence[Network], device_key: str) -> li
     from hwlat.devices import DeviceSpec
     from hwlat.predict import UnknownKindError
 
-    fitted_on = getattr(predictor, "device_key_", "")
+    fitted_on = predictor.device_key_
     if fitted_on and not DeviceSpec.same_backend(fitted_on, device_key):
         warnings.warn(f"the predictor given for {device_key} was fitted on {fitted_on}", stacklevel=3)
     out: list[float | None] = []
@@ -412,6 +412,29 @@ def resolve_devices(
     return backends, labels, skipped
 
 
+def devices_for_table(
+    text: str,
+    db: str | Path,
+    skip_unavailable: bool = False,
+    *,
+    networks: Sequence[Network] = (),
+    protocol: Protocol | None = None,
+) -> tuple[list[Backend | StoredDevice], list[str], list[str]]:
+    """:func:`resolve_devices` for a ``--devices`` value and the table at ``db``.
+
+    A device unavailable here is taken from the table when ``db`` exists and
+    already holds all ``networks`` for it (rows measured elsewhere and
+    imported); a missing ``db`` is not created.
+    """
+    from hwlat.store import LatencyStore
+
+    names = split_devices(text)
+    if not Path(db).is_file():
+        return resolve_devices(names, skip_unavailable)
+    with LatencyStore(db, readonly=True) as known:
+        return resolve_devices(names, skip_unavailable, store=known, networks=networks, protocol=protocol)
+
+
 def _stored(
     spec, reason: str, store: LatencyStore | None, networks: Sequence[Network], protocol: Protocol
 ) -> StoredDevice | str:
@@ -449,6 +472,16 @@ def parse_predictors(text: str | None, labels: Sequence[str], keys: Sequence[str
             raise ValueError(f"Predictor device {device!r} {what}; devices here: {', '.join(labels)}")
         out[matches[0]] = path
     return out
+
+
+def load_predictors(text: str | None, labels: Sequence[str], keys: Sequence[str]) -> dict[str, Any]:
+    """``dev=PATH,...`` (see :func:`parse_predictors`) -> {label: loaded predictor}."""
+    paths = parse_predictors(text, labels, keys)
+    if not paths:
+        return {}
+    from hwlat.predict import load_predictor
+
+    return {label: load_predictor(path) for label, path in paths.items()}
 
 
 # ----------------------------------------------------------------------- plot

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from hwlat.ops import OpSpec
+from hwlat.predict.protocol import LatencyModel
 
 __all__ = ["LatencyLUT"]
 
@@ -24,8 +25,8 @@ class LatencyLUT(nn.Module):
 
     Parameters
     ----------
-    predictor : LatencyPredictor
-        Fitted predictor of the target device.
+    predictor : LatencyModel
+        Fitted predictor of the target device (:class:`hwlat.predict.protocol.LatencyModel`).
     candidates : sequence of sequences of OpSpec or None
         ``candidates[l][j]`` is candidate ``j`` of searchable layer ``l``;
         ``None`` is a zero op (skip), which costs 0 ms. Layers may have
@@ -43,7 +44,7 @@ class LatencyLUT(nn.Module):
 
     def __init__(
         self,
-        predictor,
+        predictor: LatencyModel,
         candidates: Sequence[Sequence[OpSpec | None]],
         fixed: Sequence[OpSpec] = (),
         overhead: bool = True,
@@ -62,11 +63,11 @@ class LatencyLUT(nn.Module):
                 table[i, j] = float(v)
         for i, j, _ in flat:
             mask[i, j] = True
-        # Same calibration as LatencyPredictor.predict_network: scale · Σ ops + overhead, fixed ops included.
-        self.scale = float(getattr(predictor, "scale_", 1.0))
+        # Same network latency as LatencyModel.predict_network: scale · Σ ops + overhead, fixed ops included.
+        self.scale = float(predictor.scale_)
         fixed_ms = self.scale * float(predictor.predict(list(fixed)).sum()) if fixed else 0.0
         if overhead:
-            fixed_ms += float(getattr(predictor, "overhead_ms_", 0.0))
+            fixed_ms += float(predictor.overhead_ms_)
         self.register_buffer("table_ms", table.float())
         self.register_buffer("mask", mask)
         self.register_buffer("fixed_ms", torch.tensor(fixed_ms, dtype=torch.float32))
@@ -120,8 +121,8 @@ class WidthLatency(nn.Module):
 
     Parameters
     ----------
-    predictor : LatencyPredictor
-        Fitted predictor of the target device.
+    predictor : LatencyModel
+        Fitted predictor of the target device (:class:`hwlat.predict.protocol.LatencyModel`).
     build : callable
         ``build(widths) -> Network`` for a sequence of ints, one per slot;
         the op list must keep its length and order for every width vector.
@@ -148,7 +149,7 @@ class WidthLatency(nn.Module):
 
     def __init__(
         self,
-        predictor,
+        predictor: LatencyModel,
         build,
         base: Sequence[int],
         grid: Sequence[int] | None = None,
@@ -201,8 +202,8 @@ class WidthLatency(nn.Module):
                 (t1 if len(slots) == 1 else t2).append(table)
                 (s1 if len(slots) == 1 else s2).append(slots)
         fixed_ms = float(predictor.predict(fixed_ops).sum()) if fixed_ops else 0.0
-        self.scale = float(getattr(predictor, "scale_", 1.0)) if overhead else 1.0
-        self.overhead_ms = float(getattr(predictor, "overhead_ms_", 0.0)) if overhead else 0.0
+        self.scale = float(predictor.scale_) if overhead else 1.0
+        self.overhead_ms = float(predictor.overhead_ms_) if overhead else 0.0
         self.register_buffer("grid", torch.as_tensor(grid, dtype=torch.float64))
         self.register_buffer("fixed_ms", torch.tensor(fixed_ms, dtype=torch.float64))
         self.register_buffer("table1", torch.as_tensor(np.array(t1).reshape(len(t1), g), dtype=torch.float64))

@@ -14,41 +14,62 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-__all__ = ["OpSpec", "OP_KINDS", "ACTIVATIONS", "list_op_kinds", "conv_out"]
+from hwlat.registry import Registry
+
+__all__ = ["OpSpec", "OpKind", "KINDS", "OP_KINDS", "ACTIVATIONS", "list_op_kinds", "register_kind", "conv_out"]
 
 ACTIVATIONS = ("relu", "relu6", "hswish", "none")
 BYTES_PER_ELEMENT = 4  # fp32
 
-# Which fields each kind uses (and so appear in its key), besides ``kind``.
-_KIND_FIELDS: dict[str, tuple[str, ...]] = {
-    "conv": ("cin", "cout", "h", "w", "kernel", "stride", "act"),
-    "stem": ("cin", "cout", "h", "w", "kernel", "stride", "act"),
-    "dwconv": ("cin", "h", "w", "kernel", "stride", "act"),
-    "pwconv": ("cin", "cout", "h", "w", "act"),
-    "mbconv": ("cin", "cout", "h", "w", "kernel", "stride", "expand", "act"),
-    "resblock": ("cin", "cout", "h", "w", "kernel", "stride", "act"),
-    "dsconv": ("cin", "cout", "h", "w", "kernel", "stride", "act"),
-    "dsconv_pw": ("cin", "cout", "h", "w", "kernel", "stride", "act"),
-    "linear": ("cin", "cout"),
-    "avgpool": ("cin", "h", "w", "kernel", "stride"),
-    "maxpool": ("cin", "h", "w", "kernel", "stride"),
-    "gap": ("cin", "h", "w"),
-    "identity": ("cin", "h", "w"),
-    "zero": ("cin", "cout", "h", "w", "stride"),
-    "head": ("cin", "mid", "cout", "h", "w", "act"),
-}
-OP_KINDS = tuple(_KIND_FIELDS)
-_ALLOWED = {
-    "kernel": {"mbconv": (3, 5, 7)},
-    "expand": {"mbconv": (1, 3, 6)},
-    "stride": {k: (1, 2) for k in _KIND_FIELDS},
-}
+
+@dataclass(frozen=True)
+class OpKind:
+    """One registered op kind: the fields it uses besides ``kind`` (so they appear in its key,
+    in this order) and the values some fields allow."""
+
+    name: str
+    fields: tuple[str, ...]
+    allowed: tuple[tuple[str, tuple[int, ...]], ...] = (("stride", (1, 2)),)
+
+
+KINDS: Registry[OpKind] = Registry("op kind")
+
+
+def register_kind(name: str, fields: tuple[str, ...], **allowed: tuple[int, ...]) -> OpKind:
+    """Register an op kind; ``allowed`` adds value sets (``stride`` is 1 or 2 for every kind)."""
+    return KINDS.register(name, OpKind(name, fields, tuple({"stride": (1, 2), **allowed}.items())))
+
+
+# Registration order, not sorted: feature columns and messages list the kinds this way.
+OP_KINDS: tuple[str, ...] = tuple(
+    k.name
+    for k in (
+        register_kind("conv", ("cin", "cout", "h", "w", "kernel", "stride", "act")),
+        register_kind("stem", ("cin", "cout", "h", "w", "kernel", "stride", "act")),
+        register_kind("dwconv", ("cin", "h", "w", "kernel", "stride", "act")),
+        register_kind("pwconv", ("cin", "cout", "h", "w", "act")),
+        register_kind(
+            "mbconv", ("cin", "cout", "h", "w", "kernel", "stride", "expand", "act"), kernel=(3, 5, 7), expand=(1, 3, 6)
+        ),
+        register_kind("resblock", ("cin", "cout", "h", "w", "kernel", "stride", "act")),
+        register_kind("dsconv", ("cin", "cout", "h", "w", "kernel", "stride", "act")),
+        register_kind("dsconv_pw", ("cin", "cout", "h", "w", "kernel", "stride", "act")),
+        register_kind("linear", ("cin", "cout")),
+        register_kind("avgpool", ("cin", "h", "w", "kernel", "stride")),
+        register_kind("maxpool", ("cin", "h", "w", "kernel", "stride")),
+        register_kind("gap", ("cin", "h", "w")),
+        register_kind("identity", ("cin", "h", "w")),
+        register_kind("zero", ("cin", "cout", "h", "w", "stride")),
+        register_kind("head", ("cin", "mid", "cout", "h", "w", "act")),
+    )
+)
+_KIND_FIELDS: dict[str, tuple[str, ...]] = {k: KINDS.get(k).fields for k in OP_KINDS}
 _INT_FIELDS = ("cin", "cout", "h", "w", "kernel", "stride", "expand", "mid")
 
 
-def list_op_kinds() -> list[str]:
-    """Names of every operator kind, in registry order."""
-    return list(OP_KINDS)
+def list_op_kinds(pattern: str = "*") -> list[str]:
+    """Names of the operator kinds matching the wildcard ``pattern``, in registration order."""
+    return [k for k in OP_KINDS if k in KINDS.names(pattern)]
 
 
 def conv_out(size: int, kernel: int, stride: int) -> int:
@@ -99,7 +120,7 @@ class OpSpec:
     FIELDS: ClassVar[dict[str, tuple[str, ...]]] = _KIND_FIELDS
 
     def __post_init__(self) -> None:
-        if self.kind not in _KIND_FIELDS:
+        if self.kind not in KINDS:
             raise ValueError(f"Invalid op kind {self.kind!r}; valid kinds: {', '.join(OP_KINDS)}")
         used = _KIND_FIELDS[self.kind]
         if "cout" not in used or self.cout == 0:
@@ -120,9 +141,8 @@ class OpSpec:
             raise ValueError(f"Invalid mid={self.mid} for {self.kind!r}: must be >= 0")
         if self.act not in ACTIVATIONS:
             raise ValueError(f"Invalid act={self.act!r} for {self.kind!r}; valid: {', '.join(ACTIVATIONS)}")
-        for name, per_kind in _ALLOWED.items():
-            allowed = per_kind.get(self.kind)
-            if allowed is not None and name in used and getattr(self, name) not in allowed:
+        for name, allowed in KINDS.get(self.kind).allowed:
+            if name in used and getattr(self, name) not in allowed:
                 raise ValueError(f"Invalid {name}={getattr(self, name)} for {self.kind!r}; allowed: {list(allowed)}")
         if self.kind in ("conv", "stem", "dwconv", "dsconv", "dsconv_pw", "resblock", "avgpool", "maxpool") and (
             self.kernel > max(self.h, self.w) + 2 * (self.kernel // 2)
@@ -142,7 +162,7 @@ class OpSpec:
         if not isinstance(key, str) or ":" not in key:
             raise ValueError(f"Invalid op key {key!r}: expected 'kind:field=value,...'")
         kind, _, rest = key.partition(":")
-        if kind not in _KIND_FIELDS:  # say so, rather than blame the first field
+        if kind not in KINDS:  # say so, rather than blame the first field
             raise ValueError(f"Invalid op kind {kind!r} in op key {key!r}; valid kinds: {', '.join(OP_KINDS)}")
         kwargs: dict[str, Any] = {}
         for item in filter(None, rest.split(",")):

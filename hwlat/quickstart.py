@@ -81,7 +81,7 @@ def _search(out: Path, backend, protocol) -> list[str]:
 
     from hwlat.devices._base import torch_threads
     from hwlat.predict import LatencyPredictor, save_predictor
-    from hwlat.search._latency import CalibratedPredictor
+    from hwlat.predict.calibration import CalibratedPredictor
     from hwlat.search.proxyless import (
         DIGITS_BACKBONE,
         DIGITS_CONFIG,

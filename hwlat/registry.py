@@ -79,6 +79,12 @@ class Registry(Generic[T]):
         except (KeyError, TypeError):
             raise ValueError(self.unknown_message(name)) from None
 
+    def unregister(self, name: str) -> T:
+        """Remove ``name`` and return its object (for tests that register a throwaway entry)."""
+        obj = self.get(name)
+        del self._items[name]
+        return obj
+
     def unknown_message(self, name: object) -> str:
         """The error text for an unknown ``name``: close matches first, then every valid name."""
         close = difflib.get_close_matches(str(name), list(self._items), n=3) if isinstance(name, str) else []

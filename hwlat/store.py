@@ -268,6 +268,10 @@ class LatencyStore:
     ) -> pd.DataFrame:
         """All rows as a DataFrame (one column per statistic, plus provenance).
 
+        Values, not JSON text: ``round_medians_ms`` holds tuples of floats and
+        ``extra`` dicts (e.g. ``ref_ms``, ``temp_c``); the stored ``extra_json``
+        column is parsed once here and not repeated.
+
         ``correct_drift``: put rows measured with a drift reference on the
         table's typical speed (:func:`hwlat.measure.drift.correct_frame`).
         """
@@ -278,6 +282,8 @@ class LatencyStore:
         df["stable"] = df["stable"].astype(bool)
         for col in ("n", "rounds"):
             df[col] = df[col].astype(int)
+        df["round_medians_ms"] = [tuple(json.loads(r)) for r in df["round_medians_ms"]]
+        df.insert(df.columns.get_loc("extra_json"), "extra", [json.loads(e or "{}") for e in df.pop("extra_json")])
         if provenance and len(df):
             info = {k: v for k, v in self.devices().items()}
             prov = pd.DataFrame(
@@ -319,6 +325,9 @@ class LatencyStore:
                 f"{', '.join(self.device_keys()) or 'none'}"
             )
         df = self.frame(device_key, provenance=False)
+        # The file keeps the table's text columns, so import_file and other tools read them as stored.
+        df["round_medians_ms"] = [json.dumps(list(r)) for r in df["round_medians_ms"]]
+        df.insert(df.columns.get_loc("extra"), "extra_json", [json.dumps(e) for e in df.pop("extra")])
         info = self.devices()
         df["device_info_json"] = [json.dumps(info.get(i, {}), sort_keys=True) for i in df["info_id"]]
         nets = {k: json.dumps(n.to_dict()) for k, n in self.networks().items()}

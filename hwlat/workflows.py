@@ -1,9 +1,11 @@
 """Workflows: what the CLI, the quick start, compare, the searches and benchmarks share.
 
 Each is a library function with no printing of its own (progress bars go to
-stderr and can be turned off): measure what a table lacks, convert models in
-parallel processes, resolve a ``--networks`` value into networks. The CLI only
-parses arguments and prints what these return.
+stderr and can be turned off): build a measurement protocol from options,
+measure what a table lacks, convert models in parallel processes, resolve a
+``--networks`` value into networks, pick a device in a table, summarise a
+table, fit a predictor on a table, list the backends. The CLI only parses
+arguments and prints what these return; errors are ``ValueError`` naming the fix.
 """
 
 from __future__ import annotations
@@ -11,12 +13,30 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hwlat.network import Network
 from hwlat.spaces import sample_networks
 from hwlat.zoo import get_network, list_networks
 
-__all__ = ["convert_parallel", "resolve_networks", "run_measure"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from hwlat.measure import Protocol
+    from hwlat.predict import LatencyPredictor
+    from hwlat.store import LatencyStore
+
+__all__ = [
+    "backend_status",
+    "convert_parallel",
+    "export_space_lut",
+    "fit_table",
+    "protocol_from_options",
+    "resolve_device_key",
+    "resolve_networks",
+    "run_measure",
+    "table_summary",
+]
 
 
 _RANDOM = re.compile(r"random:(\d+)(?::(\d+))?")
@@ -128,3 +148,153 @@ def run_measure(
     ) as bar:
         measure(backend, todo, protocol, on_result=save, progress=bar.update, reference=reference)
     return new, len(items) - len(todo)
+
+
+def protocol_from_options(
+    name: str = "adaptive", *, rel_ci: float | None = None, budget_s: float | None = None
+) -> Protocol:
+    """The measurement protocol for ``--protocol``, ``--rel-ci`` and ``--budget``.
+
+    Parameters
+    ----------
+    name : {"adaptive", "fixed"}
+        ``fixed`` is TFLite ``benchmark_model``'s protocol and takes no options.
+    rel_ci, budget_s : float, optional
+        Overrides of the adaptive protocol's defaults; ``None`` keeps them.
+
+    Examples
+    --------
+    >>> "ci=0.05" in protocol_from_options(rel_ci=0.05).key
+    True
+    """
+    from hwlat.measure import Protocol
+
+    if name == "fixed":
+        return Protocol.fixed()
+    if name != "adaptive":
+        raise ValueError(f"Unknown protocol {name!r}; choose 'adaptive' or 'fixed'")
+    changes: dict[str, float] = {}
+    if rel_ci is not None:
+        changes["rel_ci"] = rel_ci
+    if budget_s is not None:
+        changes["budget_s"] = budget_s
+    return Protocol(**changes)
+
+
+def backend_status() -> list[tuple[str, bool, str]]:
+    """``(name, available, note)`` per registered backend: its description, or why it is unavailable."""
+    from hwlat.devices import get_backend, list_backends
+
+    rows = []
+    for name in list_backends():
+        cls = get_backend(name)
+        ok, reason = cls.available()
+        rows.append((name, bool(ok), cls.description if ok else reason))
+    return rows
+
+
+def resolve_device_key(store: LatencyStore, device: str | None = None) -> str:
+    """The full device key in ``store`` that ``device`` names.
+
+    Parameters
+    ----------
+    store : LatencyStore
+        The table to look in.
+    device : str, optional
+        A full key (``cuda/t1/b8/fp32/mode=graph``), a device string that
+        parses to one (``cuda/b8/mode=graph``), or a backend name matching
+        exactly one key. ``None`` works when the table holds one device.
+
+    Raises
+    ------
+    ValueError
+        The table is empty, or ``device`` matches no key or several; the
+        message lists the keys there.
+    """
+    from hwlat.devices import DeviceSpec
+
+    keys = store.device_keys()
+    if not keys:
+        raise ValueError(f"{store.path}: the table is empty")
+    if device is None:
+        if len(keys) > 1:
+            raise ValueError(f"the table holds several devices ({', '.join(keys)}); pick one with --device")
+        return keys[0]
+    if "/" in device:  # a device string such as cuda/b8/mode=graph names its full key
+        try:
+            full = DeviceSpec.parse(device).key
+        except ValueError:
+            full = device
+        if full in keys:
+            return full
+    matches = [k for k in keys if k == device or DeviceSpec.backend_of(k) == device]
+    if len(matches) != 1:
+        raise ValueError(
+            f"device {device!r} matches {len(matches)} devices in the table; devices there: {', '.join(keys)}"
+        )
+    return matches[0]
+
+
+def table_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per device and op kind: rows, median/min/max of ``median_ms`` and the settled share in percent.
+
+    ``frame`` is :meth:`LatencyStore.frame`'s output; ``settled_pct`` is
+    rounded to one decimal.
+    """
+    summary = (
+        frame.groupby(["device_key", "kind"])
+        .agg(
+            rows=("op_key", "size"),
+            median_ms=("median_ms", "median"),
+            min_ms=("median_ms", "min"),
+            max_ms=("median_ms", "max"),
+            settled_pct=("stable", "mean"),
+        )
+        .reset_index()
+    )
+    summary["settled_pct"] = (100 * summary["settled_pct"]).round(1)
+    return summary
+
+
+def fit_table(
+    table: str | Path,
+    out: str | Path,
+    *,
+    device: str | None = None,
+    model: str = "prior+gbr",
+    target: str = "median_ms",
+    correct_drift: bool = False,
+) -> tuple[LatencyPredictor, Path, Path]:
+    """Fit a predictor on one device of a latency table and save it with its metadata.
+
+    Returns the fitted predictor, the predictor file and the metadata file.
+    ``device`` is resolved with :func:`resolve_device_key`.
+    """
+    from hwlat.predict import LatencyPredictor, save_predictor
+    from hwlat.store import LatencyStore
+
+    with LatencyStore(table, readonly=True) as store:
+        key = resolve_device_key(store, device)
+        predictor = LatencyPredictor(model=model).fit_table(
+            store, device=key, target=target, correct_drift=correct_drift
+        )
+        info = next((v for v in store.devices().values() if v.get("device_key") == key), {})
+    path, meta = save_predictor(predictor, out, table=str(table), device_info=info)
+    return predictor, Path(path), Path(meta)
+
+
+# op kinds a ProxylessNAS/Once-for-All lookup table has keys for
+LUT_KINDS = ("stem", "mbconv", "pwconv", "head")
+
+
+def export_space_lut(predictor: LatencyPredictor, space: str, out: str | Path) -> tuple[Path, int]:
+    """Write ``predictor``'s latency of every LUT-keyed op of search space ``space`` as a LUT (YAML).
+
+    Returns the file written and the number of ops in it; ops of kinds a LUT
+    has no key for (see :data:`LUT_KINDS`) are left out.
+    """
+    from hwlat.formats.lut import export_lut
+    from hwlat.spaces import get_space
+
+    ops = [op for op in get_space(space).configs() if op.kind in LUT_KINDS]
+    return Path(export_lut(predictor, ops, out)), len(ops)

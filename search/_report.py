@@ -6,14 +6,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from hwlat.devices import DeviceSpec
-from hwlat.search._latency import measure_networks  # noqa: F401  (re-exported)
+from hwlat.predict.protocol import LatencyModel
+from hwlat.search._latency import measure_networks
 
 __all__ = ["measure_networks", "tradeoff_png", "check_predictor_device"]
 
 
-def check_predictor_device(predictor, device: str) -> str | None:
+def check_predictor_device(predictor: LatencyModel, device: str) -> str | None:
     """A warning when the predictor was fitted on another backend than ``device`` (None when they agree)."""
-    fitted = getattr(predictor, "device_key_", "") or ""
+    fitted = predictor.device_key_
     if fitted and not DeviceSpec.same_backend(fitted, device):
         return f"the predictor was fitted on {predictor.device_key_!r} but latency is measured on {device!r}"
     return None

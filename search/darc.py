@@ -37,8 +37,10 @@ from torch import nn
 from hwlat.cost import LatencyLUT
 from hwlat.network import Network
 from hwlat.ops import OpSpec
+from hwlat.predict.calibration import CalibratedPredictor, NetworkCalibration
+from hwlat.predict.protocol import LatencyModel
 from hwlat.search._common import evaluate, finetune
-from hwlat.search._latency import CalibratedPredictor, NetworkCalibration, measure_networks
+from hwlat.search._latency import measure_networks
 from hwlat.spaces import DARC_CANDIDATES, darc_candidates
 
 __all__ = [
@@ -279,6 +281,7 @@ def student_teacher_init(model: DARCModel, base: nn.Module, loader, batches: int
 class _ParamCount:
     """A 'predictor' of parameter counts, so size mode builds its cost table like latency mode."""
 
+    device_key_ = ""
     overhead_ms_ = 0.0
     scale_ = 1.0
 
@@ -289,7 +292,7 @@ class _ParamCount:
         return float(network.params)
 
 
-def cost_table(model: DARCModel, predictor, mode: str) -> LatencyLUT:
+def cost_table(model: DARCModel, predictor: LatencyModel, mode: str) -> LatencyLUT:
     """``C_lj`` (and the fixed layers' cost) as a LUT: predicted ms, or parameters in size mode."""
     source = _ParamCount() if mode == "size" else predictor
     fixed = [op for i, op in enumerate(model.network.ops) if i not in model.searchable]

@@ -40,8 +40,10 @@ from hwlat._modules import Zero
 from hwlat.cost import LatencyLUT
 from hwlat.network import Network
 from hwlat.ops import OpSpec
+from hwlat.predict.calibration import CalibratedPredictor, NetworkCalibration
+from hwlat.predict.protocol import LatencyModel
 from hwlat.search._common import cosine_sgd, cycle, evaluate, finetune
-from hwlat.search._latency import CalibratedPredictor, NetworkCalibration, measure_networks, speed_ratios
+from hwlat.search._latency import measure_networks, speed_ratios
 from hwlat.search._mixed import GATE_MODES, MixedOp, gate_alpha_grad, rescale_pair, sample_pair
 from hwlat.spaces import (
     DIGITS_BACKBONE,
@@ -211,7 +213,7 @@ def candidate_ops(backbone: Backbone = DIGITS_BACKBONE) -> list[OpSpec]:
     return list({op.key: op for op in ops}.values())
 
 
-def build_lut(predictor, backbone: Backbone = DIGITS_BACKBONE) -> LatencyLUT:
+def build_lut(predictor: LatencyModel, backbone: Backbone = DIGITS_BACKBONE) -> LatencyLUT:
     """Predicted latency of every (block, candidate) of ``backbone``; stem, first block and head fixed."""
     candidates = [block_candidates(slot) for slot in backbone_blocks(backbone)]
     return LatencyLUT(predictor, candidates, fixed=backbone_fixed_ops(backbone))
@@ -540,7 +542,7 @@ def calibration_networks(backbone: Backbone = DIGITS_BACKBONE, n: int = 8, seed:
     return [small, large, *sample_networks(n, seed=1000 + seed, backbone=backbone)]
 
 
-def calibrate(predictor, device: str, networks: Sequence[Network]) -> CalibratedPredictor:
+def calibrate(predictor: LatencyModel, device: str, networks: Sequence[Network]) -> CalibratedPredictor:
     """Measure ``networks`` on ``device`` and calibrate ``predictor``'s network sums on them."""
     measured = measure_networks(device, networks)
     calib = NetworkCalibration.fit(predictor, networks, [measured[n.key] for n in networks])
@@ -549,7 +551,7 @@ def calibrate(predictor, device: str, networks: Sequence[Network]) -> Calibrated
 
 
 def run_proxyless(
-    predictor,
+    predictor: LatencyModel,
     loaders=None,
     *,
     config: ProxylessConfig = DIGITS_CONFIG,

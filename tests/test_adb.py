@@ -12,60 +12,25 @@ import shutil
 import subprocess
 import time
 
+import _adb_helpers
 import numpy as np
 import pytest
+from _adb_helpers import OPS
 
-from hwlat.cli import main
 from hwlat.devices import create_backend
 from hwlat.devices.adb import AdbDeviceError, big_cores, list_phones
-from hwlat.devices.testing.fake_adb import FakeAdbServer, FakePhone, fake_benchmark_binary
+from hwlat.devices.testing.fake_adb import fake_benchmark_binary
 from hwlat.measure import Protocol, measure
-from hwlat.ops import OpSpec
-from hwlat.store import LatencyStore
 
-# What `--space pwconv --n 2` samples (seed 0): every test shares these two conversions (~3 s each).
-OPS = [OpSpec("pwconv", cin=432, cout=48, h=28, w=28), OpSpec("pwconv", cin=224, cout=144, h=28, w=28)]
 QUICK = Protocol(min_rounds=2, max_rounds=3, round_s=0.002, warmup_runs=1, warmup_s=0.002, budget_s=0.004, rel_ci=0.5)
 FAST = {"timeout": "3", "backoff": "0.05", "thermal_wait": "3"}
 
 
-@pytest.fixture(autouse=True)
-def no_log_handlers(monkeypatch):
-    """cli.main() calls logging.basicConfig; in-process, that would leave a handler on a closed stream."""
-    import logging
-
-    monkeypatch.setattr(logging, "basicConfig", lambda **kwargs: None)
-
-
-@pytest.fixture(autouse=True)
-def no_adb_spawn(tmp_path, monkeypatch):
-    """adbutils would run `adb start-server` when it cannot connect: make that leave a trace."""
-    marker = tmp_path / "adb-was-started"
-    fake_adb = tmp_path / "adb"
-    fake_adb.write_text(f"#!/bin/sh\ntouch {marker}\nexit 1\n")
-    fake_adb.chmod(0o755)
-    monkeypatch.setenv("ADBUTILS_ADB_PATH", str(fake_adb))
-    monkeypatch.delenv("ANDROID_ADB_SERVER_PORT", raising=False)
-    yield
-    assert not marker.exists(), "something tried to start an adb server"
-
-
-@pytest.fixture
-def phone():
-    return FakePhone(serial="emulator-5554")
-
-
-@pytest.fixture
-def server(phone):
-    with FakeAdbServer([phone]) as srv:
-        yield srv
-
-
-@pytest.fixture
-def binary(tmp_path):
-    path = tmp_path / "benchmark_model"
-    path.write_bytes(fake_benchmark_binary("arm64-v8a"))
-    return path
+# The emulated phone's fixtures, shared with test_cli_adb.py (no_adb_spawn applies to every test here).
+no_adb_spawn = _adb_helpers.no_adb_spawn
+phone = _adb_helpers.phone
+server = _adb_helpers.server
+binary = _adb_helpers.binary
 
 
 def backend_for(server, binary=None, **options):
@@ -112,15 +77,6 @@ def test_no_server_is_quiet_fast_and_spawns_nothing(tmp_path):
     backend = create_backend("adb:emulator-5554", options={"adb_port": str(port)})
     with pytest.raises(AdbDeviceError, match=f"no adb server at 127.0.0.1:{port}.*never starts it"):
         backend.describe()
-
-
-def test_devices_command_shows_phones(server, monkeypatch, capsys):
-    monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", str(server.port))
-    assert main(["devices"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert any(line.startswith("adb ") and " yes " in line for line in lines)
-    row = next(line for line in lines if line.startswith("emulator-5554"))
-    assert row.split()[:4] == ["emulator-5554", "device", "Pixel", "7"] and "arm64-v8a" in row and row.endswith("14")
 
 
 def test_describe_records_provenance(server, binary):
@@ -288,55 +244,6 @@ def test_bad_devices_and_options(server, binary):
         backend_for(server, binary, cores="9").describe()
 
 
-def test_retries_exhausted_then_resume_from_the_cli(server, binary, phone, tmp_path, monkeypatch, capsys):
-    """A failing run ends in one line naming cause and fix; re-running resumes: no lost, no duplicate rows."""
-    from hwlat.devices.litert import convert_tflite
-    from hwlat.spaces import get_space
-
-    assert [op.key for op in get_space("pwconv").sample(2, seed=0)] == [op.key for op in OPS]
-    for op in OPS:  # cached by the tests above (the converter's own log lines would mix into stderr)
-        convert_tflite(op, 1)
-    capsys.readouterr()
-    db = tmp_path / "phone.db"
-    monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", str(server.port))
-    args = [
-        "measure",
-        "--device",
-        "adb:emulator-5554/retries=1/backoff=0.05/timeout=3",
-        "--bench-binary",
-        str(binary),
-        "--space",
-        "pwconv",
-        "--n",
-        "2",
-        "--db",
-        str(db),
-        "--protocol",
-        "fixed",
-        "-q",
-    ]
-    phone.faults.after_runs, phone.faults.disconnect_runs, phone.faults.offline_s = 1, 99, 0.05
-    assert main(args) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("hwlat measure: error: adb:emulator-5554: disconnect while running benchmark_model")
-    assert "run the same command again" in err[-1] and "Traceback" not in "".join(err)
-    assert all("; retry 1/1 in" in line for line in err[:-1])  # retry notes (logging), when shown
-    with LatencyStore(db, readonly=True) as store:
-        assert len(store) == 1
-    phone.faults.disconnect_runs = 0
-    assert main(args) == 0
-    assert "adb/t1/b1/fp32/serial=emulator-5554: 1 measured, 1 already in" in capsys.readouterr().out
-    with LatencyStore(db, readonly=True) as store:
-        rows = list(store.measurements())
-        info = next(iter(store.devices().values()))
-    assert sorted(m.op_key for m in rows) == sorted(op.key for op in OPS)
-    assert info["runtime"] == "TFLite benchmark_model" and info["extra"]["serial"] == "emulator-5554"
-    assert (
-        main(["measure", "--device", "fake", "--bench-binary", str(binary), "--space", "pwconv", "--db", str(db)]) == 2
-    )
-    assert "--bench-binary is for phones" in capsys.readouterr().err
-
-
 @pytest.mark.skipif(shutil.which("adb") is None, reason="the adb command-line client is not installed")
 def test_real_adb_client_talks_to_the_emulator(server, tmp_path):
     """The fake server answers the real `adb` CLI too (shell v2 exit codes, push, pull)."""
@@ -357,3 +264,30 @@ def test_real_adb_client_talks_to_the_emulator(server, tmp_path):
     assert adb("push", str(src), "/data/local/tmp/x.bin").returncode == 0
     assert adb("pull", "/data/local/tmp/x.bin", str(tmp_path / "y.bin")).returncode == 0
     assert (tmp_path / "y.bin").read_bytes() == src.read_bytes()
+
+
+def test_the_adb_backend_is_a_backend_with_hooks(server, binary, phone):
+    """prepare pushes the model; time_block runs one invocation of the planned block; close removes the model."""
+    from hwlat.devices.adb import AdbBackend
+    from hwlat.measure import BlockPlan
+
+    backend = backend_for(server, binary)
+    assert isinstance(backend, AdbBackend) and not hasattr(backend, "measure_items") and not backend.per_run_times
+    protocol = Protocol.fixed(warmup_runs=2, warmup_s=0.001, runs=4, min_s=0.003)
+    with backend.session():
+        runnable = backend.prepare(OPS[0])
+        assert backend.warm_up(runnable, protocol) is None  # each invocation warms up itself
+        remote = [k for k in phone.files if k.endswith(".tflite")]
+        assert len(remote) == 1
+        block = backend.time_block(runnable, protocol.stop.plan(protocol, None))
+        assert block.sample.timed.count >= 4 and block.spent_s >= 0.003 and block.wall_s > 0
+        argv = set(phone.runs[-1]["argv"])
+        assert {"--warmup_runs=2", "--warmup_min_secs=0.001", "--num_runs=4", "--min_secs=0.003"} <= argv
+        m = backend.summarize(runnable, [block.sample], protocol=protocol, wall_s=block.wall_s)
+        assert m.rounds == 1 and m.protocol == protocol.key and m.stable == (not m.warnings)
+        backend.time_block(runnable, BlockPlan(1, 0.002))
+        assert {"--num_runs=1", "--min_secs=0.002"} <= set(phone.runs[-1]["argv"])
+        runnable.close()
+        assert not [k for k in phone.files if k.endswith(".tflite")]
+        with pytest.raises(TypeError, match="time_block"):
+            backend.run(runnable, 1)

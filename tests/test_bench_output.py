@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hwlat.devices._bench_output import BenchOutputError, format_stat, parse, parse_stat, to_measurement
+from hwlat.devices.adb.output import BenchOutputError, format_stat, parse, parse_stat, to_measurement
 from hwlat.measure import Protocol
 from hwlat.ops import OpSpec
 
@@ -276,6 +276,7 @@ def test_rounds_become_one_measurement():
     assert dict(m.extra) == {"temp_c": 33.0, "iqr_estimated": 1.0}
     assert m.kind == "pwconv" and m.op_key == OP.key and m.wall_s == 2.0
     assert m.stable is False  # rel CI 2.5 % > 2 %
+    assert len(m.warnings) == 1 and "CI ±2.5%" in m.warnings[0]  # reaches the user with the result
     assert to_measurement(outs, item=OP, device_key="k", protocol=Protocol(rel_ci=0.05), wall_s=1).stable
 
 

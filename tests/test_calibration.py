@@ -134,27 +134,86 @@ def test_calibrate_from_table_fits_input_mb_terms_on_stored_networks(tmp_path, p
     )
 
 
-def test_measure_networks_keeps_each_networks_fastest_pass(monkeypatch, networks):
-    """A pass caught in a slow phase of a shared machine must not decide a network's latency."""
-    from types import SimpleNamespace
+def _network_measurement(backend, protocol, key: str, ms: float):
+    from hwlat.measure import Measurement
 
+    return Measurement(
+        op_key=key,
+        device_key=backend.spec.key,
+        protocol=protocol.key,
+        kind="network",
+        n=20,
+        median_ms=ms,
+        mean_ms=ms,
+        std_ms=0.0,
+        p5_ms=ms,
+        p95_ms=ms,
+        iqr_ms=0.0,
+        ci_low_ms=ms,
+        ci_high_ms=ms,
+        rounds=3,
+        round_medians_ms=(ms, ms, ms),
+        stable=True,
+        loadavg=0.0,
+        wall_s=0.01,
+    )
+
+
+@pytest.fixture
+def passes_measured(monkeypatch):
+    """``hwlat.measure.measure`` replaced: pass k times network i at ``[2, 1, 1.5, 2][k] * (i + 1)`` ms."""
     import hwlat.measure
-    from hwlat.search._latency import measure_networks
 
     calls = []
 
     def fake_measure(backend, items, protocol):
         calls.append(protocol.seed)
         slow = [2.0, 1.0, 1.5, 2.0][len(calls) - 1]  # the second pass is the quiet one
-        return [SimpleNamespace(op_key=n.key, median_ms=slow * (i + 1)) for i, n in enumerate(items)]
+        return [_network_measurement(backend, protocol, n.key, slow * (i + 1)) for i, n in enumerate(items)]
 
     monkeypatch.setattr(hwlat.measure, "measure", fake_measure)
+    return calls
+
+
+def test_measure_networks_keeps_each_networks_fastest_pass(passes_measured, networks):
+    """A pass caught in a slow phase of a shared machine must not decide a network's latency."""
+    from hwlat.search._latency import measure_networks
+
     got = measure_networks("fake", networks[:3] + networks[:1])  # duplicates are measured once
-    assert calls == [0, 1, 2]  # three passes, each in a new shuffled order
+    assert passes_measured == [0, 1, 2]  # three passes, each in a new shuffled order
     assert [got[n.key] for n in networks[:3]] == [1.0, 2.0, 3.0]
     assert measure_networks("fake", networks[:2], passes=1) == {networks[0].key: 2.0, networks[1].key: 4.0}
     with pytest.raises(ValueError, match="passes=0"):
         measure_networks("fake", networks, passes=0)
+
+
+def test_measure_networks_writes_stored_rows_with_provenance(passes_measured, networks):
+    """Each measured network becomes a row of the caller's store, with its definition and device record."""
+    from hwlat.devices import DeviceSpec
+    from hwlat.search._latency import measure_networks
+    from hwlat.store import LatencyStore
+
+    with LatencyStore(":memory:") as store:
+        got = measure_networks("fake", networks[:3], store=store)
+        rows = {m.op_key: m for m in store.measurements()}
+        assert set(rows) == set(got) == {n.key for n in networks[:3]}
+        assert {k: m.median_ms for k, m in rows.items()} == got
+        assert all(m.kind == "network" and m.device_key == DeviceSpec.parse("fake").key for m in rows.values())
+        assert set(store.networks()) == set(got)
+        info = store.device_info(DeviceSpec.parse("fake").key)
+        assert info is not None and info.get("hardware")
+        # Measuring again replaces the rows: the store holds what was returned last.
+        again = measure_networks("fake", networks[:1], passes=1, store=store)
+        assert rows[networks[0].key].median_ms != again[networks[0].key]
+        assert {m.op_key: m.median_ms for m in store.measurements()}[networks[0].key] == again[networks[0].key]
+
+
+def test_measure_networks_of_no_network_measures_nothing(passes_measured):
+    from hwlat.search._latency import measure_network_passes, measure_networks
+
+    assert measure_networks("fake", []) == {}
+    assert measure_network_passes("fake", [], passes=2) == [{}, {}]
+    assert passes_measured == []
 
 
 def test_calibrate_from_table_remeasures_on_a_drifted_device(tmp_path, predictor, networks):
@@ -186,3 +245,23 @@ def test_count_fit_never_makes_an_op_free(predictor, networks):
     assert calib.per_op_ms == 0.0 and calib.scale * smallest + calib.per_op_ms > 0
     cp = CalibratedPredictor(predictor, calib)
     assert all(np.all(cp.predict(n.ops) > 0) for n in networks)
+
+
+def test_one_calibration_module_serves_predictor_search_and_cost(predictor, networks):
+    """The search names are the calibration module's objects; the predictor fits through it too."""
+    import hwlat.search._latency as search_latency
+    from hwlat.predict import calibration
+    from hwlat.predict.protocol import LatencyModel
+
+    for name in ("CALIBRATION_TERMS", "NetworkCalibration", "CalibratedPredictor", "input_mb"):
+        assert getattr(search_latency, name) is getattr(calibration, name)
+    sums = np.array([predictor.predict(list(n.ops)).sum() for n in networks])
+    measured = 1.3 * sums + 0.02
+    assert calibration.fit_scale_overhead(sums, measured, scale=True) == pytest.approx((1.3, 0.02), rel=1e-9)
+    assert calibration.fit_scale_overhead(sums, sums + 0.05) == pytest.approx((1.0, 0.05), rel=1e-9)
+    with pytest.raises(ValueError, match="one measured latency per network"):
+        calibration.fit_scale_overhead(sums, measured[:-1])
+    cp = CalibratedPredictor(predictor, NetworkCalibration.fit(predictor, networks, measured))
+    for model in (predictor, cp):
+        assert isinstance(model, LatencyModel)
+        assert calibration.network_ms(model, networks) == pytest.approx(model.predict_network(networks), rel=1e-12)

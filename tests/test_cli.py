@@ -1,8 +1,11 @@
 import sqlite3
 
-from conftest import run_cli
+from conftest import measured_elsewhere, run_cli
 
+from hwlat.cli import main
+from hwlat.measure import Protocol
 from hwlat.store import LatencyStore
+from hwlat.zoo import get_network
 
 
 def one_line_error(proc, *needles):
@@ -157,3 +160,36 @@ def test_ctrl_c_saves_rows_and_says_how_to_resume(tmp_path):
     assert "Traceback" not in err
     with LatencyStore(db, readonly=True) as s:
         assert 5 <= len(s) < 200
+
+
+def test_cli_compare_end_to_end_and_resume(tmp_path, capsys, never):
+    nets = [get_network(n, resolution=32) for n in ("mobilenetv2", "proxyless-gpu")]
+    files = []
+    for net in nets:
+        files.append(str(net.save(tmp_path / f"{net.name}.json")))
+    out = tmp_path / "cmp"
+    args = ["compare", "--models", ",".join(files), "--devices", "fake,fake/noise=0.1", "--out", str(out), "-q"]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert "| mobilenetv2-r32 |" in first and "`fake/noise=0.1`" in first and "4 measured, 0 already in" in first
+    assert {p.name for p in out.iterdir()} >= {"compare.md", "compare.csv", "compare.png", "compare.db"}
+    assert main(args) == 0
+    assert "0 measured, 4 already in" in capsys.readouterr().out
+
+    assert main([*args[:4], "fake,never-gpu", *args[5:]]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "device 'never-gpu' is unavailable here: no CUDA device found" in err[0]
+    assert main([*args[:4], "fake,never-gpu", *args[5:], "--skip-unavailable"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: skipping never-gpu: no CUDA device found" in captured.err
+    assert "0 measured, 2 already in" in captured.out
+
+    # rows of never-gpu measured on another machine and imported: it gets its column
+    with LatencyStore(out / "compare.db") as store:
+        measured_elsewhere(store, "never-gpu", nets, Protocol())
+    assert main([*args[:4], "fake,never-gpu", *args[5:]]) == 0
+    captured = capsys.readouterr()
+    assert (
+        "note: never-gpu is unavailable here (no CUDA device found (test backend)); using its rows in" in captured.err
+    )
+    assert "`never-gpu`" in captured.out and "0 measured, 4 already in" in captured.out

@@ -1,41 +1,19 @@
-"""`hwlat compare`: the comparison table on the fake and CPU backends, resume, predictors, plot, CLI."""
-
-from typing import ClassVar
+"""hwlat.compare: the comparison table on the fake and CPU backends, resume, predictors, plot."""
 
 import numpy as np
 import pytest
+from conftest import QUICK, measured_elsewhere
 
-from hwlat.cli import main
 from hwlat.compare import _pm, compare, parse_predictors, resolve_devices, split_devices, write_outputs
-from hwlat.devices import Backend, _registry, create_backend
+from hwlat.devices import create_backend
 from hwlat.measure import Protocol
 from hwlat.store import LatencyStore
 from hwlat.zoo import get_network
 
-QUICK = Protocol(min_rounds=3, budget_s=0.05, warmup_s=0.005, round_s=0.005)
 NAMES = ("mobilenetv2", "proxyless-gpu", "resnet18")
 NETS = [get_network(n, resolution=32) for n in NAMES]
 # a compute-bound device, and a fast one with a large per-layer overhead (like GPU launches)
 FAKES = ["fake", "fake/peak_gmacs=100/bandwidth_gbs=100/overhead_us=300"]
-
-
-class _NeverBackend(Backend):
-    name: ClassVar[str] = "never-gpu"
-
-    @classmethod
-    def check(cls):
-        return "no CUDA device found (test backend)"
-
-    def describe(self):  # pragma: no cover - never created
-        raise AssertionError
-
-    def prepare(self, item):  # pragma: no cover
-        raise AssertionError
-
-
-@pytest.fixture
-def never(monkeypatch):
-    monkeypatch.setitem(_registry._BACKENDS, "never-gpu", _NeverBackend)
 
 
 def test_compare_on_fake_devices_ranks_and_resume(tmp_path):
@@ -151,22 +129,11 @@ def test_unavailable_devices_fail_or_are_skipped(never):
         resolve_devices(["tpu"])
 
 
-def _measured_elsewhere(store, device, nets, protocol=QUICK):
-    """Rows for ``device`` as another machine would have measured them (the fake backend under its key)."""
-    from hwlat.devices import DeviceSpec
-    from hwlat.devices.fake import FakeBackend
-    from hwlat.workflows import run_measure
-
-    stand_in = FakeBackend(DeviceSpec.parse(device))
-    run_measure(stand_in, nets, store, protocol, quiet=True)
-    return stand_in
-
-
 def test_devices_measured_elsewhere_come_from_the_table(never):
     from hwlat.compare import StoredDevice
 
     with LatencyStore(":memory:") as store:
-        stand_in = _measured_elsewhere(store, "never-gpu", NETS)
+        stand_in = measured_elsewhere(store, "never-gpu", NETS)
         backends, labels, skipped = resolve_devices(["fake", "never-gpu"], store=store, networks=NETS, protocol=QUICK)
         assert labels == ["fake", "never-gpu"] and not skipped
         stored = backends[1]
@@ -191,38 +158,6 @@ def test_devices_measured_elsewhere_come_from_the_table(never):
             resolve_devices(["never-gpu"], store=store, networks=[*NETS, extra], protocol=QUICK)
         with pytest.raises(RuntimeError, match="lacks mobilenetv1-r32 for it"):
             compare([*NETS, extra], [stored], store, QUICK)
-
-
-def test_cli_compare_end_to_end_and_resume(tmp_path, capsys, never):
-    files = []
-    for net in NETS[:2]:
-        files.append(str(net.save(tmp_path / f"{net.name}.json")))
-    out = tmp_path / "cmp"
-    args = ["compare", "--models", ",".join(files), "--devices", "fake,fake/noise=0.1", "--out", str(out), "-q"]
-    assert main(args) == 0
-    first = capsys.readouterr().out
-    assert "| mobilenetv2-r32 |" in first and "`fake/noise=0.1`" in first and "4 measured, 0 already in" in first
-    assert {p.name for p in out.iterdir()} >= {"compare.md", "compare.csv", "compare.png", "compare.db"}
-    assert main(args) == 0
-    assert "0 measured, 4 already in" in capsys.readouterr().out
-
-    assert main([*args[:4], "fake,never-gpu", *args[5:]]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "device 'never-gpu' is unavailable here: no CUDA device found" in err[0]
-    assert main([*args[:4], "fake,never-gpu", *args[5:], "--skip-unavailable"]) == 0
-    captured = capsys.readouterr()
-    assert "warning: skipping never-gpu: no CUDA device found" in captured.err
-    assert "0 measured, 2 already in" in captured.out
-
-    # rows of never-gpu measured on another machine and imported: it gets its column
-    with LatencyStore(out / "compare.db") as store:
-        _measured_elsewhere(store, "never-gpu", NETS[:2], Protocol())
-    assert main([*args[:4], "fake,never-gpu", *args[5:]]) == 0
-    captured = capsys.readouterr()
-    assert (
-        "note: never-gpu is unavailable here (no CUDA device found (test backend)); using its rows in" in captured.err
-    )
-    assert "`never-gpu`" in captured.out and "0 measured, 4 already in" in captured.out
 
 
 def test_compare_on_cpu_backends():

@@ -105,3 +105,95 @@ def test_fake_follows_roofline_and_options():
     fast = create_backend("fake")
     assert slow.true_latency_s(big) > 3 * fast.true_latency_s(big)
     assert create_backend("fake", batch=8).true_latency_s(big) == pytest.approx(8 * fast.true_latency_s(big))
+
+
+# ------------------------------------------------------------------ options
+def test_fake_options_are_typed_and_typos_raise():
+    backend = create_backend("fake/noise=0/peak_gmacs=10/realtime=0/drift=1:1.5/unstable=k=7")
+    o = backend.options
+    assert (o.noise, o.peak_gmacs, o.bandwidth_gbs, o.overhead_us) == (0.0, 10.0, 10.0, 20.0)
+    assert o.realtime is False and o.drift == (1.0, 1.5) and o.unstable == "k=7" and o.drift_phase == 0
+    with pytest.raises(
+        ValueError, match=r"Invalid option tpyo='1' for device 'fake'; valid options: .*noise.*realtime"
+    ):
+        create_backend("fake/tpyo=1")
+    with pytest.raises(ValueError, match="Invalid noise='lots' for device 'fake': must be a number"):
+        create_backend("fake/noise=lots")
+    with pytest.raises(ValueError, match="Invalid realtime='yes' for device 'fake'; valid: 0, 1"):
+        create_backend("fake/realtime=yes")
+    with pytest.raises(ValueError, match="Invalid drift='0:2' for device 'fake': PERIOD and FACTOR must be positive"):
+        create_backend("fake/drift=0:2")
+    # a GPU session is rehearsed on the fake device: the GPU knobs are accepted
+    assert create_backend("fake/b8/mode=graph/gpu=1/energy=1").options.mode == "graph"
+
+
+@pytest.mark.parametrize("name", CPU_BACKENDS)
+def test_cpu_backends_take_only_cores(name):
+    assert create_backend(f"{name}/cores=0", check=False).options.cores == "0"
+    with pytest.raises(ValueError, match=f"Invalid option mode='graph' for device '{name}'; valid options: cores"):
+        create_backend(f"{name}/mode=graph", check=False)
+
+
+def test_options_parser_types_and_limits():
+    import dataclasses
+
+    from hwlat.devices._options import Options, option
+
+    @dataclasses.dataclass(frozen=True)
+    class Demo(Options):
+        flag: bool = option(False)
+        count: int = option(1, minimum=1)
+        ratio: float | None = option(None, minimum=0.5)
+        kind: str = option("a", choices=("a", "b"))
+        index: int = option(0, minimum=0, hint="an index such as 0")
+
+    assert Demo.names() == ["cores", "count", "flag", "index", "kind", "ratio"]
+    d = Demo.from_spec(DeviceSpec.parse("demo/flag=1/count=3/ratio=0.75/kind=b"))
+    assert (d.flag, d.count, d.ratio, d.kind, d.index, d.cores) == (True, 3, 0.75, "b", 0, None)
+    assert Demo.from_options({}, device="demo") == Demo()
+    for text, message in [
+        ("count=0", "Invalid count='0' for device 'demo': must be >= 1"),
+        ("count=1.5", "Invalid count='1.5' for device 'demo': must be an integer"),
+        ("ratio=0.1", "Invalid ratio='0.1' for device 'demo': must be >= 0.5"),
+        ("kind=c", "Invalid kind='c' for device 'demo'; valid: a, b"),
+        ("index=-1", "Invalid index='-1' for device 'demo': an index such as 0"),
+        ("index=x", "Invalid index='x' for device 'demo': an index such as 0"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            Demo.from_spec(DeviceSpec.parse(f"demo/{text}"))
+
+
+def test_options_problems_hook_and_error_words():
+    """``problems`` checks what one field cannot say; ``invalid`` sets a bad value's first words."""
+    import dataclasses
+    from typing import ClassVar
+
+    from hwlat.devices._options import Options, option
+
+    @dataclasses.dataclass(frozen=True)
+    class Window(Options):
+        invalid: ClassVar[str] = "Invalid window option"
+        low: float = option(0.0)
+        high: float = option(1.0)
+
+        def problems(self):
+            if self.high <= self.low:
+                yield "high", f"must be > low={self.low:g}"
+
+    assert Window.names() == ["cores", "high", "low"]  # the class attribute is no option
+    assert Window.from_options({"low": "0.5"}, device="demo") == Window(low=0.5)
+    with pytest.raises(ValueError, match=r"^Invalid window option high='0.2' for device 'demo': must be > low=0.5$"):
+        Window.from_options({"low": "0.5", "high": "0.2"}, device="demo")
+    with pytest.raises(ValueError, match=r"^Invalid window option high='1.0' for device 'demo': must be > low=2$"):
+        Window.from_options({"low": "2"}, device="demo")  # a default is named by its value
+    with pytest.raises(ValueError, match=r"^Invalid window option low='x' for device 'demo': must be a number$"):
+        Window.from_options({"low": "x"}, device="demo")
+    with pytest.raises(ValueError, match=r"^Invalid option lo='1' for device 'demo'; valid options: cores, high, low$"):
+        Window.from_options({"lo": "1"}, device="demo")
+
+
+def test_unknown_device_names_the_valid_ones_and_the_closest():
+    with pytest.raises(
+        ValueError, match=r"Unknown device 'faek' \(did you mean 'fake'\?\); valid devices: .*torch-cpu"
+    ):
+        get_backend("faek")

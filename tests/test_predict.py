@@ -145,3 +145,42 @@ def test_foreign_files_refused(tmp_path):
     )
     with pytest.raises(PredictorFileError, match="not a readable skops file.*hwlat fit"):
         load_predictor(tmp_path / "junk.skops")
+
+
+def test_fit_sets_the_training_provenance_and_fit_table_fills_it(tmp_path):
+    from hwlat.measure import measure
+    from hwlat.store import LatencyStore
+
+    ops = random_ops(30)
+    p = LatencyPredictor(model="prior").fit(ops, truth_ms(ops))
+    assert (p.target_, p.table_sha256_, p.drift_corrected_) == ("median_ms", None, False)
+    store = LatencyStore(tmp_path / "t.db")
+    info = store.add_device(FAKE.describe())
+    for m in measure(FAKE, ops):
+        store.add(m, info)
+    q = LatencyPredictor(model="prior").fit_table(store, target="p5_ms", correct_drift=True)
+    assert q.target_ == "p5_ms" and len(q.table_sha256_) == 64 and q.drift_corrected_ is True
+    # Re-fitting on raw arrays forgets the table's provenance.
+    q.fit(ops, truth_ms(ops))
+    assert (q.target_, q.table_sha256_, q.drift_corrected_) == ("median_ms", None, False)
+
+
+def test_predictor_saved_before_fit_set_its_provenance_still_loads_with_it():
+    import skops.io as sio
+
+    ops = random_ops(20)
+    p = LatencyPredictor(model="prior").fit(ops, truth_ms(ops))
+    for name in ("target_", "table_sha256_", "drift_corrected_"):
+        delattr(p, name)  # as a file written by an older hwlat holds it
+    data = sio.dumps(p)
+    q = sio.loads(data, trusted=sorted(sio.get_untrusted_types(data=data)))
+    assert (q.target_, q.table_sha256_, q.drift_corrected_) == ("median_ms", None, False)
+    assert np.array_equal(q.predict(ops), LatencyPredictor(model="prior").fit(ops, truth_ms(ops)).predict(ops))
+
+
+def test_fitted_predictor_is_a_latency_model():
+    from hwlat.predict.protocol import LatencyModel
+
+    ops = random_ops(10)
+    assert not isinstance(LatencyPredictor(), LatencyModel)
+    assert isinstance(LatencyPredictor(model="prior").fit(ops, truth_ms(ops)), LatencyModel)

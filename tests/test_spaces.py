@@ -32,7 +32,7 @@ def test_reregistering_warns():
             spaces.register_space("_test")(lambda: get_space("pool"))
         assert get_space("_test").name == "pool"
     finally:
-        spaces._SPACES.pop("_test")
+        spaces.SPACES.unregister("_test")
 
 
 @pytest.mark.parametrize("name", list_spaces())
@@ -133,7 +133,7 @@ def test_backbone_network_reproduces_proxyless_mobile():
 
 @pytest.mark.parametrize("name", ["proxyless-gpu", "proxyless-cpu", "proxyless-mobile-14"])
 def test_every_published_network_is_a_backbone_network(name):
-    stem, mix, blocks = zoo._PROXYLESS[name]
+    stem, mix, blocks = zoo.proxyless._PROXYLESS[name]
     stages, i = [], 1
     for _, n, stride in PROXYLESS_BACKBONE.stages:
         stages.append((blocks[i][2], n, stride))

@@ -1,9 +1,7 @@
-"""Width optimisation and transfer: stacking, bisection, the latency surrogate, optimisers, CLI (fake backend)."""
+"""Width optimisation and transfer: stacking, bisection, the latency surrogate, optimisers (fake backend)."""
 
 from __future__ import annotations
 
-import argparse
-import json
 from types import SimpleNamespace
 
 import numpy as np
@@ -15,7 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from hwlat.cost import WidthLatency  # noqa: E402
 from hwlat.devices import create_backend  # noqa: E402
-from hwlat.predict import LatencyPredictor, save_predictor  # noqa: E402
+from hwlat.predict import LatencyPredictor  # noqa: E402
 from hwlat.search._trainloop import TrainConfig  # noqa: E402
 from hwlat.search.width import (  # noqa: E402
     DigitsArch,
@@ -169,175 +167,3 @@ def test_transfer_pipeline_meets_the_target_budget(predictor):
     assert res.detail["projected"]["depth"] == (1, 1, 1, 1) and res.detail["rule"] == "average"
     # Stacking copied each projected block's ratio onto the target's repeated blocks.
     assert res.ratios[2] == res.ratios[3] and res.ratios[6] == res.ratios[7]
-
-
-# -------------------------------------------------------------------------- CLI
-def _cli(argv, capsys):
-    from hwlat.cli.search_width import register_search
-
-    parser = argparse.ArgumentParser(prog="hwlat")
-    sub = parser.add_subparsers(dest="command", required=True)
-    ssub = sub.add_parser("search").add_subparsers(dest="search_command", required=True)
-    register_search(ssub)
-    args = parser.parse_args(argv)
-    assert args.func(args) == 0
-    return capsys.readouterr().out
-
-
-def test_cli_split_and_width_on_the_fake_backend(predictor, tmp_path, capsys):
-    path, _ = save_predictor(predictor, tmp_path / "p.skops")
-    common = ["--device", "fake", "--predictor", str(path), "--resolution", "8", "--data-fraction", "0.1", "-q"]
-    out = _cli(
-        [
-            "search",
-            "split",
-            *common,
-            "--stages",
-            "1",
-            "--mode",
-            "both",
-            "--eigen",
-            "fast",
-            "--sweeps",
-            "1",
-            "--refine",
-            "3",
-            "--epochs",
-            "1",
-            "--stage-epochs",
-            "1",
-            "--seed-width",
-            "0.125",
-            "--out",
-            str(tmp_path / "s"),
-        ],
-        capsys,
-    )
-    data = json.loads((tmp_path / "s" / "splitting.json").read_text())
-    assert [(r["mode"], r["stage"]) for r in data["stages"]] == [
-        ("energy", 0),
-        ("energy", 1),
-        ("vanilla", 0),
-        ("vanilla", 1),
-    ]
-    assert all(r["measured_ms"] > 0 for r in data["stages"])
-    assert (tmp_path / "s" / "splitting_tradeoff.png").stat().st_size > 0
-    assert (tmp_path / "s" / "splitting-energy-1.json").exists() and "energy" in out
-    out = _cli(
-        [
-            "search",
-            "width",
-            *common,
-            "--budget-ms",
-            "0.6",
-            "--transfer",
-            "width=0.5,depth=0.5,res=8,data=0.5",
-            "--compare",
-            "--opt-steps",
-            "2",
-            "--epochs",
-            "1",
-            "--out",
-            str(tmp_path / "w"),
-        ],
-        capsys,
-    )
-    data = json.loads((tmp_path / "w" / "width.json").read_text())
-    assert sorted(r["method"] for r in data["results"]) == ["direct", "transfer", "uniform"]
-    assert all(abs(r["budget_error"]) < 0.02 and r["measured_ms"] > 0 for r in data["results"])
-    assert data["cost_saved"]["macs_ratio"] > 1 and "width transfer" in out
-    from hwlat.network import Network
-
-    assert Network.load(tmp_path / "w" / "width-transfer-0.json").name == "mobilenet-digits-transfer"
-
-
-def test_standalone_hook_and_budget_options():
-    from hwlat.cli.search_width import register
-
-    parser = argparse.ArgumentParser(prog="hwlat")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["search", "width", "--predictor", "p.skops", "--budget-ms", "0.1", "0.2"])
-    assert args.func.__name__ == "cmd_width" and args.budget_ms == [0.1, 0.2] and args.device == "onnxruntime-cpu"
-    args = parser.parse_args(["search", "split", "--predictor", "p.skops"])
-    assert (args.growth, args.stages, args.mode, args.eigen) == (0.5, 4, "energy", "fast")
-    with pytest.raises(SystemExit):  # a budget is required, and only one kind of it
-        parser.parse_args(["search", "width", "--predictor", "p", "--budget-ms", "1", "--budget-mmacs", "2"])
-
-
-def test_cli_width_calibrates_on_the_networks_of_a_table(predictor, tmp_path, capsys):
-    """``--calibrate TABLE``: budgets are met under the input-MB calibration fitted on TABLE's networks."""
-    from hwlat.measure import Protocol
-    from hwlat.network import Network
-    from hwlat.search._latency import calibrate_from_table
-    from hwlat.store import LatencyStore
-    from hwlat.workflows import run_measure
-
-    path, _ = save_predictor(predictor, tmp_path / "p.skops")
-    db = tmp_path / "t.db"
-    nets = [
-        get_network("mobilenet-digits", width_mult=m, resolution=8, network_name=f"cal-{m}") for m in (0.25, 0.5, 1)
-    ]
-    with LatencyStore(db) as store:
-        run_measure(FAKE, nets, store, Protocol(), quiet=True)
-    calibrated = calibrate_from_table(predictor, str(db))
-    assert calibrated.calibration.terms == "input-mb" and calibrated.calibration.n_networks == 3
-    common = [
-        "--device",
-        "fake",
-        "--predictor",
-        str(path),
-        "--resolution",
-        "8",
-        "--data-fraction",
-        "0.1",
-        "-q",
-        "--calibrate",
-        str(db),
-    ]
-    _cli(
-        [
-            "search",
-            "width",
-            *common,
-            "--budget-ms",
-            "0.5",
-            "--opt-steps",
-            "2",
-            "--epochs",
-            "1",
-            "--out",
-            str(tmp_path / "w"),
-        ],
-        capsys,
-    )
-    (row,) = json.loads((tmp_path / "w" / "width.json").read_text())["results"]
-    net = Network.load(tmp_path / "w" / row["network"])
-    assert row["predicted_ms"] == pytest.approx(calibrated.predict_network(net), rel=1e-9)
-    assert row["predicted_ms"] != pytest.approx(predictor.predict_network(net), rel=1e-3)
-    assert abs(row["budget_error"]) < 0.05
-    # --remeasure: the table's networks measured again on --device (here the same fake) with a scale term.
-    _cli(
-        [
-            "search",
-            "width",
-            *common,
-            "--remeasure",
-            "--budget-ms",
-            "0.5",
-            "--opt-steps",
-            "2",
-            "--epochs",
-            "1",
-            "--no-measure",
-            "--out",
-            str(tmp_path / "w2"),
-        ],
-        capsys,
-    )
-    (row,) = json.loads((tmp_path / "w2" / "width.json").read_text())["results"]
-    assert abs(row["budget_error"]) < 0.05 and row["measured_ms"] is None
-    with pytest.raises(ValueError, match="--remeasure needs --calibrate"):
-        _cli(
-            ["search", "width", "--device", "fake", "--predictor", str(path), "--remeasure", "--budget-ms", "0.5"],
-            capsys,
-        )

@@ -56,7 +56,7 @@ def test_reregistering_warns():
             zoo.register_network("_test-net")(lambda **kw: first(**kw))
         assert zoo.get_network("_test-net", resolution=32).input_shape == (1, 3, 32, 32)
     finally:
-        zoo._NETWORKS.pop("_test-net")
+        zoo.NETWORKS.unregister("_test-net")
 
 
 @pytest.mark.parametrize("name", zoo.list_networks())

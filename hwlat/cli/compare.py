@@ -21,7 +21,7 @@ from pathlib import Path
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from hwlat.cli.main import EXIT_INTERRUPTED, CLIError, _protocol
-    from hwlat.compare import StoredDevice, compare, parse_predictors, resolve_devices, split_devices, write_outputs
+    from hwlat.compare import StoredDevice, compare, devices_for_table, load_predictors, write_outputs
     from hwlat.store import LatencyStore
     from hwlat.workflows import resolve_networks
 
@@ -31,15 +31,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     db = Path(args.db) if args.db else out / "compare.db"
     db.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    devices = split_devices(args.devices)
     try:  # devices unavailable here may have their rows in an existing table (measured elsewhere)
-        if db.is_file():
-            with LatencyStore(db, readonly=True) as known:
-                backends, labels, skipped = resolve_devices(
-                    devices, args.skip_unavailable, store=known, networks=networks, protocol=protocol
-                )
-        else:
-            backends, labels, skipped = resolve_devices(devices, args.skip_unavailable)
+        backends, labels, skipped = devices_for_table(
+            args.devices, db, args.skip_unavailable, networks=networks, protocol=protocol
+        )
     except RuntimeError as exc:
         raise CLIError(str(exc)) from exc
     for line in skipped:
@@ -51,12 +46,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 f"(measured on {b.info.get('hardware', '?')}, host {b.info.get('hostname', '?')})",
                 file=sys.stderr,
             )
-    paths = parse_predictors(args.predictors, labels, [b.spec.key for b in backends])
-    predictors = {}
-    if paths:
-        from hwlat.predict import load_predictor
-
-        predictors = {label: load_predictor(path) for label, path in paths.items()}
+    predictors = load_predictors(args.predictors, labels, [b.spec.key for b in backends])
     with LatencyStore(db) as store:
         try:
             result = compare(

@@ -23,13 +23,9 @@ class CLIError(Exception):
 
 # ------------------------------------------------------------------ devices
 def cmd_devices(args: argparse.Namespace) -> int:
-    from hwlat.devices import get_backend, list_backends
+    from hwlat.workflows import backend_status
 
-    rows = []
-    for name in list_backends():
-        cls = get_backend(name)
-        ok, reason = cls.available()
-        rows.append((name, "yes" if ok else "no", cls.description if ok else reason))
+    rows = [(name, "yes" if ok else "no", note) for name, ok, note in backend_status()]
     width = max(len(r[0]) for r in rows)
     print(f"{'device':{width}}  available  notes")
     for name, ok, note in rows:
@@ -55,16 +51,10 @@ def _print_phones() -> None:
 
 # ------------------------------------------------------------------ measure
 def _protocol(args: argparse.Namespace):
-    from hwlat.measure import Protocol
+    """``--protocol``, ``--rel-ci``, ``--budget`` (shared by measure and compare)."""
+    from hwlat.workflows import protocol_from_options
 
-    if args.protocol == "fixed":
-        return Protocol.fixed()
-    changes = {}
-    if args.rel_ci is not None:
-        changes["rel_ci"] = args.rel_ci
-    if args.budget is not None:
-        changes["budget_s"] = args.budget
-    return Protocol(**changes)
+    return protocol_from_options(args.protocol, rel_ci=args.rel_ci, budget_s=args.budget)
 
 
 def _items(args: argparse.Namespace) -> list:
@@ -154,18 +144,10 @@ def cmd_table(args: argparse.Namespace) -> int:
     if df.empty:
         print(f"{args.db}: no rows" + (f" for device {args.device}" if args.device else ""))
         return 0
-    summary = (
-        df.groupby(["device_key", "kind"])
-        .agg(
-            rows=("op_key", "size"),
-            median_ms=("median_ms", "median"),
-            min_ms=("median_ms", "min"),
-            max_ms=("median_ms", "max"),
-            settled=("stable", "mean"),
-        )
-        .reset_index()
-    )
-    summary["settled"] = (100 * summary["settled"]).round(1).astype(str) + " %"
+    from hwlat.workflows import table_summary
+
+    summary = table_summary(df).rename(columns={"settled_pct": "settled"})
+    summary["settled"] = summary["settled"].astype(str) + " %"
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     for key, rows in df.groupby("device_key"):
         line = drift_summary(rows)
@@ -180,45 +162,29 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------- predictors
 def cmd_fit(args: argparse.Namespace) -> int:
-    from hwlat.predict import LatencyPredictor, save_predictor
-    from hwlat.store import LatencyStore
+    from hwlat.workflows import fit_table
 
-    with LatencyStore(args.table, readonly=True) as store:
-        device = _device_key(store, args.device)
-        p = LatencyPredictor(model=args.model).fit_table(
-            store, device=device, target=args.target, correct_drift=args.correct_drift
-        )
-        info = next((v for v in store.devices().values() if v.get("device_key") == device), {})
-    path, meta = save_predictor(p, args.out, table=args.table, device_info=info)
+    p, path, meta = fit_table(
+        args.table,
+        args.out,
+        device=args.device,
+        model=args.model,
+        target=args.target,
+        correct_drift=args.correct_drift,
+    )
     kinds = ", ".join(f"{k} ({n})" for k, n in p.n_train_.items())
-    print(f"fitted {args.model} on {device}: {kinds}; network overhead {p.overhead_ms_:.3f} ms")
+    print(f"fitted {args.model} on {p.device_key_}: {kinds}; network overhead {p.overhead_ms_:.3f} ms")
     print(f"saved {path} and {meta}")
     return 0
 
 
 def _device_key(store, device: str | None) -> str:
-    keys = store.device_keys()
-    if not keys:
-        raise CLIError(f"{store.path}: the table is empty")
-    if device is None:
-        if len(keys) > 1:
-            raise CLIError(f"the table holds several devices ({', '.join(keys)}); pick one with --device")
-        return keys[0]
-    from hwlat.devices import DeviceSpec
+    from hwlat.workflows import resolve_device_key
 
-    if "/" in device:  # a device string such as cuda/b8/mode=graph names its full key
-        try:
-            full = DeviceSpec.parse(device).key
-        except ValueError:
-            full = device
-        if full in keys:
-            return full
-    matches = [k for k in keys if k == device or DeviceSpec.backend_of(k) == device]
-    if len(matches) != 1:
-        raise CLIError(
-            f"device {device!r} matches {len(matches)} devices in the table; devices there: {', '.join(keys)}"
-        )
-    return matches[0]
+    try:
+        return resolve_device_key(store, device)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from exc
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -230,7 +196,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         p,
         args.table,
         repeat_table=args.repeat,
-        target=getattr(p, "target_", "median_ms"),
+        target=p.target_,
         correct_drift=args.correct_drift,
     )
     out = Path(args.out)
@@ -271,17 +237,13 @@ def cmd_lut(args: argparse.Namespace) -> int:
             added = import_lut(args.file, store, args.device)
         print(f"{added} rows imported into {args.db} as device lut/t1/b1/fp32/name={args.device}")
         return 0
-    from hwlat.formats.lut import export_lut
     from hwlat.predict import load_predictor
-    from hwlat.spaces import get_space
+    from hwlat.workflows import export_space_lut
 
     p = load_predictor(args.predictor)
-    space = get_space(args.space)
-    ops = [op for op in space.configs() if op.kind in ("stem", "mbconv", "pwconv", "head")]
-    path = export_lut(p, ops, args.out)
+    path, n_ops = export_space_lut(p, args.space, args.out)
     print(
-        f"{len(ops)} ops of space {args.space} written to {path} "
-        f"(ProxylessNAS LUT format, predicted on {p.device_key_})"
+        f"{n_ops} ops of space {args.space} written to {path} (ProxylessNAS LUT format, predicted on {p.device_key_})"
     )
     return 0
 

@@ -21,6 +21,8 @@ import json
 import sys
 from pathlib import Path
 
+from hwlat.search import SEARCHES  # light: the registry names modules, it imports no search (no torch)
+
 # Modules adding `hwlat search X` commands through register_search(search_subparsers).
 SEARCH_EXTENSIONS: tuple[str, ...] = ("hwlat.cli.search_width",)
 # Copies of hwlat.search.proxyless.LOSSES and hwlat.search.darc.MODES (a test keeps them equal),
@@ -53,7 +55,9 @@ def _fmt_ms(value) -> str:
 
 # ---------------------------------------------------------------- proxyless
 def cmd_proxyless(args: argparse.Namespace) -> int:
-    from hwlat.search.proxyless import DIGITS_CONFIG, run_proxyless
+    from hwlat.search.proxyless import DIGITS_CONFIG
+
+    run_proxyless = SEARCHES.get("proxyless").load()
 
     predictor = _load_predictor(args.predictor, args.device)
     config = DIGITS_CONFIG.replace(
@@ -98,8 +102,10 @@ def cmd_proxyless(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------- darc
 def cmd_darc(args: argparse.Namespace) -> int:
-    from hwlat.search.darc import DARCConfig, run_darc
+    from hwlat.search.darc import DARCConfig
     from hwlat.workflows import resolve_networks
+
+    run_darc = SEARCHES.get("darc").load()
 
     if args.mode == "latency":
         if args.budget_ms is None or args.predictor is None:
@@ -189,7 +195,7 @@ def search_subparsers(sub) -> argparse._SubParsersAction:
     group = sub.add_parser("search", help="hardware-aware architecture searches (digits demo)")
     ssub = group.add_subparsers(dest="search", required=True, metavar="SEARCH")
 
-    s = ssub.add_parser("proxyless", help="ProxylessNAS on the digits MBConv backbone, latency from a predictor")
+    s = ssub.add_parser("proxyless", help=SEARCHES.get("proxyless").description)
     _common(s, "out/search-proxyless")
     s.add_argument("--predictor", required=True, help="predictor fitted on the digits-mbconv space (.skops)")
     s.add_argument("--target-ms", type=float, help="target latency T in ms (needed by every loss but add and none)")
@@ -209,7 +215,7 @@ def search_subparsers(sub) -> argparse._SubParsersAction:
     s.add_argument("--final-epochs", type=int, default=10, help="training of the found network (default 10)")
     s.set_defaults(func=cmd_proxyless)
 
-    s = ssub.add_parser("darc", help="DARC: replace convs of a network by cheaper candidates under a budget")
+    s = ssub.add_parser("darc", help=SEARCHES.get("darc").description)
     _common(s, "out/search-darc")
     s.add_argument("--predictor", help="predictor fitted on the digits-darc space (.skops); needed in latency mode")
     s.add_argument(

@@ -17,6 +17,8 @@ import json
 import sys
 from pathlib import Path
 
+from hwlat.search import SEARCHES
+
 
 def _setup(args: argparse.Namespace):
     """The predictor (input-MB calibrated when --calibrate is given); warns when it is for another device."""
@@ -56,7 +58,7 @@ def cmd_split(args: argparse.Namespace) -> int:
     from hwlat.search._report import tradeoff_png
     from hwlat.search._trainloop import TrainConfig
     from hwlat.search.data import digits_loaders
-    from hwlat.search.splitting import MODES, EigenConfig, SplitConfig, run_splitting
+    from hwlat.search.splitting import MODES, EigenConfig, SplitConfig
     from hwlat.zoo import get_network
 
     predictor = _setup(args)
@@ -95,7 +97,7 @@ def cmd_split(args: argparse.Namespace) -> int:
             res.network.save(out / f"splitting-{mode}-{res.stage}.json")
             torch.save(model.state_dict(), out / f"splitting-{mode}-{res.stage}.pt")
 
-        runs[mode] = run_splitting(seed, loaders, predictor, config, on_stage=save, quiet=args.quiet)
+        runs[mode] = SEARCHES.get("split").load()(seed, loaders, predictor, config, on_stage=save, quiet=args.quiet)
     measured = _measure(args, [s.network for stages in runs.values() for s in stages])
     print(f"{'mode':8} {'stage':>5} {'pred ms':>8} {'meas ms':>8} {'test acc':>8}  widths")
     rows, curves = [], {}
@@ -147,7 +149,6 @@ def cmd_width(args: argparse.Namespace) -> int:
         Projection,
         cost_saved,
         fit_ratios,
-        optimize_widths,
         train_and_test,
         transfer_ratios,
     )
@@ -182,7 +183,7 @@ def cmd_width(args: argparse.Namespace) -> int:
             quiet=args.quiet,
         )
     if args.compare or not args.transfer:
-        opt = optimize_widths(args.optimizer, arch, loaders, predictor, config, quiet=args.quiet)
+        opt = SEARCHES.get("width").load()(args.optimizer, arch, loaders, predictor, config, quiet=args.quiet)
         ratio_sets["direct"] = (list(opt.ratios), opt)
     if args.compare:
         ratio_sets["uniform"] = ([1.0] * arch.n_slots, None)
@@ -283,17 +284,24 @@ def _common(s: argparse.ArgumentParser, out: str) -> None:
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
+# Copies of hwlat.search.splitting.MODES / EIGEN_METHODS and hwlat.search.width.STACK_RULES /
+# WIDTH_OPTIMIZERS' names (tests/test_cli_search.py keeps them equal), so that building the parser for
+# ``hwlat --help`` does not import torch through the search modules.
+SPLIT_MODES = ("energy", "vanilla")
+EIGEN_METHODS = ("fast", "exact")
+STACK_RULES = ("last", "average")
+WIDTH_OPTIMIZERS = ("morphnet", "splitting")
+
+
 def register_search(search_subparsers) -> None:
     """Add ``split`` and ``width`` to the ``hwlat search`` subcommand group."""
-    from hwlat.search.splitting import EIGEN_METHODS, MODES
-
-    s = search_subparsers.add_parser("split", help="grow a digits MobileNet by latency-aware splitting (knapsack)")
+    s = search_subparsers.add_parser("split", help=SEARCHES.get("split").description)
     _common(s, "out/search-split")
     s.add_argument("--growth", type=float, default=0.5, help="growth ratio α per stage (default 0.5)")
     s.add_argument("--stages", type=int, default=4, help="splitting stages after the seed (default 4)")
     s.add_argument(
         "--mode",
-        choices=(*MODES, "both"),
+        choices=(*SPLIT_MODES, "both"),
         default="energy",
         help="energy = latency-aware knapsack, vanilla = most negative splitting index (default energy)",
     )
@@ -318,9 +326,7 @@ def register_search(search_subparsers) -> None:
     s.add_argument("--stage-epochs", type=int, default=15, help="epochs after each split (default 15)")
     s.set_defaults(func=cmd_split)
 
-    from hwlat.search.width import STACK_RULES, WIDTH_OPTIMIZERS
-
-    s = search_subparsers.add_parser("width", help="latency-aware per-layer widths, optionally by width transfer")
+    s = search_subparsers.add_parser("width", help=SEARCHES.get("width").description)
     _common(s, "out/search-width")
     budget = s.add_mutually_exclusive_group(required=True)
     budget.add_argument("--budget-ms", type=float, nargs="+", help="predicted-latency budget(s) in ms")
@@ -328,7 +334,7 @@ def register_search(search_subparsers) -> None:
     s.add_argument("--transfer", help="optimise on a projection, e.g. width=0.5,depth=0.5,res=16,data=0.2")
     s.add_argument("--compare", action="store_true", help="also direct optimisation and uniform widths")
     s.add_argument(
-        "--optimizer", choices=sorted(WIDTH_OPTIMIZERS), default="morphnet", help="width optimiser (default morphnet)"
+        "--optimizer", choices=WIDTH_OPTIMIZERS, default="morphnet", help="width optimiser (default morphnet)"
     )
     s.add_argument("--rule", choices=STACK_RULES, default="average", help="stacking rule (default average)")
     s.add_argument("--strength", type=float, default=0.2, help="morphnet: latency-weighted sparsity strength (0.2)")

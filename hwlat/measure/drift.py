@@ -23,7 +23,6 @@ quiet machine's 0.6-0.9 % (``benchmarks/measure_repeatability.py``).
 
 from __future__ import annotations
 
-import json
 import zlib
 from typing import TYPE_CHECKING
 
@@ -67,10 +66,10 @@ def reference_op(name: str):
 
 
 def _references(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: the reference's ms and id (NaN where the row has none), from one pass over ``extra_json``."""
-    if "extra_json" not in df.columns:
+    """Per row: the reference's ms and id (NaN where the row has none), from the ``extra`` dicts."""
+    if "extra" not in df.columns:
         return np.full(len(df), np.nan), np.full(len(df), np.nan)
-    extras = [json.loads(e or "{}") for e in df["extra_json"]]
+    extras = list(df["extra"])
     ref = np.array([e.get("ref_ms", np.nan) for e in extras], dtype=float)
     return np.where(ref > 0, ref, np.nan), np.array([e.get("ref_id", np.nan) for e in extras], dtype=float)
 
@@ -100,8 +99,7 @@ def correct_frame(df: pd.DataFrame, baseline_ms: float | None = None) -> pd.Data
             out[col] = out[col].to_numpy(dtype=float) * factor
     if "round_medians_ms" in out.columns:
         out["round_medians_ms"] = [
-            json.dumps([v * f for v in json.loads(r)]) if f != 1.0 else r
-            for r, f in zip(out["round_medians_ms"], factor)
+            tuple(v * f for v in r) if f != 1.0 else r for r, f in zip(out["round_medians_ms"], factor)
         ]
     out["ref_ms"] = ref
     out["drift"] = drift

@@ -1,115 +1,174 @@
 """The timing protocol shared by every backend, and the :class:`Measurement` it yields.
 
-Adaptive protocol (the default): ops are measured in small groups; each op is
+A :class:`Protocol` says how to warm up and how long a block is; its stop rule
+(:mod:`hwlat.measure.stop`) says when an op is done and whether it settled.
+The loop that applies it is :func:`hwlat.measure.loop.measure`.
+
+Adaptive stop (the default): ops are measured in small groups; each op is
 warmed up (runs and a minimum time) and its block size is chosen so one block
 lasts about ``round_s``. Then rounds follow; each round visits the group's
 unfinished ops in a shuffled order and runs one block of each, so slow drifts
 of the machine spread over all ops instead of biasing one. An op stops when the
 95 % confidence interval of its median is within ``rel_ci`` of the median and
 its round medians agree, or when its time budget is spent. Ops that never met
-both conditions are kept but marked ``stable=False``.
+both conditions are kept but marked ``stable=False`` and carry a warning.
 
-Fixed protocol (``Protocol.fixed()``): TFLite ``benchmark_model``'s defaults,
+Fixed stop (``Protocol.fixed()``): TFLite ``benchmark_model``'s defaults,
 1 warm-up run (at least 0.5 s), then 50 runs (at least 1 s); for comparison.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import math
 import os
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hwlat.measure.stop import AdaptiveStop, FixedStop, StopRule, rel_ci_of, round_spread_of
+
 if TYPE_CHECKING:
     from hwlat.devices import Backend, Item
 
-__all__ = ["Protocol", "Measurement", "measure", "deliver", "median_ci", "summarize"]
+__all__ = ["Protocol", "Measurement", "deliver", "median_ci", "reference_problem", "summarize"]
 
 log = logging.getLogger(__name__)
 Z95 = 1.959963984540054
 
+_STOPS: dict[str, type[StopRule]] = {"adaptive": AdaptiveStop, "fixed": FixedStop}
+_OWN = ("warmup_runs", "warmup_s", "round_s", "interleave", "max_block", "seed")
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, init=False)
 class Protocol:
-    """How to time: warm-up, rounds, stop rule and budget (seconds are device time).
+    """How to time: warm-up, block length, grouping, and the stop rule (seconds are device time).
 
     Parameters
     ----------
+    stop : StopRule, optional
+        When an op is done and whether it settled: :class:`~hwlat.measure.stop.AdaptiveStop`
+        (the default) or :class:`~hwlat.measure.stop.FixedStop` (see :meth:`fixed`).
     warmup_runs, warmup_s : int, float
         Warm-up: at least this many runs and at least this much time.
     round_s : float
         Target duration of one block (the runs of one op within one round).
-    min_rounds, max_rounds : int
-        Bounds on the number of rounds per op.
-    rel_ci : float
-        Stop when the 95 % CI half-width of the median is within this fraction.
-    max_round_spread : float
-        Rounds "agree" when the IQR of their medians is within this fraction
-        of the median.
-    budget_s : float
-        Time budget per op (timed runs).
     interleave : int
         Ops measured together in shuffled rounds (the unit a killed run can lose).
-    runs, min_s : int, float
-        Fixed protocol only: exactly one block of ``runs`` runs, repeated until
-        ``min_s`` has passed.
+    max_block : int
+        Most runs in one block.
+    seed : int
+        Seed of the rounds' shuffle.
+    **stop_fields
+        Fields of the stop rule, e.g. ``rel_ci``, ``max_round_spread``,
+        ``budget_s``, ``min_rounds``, ``max_rounds`` (adaptive) or ``runs``,
+        ``min_s`` (fixed); ``name="adaptive"|"fixed"`` picks the rule's kind.
+
+    Examples
+    --------
+    >>> Protocol(rel_ci=0.05).key
+    'adaptive/ci=0.05/spread=0.05/budget=0.4s/round=0.01s/warmup=3+0.05s'
+    >>> Protocol.fixed().key
+    'fixed/warmup=1+0.5s/runs=50/min=1s'
     """
 
-    name: str = "adaptive"
-    warmup_runs: int = 3
-    warmup_s: float = 0.05
-    round_s: float = 0.01
-    min_rounds: int = 5
-    max_rounds: int = 60
-    rel_ci: float = 0.02
-    max_round_spread: float = 0.05
-    budget_s: float = 0.4
-    interleave: int = 8
-    max_block: int = 2000
-    runs: int = 0
-    min_s: float = 0.0
-    seed: int = 0
+    stop: StopRule
+    warmup_runs: int
+    warmup_s: float
+    round_s: float
+    interleave: int
+    max_block: int
+    seed: int
 
-    def __post_init__(self) -> None:
-        if self.name not in ("adaptive", "fixed"):
-            raise ValueError(f"Invalid protocol name {self.name!r}; valid: adaptive, fixed")
-        for name in ("warmup_runs", "min_rounds", "max_rounds", "interleave", "max_block", "runs"):
-            if getattr(self, name) < (0 if name in ("warmup_runs", "runs") else 1):
-                raise ValueError(f"Invalid protocol {name}={getattr(self, name)}")
-        if not 0 < self.rel_ci < 1:
-            raise ValueError(f"Invalid rel_ci={self.rel_ci}: must be in (0, 1), e.g. 0.02 for 2 %")
-        if self.name == "fixed" and self.runs < 1:
-            raise ValueError("The fixed protocol needs runs >= 1")
+    def __init__(
+        self,
+        stop: StopRule | None = None,
+        *,
+        warmup_runs: int = 3,
+        warmup_s: float = 0.05,
+        round_s: float = 0.01,
+        interleave: int = 8,
+        max_block: int = 2000,
+        seed: int = 0,
+        name: str | None = None,
+        **stop_fields: Any,
+    ) -> None:
+        if name is not None:
+            if name not in _STOPS:
+                raise ValueError(f"Invalid protocol name {name!r}; valid: {', '.join(_STOPS)}")
+            if stop is None or stop.name != name:
+                stop = _STOPS[name]()
+        stop = stop or AdaptiveStop()
+        if stop_fields:
+            valid = {f.name for f in dataclasses.fields(stop)}
+            unknown = sorted(set(stop_fields) - valid)
+            if unknown:
+                raise ValueError(
+                    f"Invalid protocol field(s) {', '.join(unknown)} for the {stop.name} stop rule; valid: "
+                    f"{', '.join(sorted(valid | set(_OWN) | {'name', 'stop'}))}"
+                )
+            stop = dataclasses.replace(stop, **stop_fields)
+        values = dict(
+            stop=stop,
+            warmup_runs=warmup_runs,
+            warmup_s=warmup_s,
+            round_s=round_s,
+            interleave=interleave,
+            max_block=max_block,
+            seed=seed,
+        )
+        for k, v in values.items():
+            object.__setattr__(self, k, v)
+        for k in ("warmup_runs", "interleave", "max_block"):
+            if getattr(self, k) < (0 if k == "warmup_runs" else 1):
+                raise ValueError(f"Invalid protocol {k}={getattr(self, k)}")
 
     @classmethod
     def fixed(cls, warmup_runs: int = 1, warmup_s: float = 0.5, runs: int = 50, min_s: float = 1.0) -> Protocol:
         """``benchmark_model``'s defaults: 1 warm-up (≥ 0.5 s), 50 runs (≥ 1 s)."""
-        return cls("fixed", warmup_runs=warmup_runs, warmup_s=warmup_s, runs=runs, min_s=min_s, interleave=1)
+        return cls(FixedStop(runs=runs, min_s=min_s), warmup_runs=warmup_runs, warmup_s=warmup_s, interleave=1)
 
     def replace(self, **changes: Any) -> Protocol:
+        """A copy with ``changes`` (the protocol's own fields or its stop rule's)."""
         return dataclasses.replace(self, **changes)
+
+    @property
+    def name(self) -> str:
+        """The stop rule's kind: ``adaptive`` or ``fixed``."""
+        return self.stop.name
+
+    @property
+    def rel_ci(self) -> float:
+        return self.stop.rel_ci
+
+    @property
+    def max_round_spread(self) -> float:
+        return self.stop.max_round_spread
+
+    @property
+    def min_rounds(self) -> int:
+        return self.stop.min_rounds
+
+    @property
+    def max_rounds(self) -> int:
+        return self.stop.max_rounds
 
     @property
     def key(self) -> str:
         """What distinguishes results: rows are keyed by this string."""
-        if self.name == "fixed":
-            return f"fixed/warmup={self.warmup_runs}+{self.warmup_s:g}s/runs={self.runs}/min={self.min_s:g}s"
-        return (
-            f"adaptive/ci={self.rel_ci:g}/spread={self.max_round_spread:g}/budget={self.budget_s:g}s"
-            f"/round={self.round_s:g}s/warmup={self.warmup_runs}+{self.warmup_s:g}s"
-        )
+        return self.stop.key(self)
 
 
 @dataclass(frozen=True)
 class Measurement:
-    """Robust statistics of one op on one device, in milliseconds."""
+    """Robust statistics of one op on one device, in milliseconds.
+
+    ``warnings``: what a reader should know about this result (e.g. it did not
+    settle); not stored, the ``stable`` flag is.
+    """
 
     op_key: str
     device_key: str
@@ -130,25 +189,36 @@ class Measurement:
     loadavg: float
     wall_s: float
     extra: tuple[tuple[str, float], ...] = field(default=())
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def rel_ci(self) -> float:
         """Half-width of the median's 95 % CI relative to the median."""
-        return max(self.median_ms - self.ci_low_ms, self.ci_high_ms - self.median_ms) / self.median_ms
+        return rel_ci_of(self.median_ms, self.ci_low_ms, self.ci_high_ms)
 
     @property
     def round_spread(self) -> float:
-        r = np.asarray(self.round_medians_ms)
-        if len(r) < 2:
-            return 0.0
-        q75, q25 = np.percentile(r, [75, 25])
-        return float((q75 - q25) / self.median_ms)
+        """IQR of the round medians relative to the median."""
+        return round_spread_of(self.round_medians_ms, self.median_ms)
+
+    def add_warning(self, message: str) -> Measurement:
+        """A copy with ``message`` added to ``warnings``."""
+        return dataclasses.replace(self, warnings=(*self.warnings, message))
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["round_medians_ms"] = list(self.round_medians_ms)
         d["extra"] = dict(self.extra)
+        d["warnings"] = list(self.warnings)
         return d
+
+
+def judged(m: Measurement, stop: StopRule) -> Measurement:
+    """``m`` with its ``stable`` flag and warnings set by ``stop``'s settled test."""
+    rel, spread = m.rel_ci, m.round_spread
+    warning = stop.unsettled_warning(rel, spread)
+    m = dataclasses.replace(m, stable=warning is None)
+    return m if warning is None else m.add_warning(warning)
 
 
 def median_ci(sorted_x: np.ndarray, z: float = Z95) -> tuple[float, float]:
@@ -176,14 +246,7 @@ def summarize(
     lo, hi = median_ci(x)
     p5, q25, q75, p95 = np.percentile(x, [5, 25, 75, 95])
     rounds = tuple(float(r) * 1e3 for r in round_medians_s)
-    rel = max(med - lo, hi - med) / med
-    if len(rounds) > 1:
-        r75, r25 = np.percentile(rounds, [75, 25])
-        spread = (r75 - r25) / med
-    else:
-        spread = 0.0
-    stable = bool(rel <= protocol.rel_ci and spread <= protocol.max_round_spread)
-    return Measurement(
+    m = Measurement(
         op_key=item.key,
         device_key=device_key,
         protocol=protocol.key,
@@ -199,11 +262,12 @@ def summarize(
         ci_high_ms=hi,
         rounds=len(rounds),
         round_medians_ms=rounds,
-        stable=stable,
+        stable=False,
         loadavg=_loadavg(),
         wall_s=wall_s,
         extra=tuple(extra),
     )
+    return judged(m, protocol.stop)
 
 
 def _loadavg() -> float:
@@ -213,66 +277,16 @@ def _loadavg() -> float:
         return float("nan")
 
 
-class _OpState:
-    def __init__(self, item: Item, runnable: Any, wall_s: float) -> None:
-        self.item, self.runnable, self.wall_s = item, runnable, wall_s
-        self.blocks: list[np.ndarray] = []
-        self.block = 1
-        self.spent_s = 0.0
-        self.done = False
-
-    def add(self, times: np.ndarray, wall_s: float) -> None:
-        self.blocks.append(times)
-        self.wall_s += wall_s
-        self.spent_s += float(times.sum())
-
-    def stats(self) -> tuple[float, float, float]:
-        x = np.sort(np.concatenate(self.blocks))
-        med = float(np.median(x))
-        lo, hi = median_ci(x)
-        rel = max(med - lo, hi - med) / med
-        meds = [float(np.median(b)) for b in self.blocks]
-        spread = 0.0
-        if len(meds) > 1:
-            r75, r25 = np.percentile(meds, [75, 25])
-            spread = (r75 - r25) / med
-        return med, rel, spread
-
-
-def _run_block(backend: Backend, st: _OpState) -> None:
-    t0 = time.perf_counter()
-    times = backend.run(st.runnable, st.block)
-    st.add(times, time.perf_counter() - t0)
-
-
-def _block_size(protocol: Protocol, est_s: float) -> int:
-    """Runs per block so that one block lasts about ``round_s`` (``est_s``: one run's time)."""
-    return int(min(protocol.max_block, max(1, math.ceil(protocol.round_s / max(est_s, 1e-9)))))
-
-
 def reference_problem(backend: Backend, protocol: Protocol) -> str | None:
     """Why a drift reference cannot run with this backend and protocol (None: it can)."""
-    if getattr(backend, "measure_items", None) is not None:
+    if not getattr(backend, "per_run_times", True):
         return (
             f"needs per-run times; the {backend.name} backend's device times its runs itself "
             "(its thermal and frequency records are kept instead)"
         )
-    if protocol.name != "adaptive":
+    if not protocol.stop.shared_rounds:
         return "needs the adaptive protocol: it is timed beside the ops in every round"
     return None
-
-
-def _warmup(backend: Backend, runnable: Any, protocol: Protocol) -> float:
-    """Warm up; return the median per-run time seen (seconds)."""
-    seen: list[np.ndarray] = []
-    spent, runs = 0.0, 0
-    while runs < max(protocol.warmup_runs, 1) or spent < protocol.warmup_s:
-        chunk = 1 if not seen else max(1, min(1000, int(0.01 / max(np.median(seen[-1]), 1e-7))))
-        t = backend.run(runnable, chunk)
-        seen.append(t)
-        spent += float(t.sum())
-        runs += chunk
-    return float(np.median(np.concatenate(seen)))
 
 
 def deliver(
@@ -281,175 +295,11 @@ def deliver(
     on_result: Callable[[Measurement], None] | None,
     progress: Callable[[int], None] | None,
 ) -> None:
-    """Hand over one final measurement: log it if it did not settle, keep it, report it, advance progress."""
-    if not m.stable:
-        log.info("%s did not settle: CI ±%.1f%%, round spread %.1f%%", m.op_key, 100 * m.rel_ci, 100 * m.round_spread)
+    """Hand over one final measurement: log its warnings, keep it, report it, advance progress."""
+    for warning in m.warnings:
+        log.info("%s %s", m.op_key, warning)
     results.append(m)
     if on_result is not None:
         on_result(m)
     if progress is not None:
         progress(1)
-
-
-def measure(
-    backend: Backend,
-    items: Sequence[Item],
-    protocol: Protocol | None = None,
-    *,
-    on_result: Callable[[Measurement], None] | None = None,
-    progress: Callable[[int], None] | None = None,
-    extra: Callable[[Item], Iterable[tuple[str, float]]] | None = None,
-    reference: Item | None = None,
-) -> list[Measurement]:
-    """Measure ``items`` on ``backend`` with ``protocol``; return one Measurement each.
-
-    ``on_result`` is called as soon as an op is final (the store writes it
-    there, so a killed run loses only the group in flight); ``progress(k)``
-    is called with the number of ops finished since the last call.
-    ``extra(item)`` gives values for ``Measurement.extra``; by default the
-    backend's ``measurement_extra`` (e.g. GPU energy per inference).
-
-    ``reference`` (adaptive protocol only): an op run once in every round of
-    every group, beside the ops being measured. Each row then records the
-    reference's median over the same rounds (``ref_ms`` in ``extra``, with
-    ``ref_id`` naming the op), so a shared machine's slow and fast spells can
-    be told apart and divided out afterwards (:mod:`hwlat.measure.drift`). Costs about
-    one block per round (~1/interleave more timed time). The medians
-    themselves are not changed.
-
-    A backend whose device times runs itself and reports statistics, not
-    per-run times (the adb backend's ``benchmark_model``), provides
-    ``measure_items`` with this signature; it is used instead.
-    """
-    protocol = protocol or Protocol()
-    own = getattr(backend, "measure_items", None)
-    if reference is not None and (problem := reference_problem(backend, protocol)):
-        raise ValueError(f"a drift reference {problem}")
-    if own is not None:
-        return own(items, protocol, on_result=on_result, progress=progress, extra=extra)
-    if extra is None:
-        extra = getattr(backend, "measurement_extra", None)
-    rng = np.random.default_rng(protocol.seed)
-    results: list[Measurement] = []
-    key = backend.spec.key
-    group_size = protocol.interleave if protocol.name == "adaptive" else 1
-
-    ref: _Reference | None = None
-
-    def finish(st: _OpState) -> None:
-        st.done = True
-        meds = [float(np.median(b)) for b in st.blocks]
-        pairs = list(extra(st.item)) if extra else []
-        if ref is not None:
-            pairs += ref.pairs()
-        m = summarize(
-            np.concatenate(st.blocks),
-            meds,
-            item=st.item,
-            device_key=key,
-            protocol=protocol,
-            wall_s=st.wall_s,
-            extra=pairs,
-        )
-        deliver(m, results, on_result, progress)
-
-    with backend.session(), contextlib.ExitStack() as stack:
-        if reference is not None:
-            ref = _Reference(backend, reference, protocol)
-            stack.callback(ref.close)
-        for start in range(0, len(items), group_size):
-            group = items[start : start + group_size]
-            states: list[_OpState] = []
-            try:
-                for item in group:
-                    t0 = time.perf_counter()
-                    runnable = backend.prepare(item)
-                    est = _warmup(backend, runnable, protocol)
-                    st = _OpState(item, runnable, time.perf_counter() - t0)
-                    if protocol.name == "fixed":
-                        st.block = protocol.runs
-                    else:
-                        st.block = _block_size(protocol, est)
-                    states.append(st)
-                if protocol.name == "fixed":
-                    for st in states:
-                        while not st.blocks or st.spent_s < protocol.min_s:
-                            _run_block(backend, st)
-                        finish(st)
-                    continue
-                if ref is not None:
-                    ref.new_group()
-                for _rnd in range(protocol.max_rounds):
-                    active = [st for st in states if not st.done]
-                    if not active:
-                        break
-                    for i in rng.permutation(len(active) + (ref is not None)):
-                        if i == len(active):
-                            ref.run_block()  # type: ignore[union-attr]
-                            continue
-                        st = active[i]
-                        _run_block(backend, st)
-                        if len(st.blocks) >= protocol.min_rounds:
-                            _, rel, spread = st.stats()
-                            settled = rel <= protocol.rel_ci and spread <= protocol.max_round_spread
-                            if settled or st.spent_s >= protocol.budget_s:
-                                finish(st)
-                for st in states:
-                    if not st.done:
-                        finish(st)
-            finally:
-                for st in states:
-                    st.runnable.close()
-    if ref is not None:
-        ref.report()
-    return results
-
-
-class _Reference:
-    """The drift reference: prepared and warmed up once, one block per round of each group."""
-
-    def __init__(self, backend: Backend, item: Item, protocol: Protocol) -> None:
-        from hwlat.measure.drift import reference_id
-
-        self.backend, self.item, self.id = backend, item, reference_id(item.key)
-        self.runnable = backend.prepare(item)
-        est = _warmup(backend, self.runnable, protocol)
-        self.block = _block_size(protocol, est)
-        self.samples: list[np.ndarray] = []
-        self.group_ms: list[float] = []
-
-    def new_group(self, start: bool = True) -> None:
-        if self.samples:
-            self.group_ms.append(self.median_ms())
-        self.samples = []
-        if start:  # it sat idle while the group was prepared: one block to re-warm, one so every op has a reference
-            self.backend.run(self.runnable, self.block)
-            self.run_block()
-
-    def run_block(self) -> None:
-        self.samples.append(self.backend.run(self.runnable, self.block))
-
-    def median_ms(self) -> float:
-        return float(np.median(np.concatenate(self.samples))) * 1e3
-
-    def pairs(self) -> list[tuple[str, float]]:
-        """``extra`` entries for an op finished now: the reference over the same rounds."""
-        return [("ref_ms", self.median_ms()), ("ref_id", self.id)]
-
-    def report(self) -> None:
-        self.new_group(start=False)
-        if len(self.group_ms) > 1:
-            lo, hi = min(self.group_ms), max(self.group_ms)
-            level = logging.WARNING if hi > 1.1 * lo else logging.INFO
-            log.log(
-                level,
-                "drift reference %s: %.4g-%.4g ms over %d groups (x%.2f)",
-                self.item.key,
-                lo,
-                hi,
-                len(self.group_ms),
-                hi / lo,
-            )
-
-    def close(self) -> None:
-        self.runnable.close()

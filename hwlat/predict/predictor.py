@@ -7,7 +7,8 @@ fitted with non-negative least squares in relative error), times a
 tree-ensemble correction fitted to the prior's log-residuals on the full
 feature set: the prior extrapolates sensibly, the trees pick up what the
 roofline misses (kernel sizes, strides, cache effects). Network latency is the sum over its
-ops plus a device overhead fitted by :meth:`LatencyPredictor.calibrate`.
+ops plus a device overhead fitted by :meth:`LatencyPredictor.calibrate`
+(:mod:`hwlat.predict.calibration`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from hwlat.network import Network
 from hwlat.ops import OpSpec
+from hwlat.predict.calibration import fit_scale_overhead, network_ms
 
 __all__ = ["LatencyPredictor", "MODELS", "op_features", "UnknownKindError"]
 
@@ -190,7 +192,13 @@ class LatencyPredictor(BaseEstimator, RegressorMixin):
     models_ : dict[str, estimator]
         One fitted model per op kind.
     overhead_ms_, scale_ : float
-        Network-level calibration: ``scale_ * sum(ops) + overhead_ms_``.
+        Network-level calibration: ``scale_ * sum(ops) + overhead_ms_`` (:meth:`calibrate`).
+    target_ : str
+        Table column the latencies came from (``"median_ms"`` when fitted on raw arrays).
+    table_sha256_ : str or None
+        :func:`table_checksum` of the training rows (None when fitted on raw arrays).
+    drift_corrected_ : bool
+        Whether the training rows were put on the table's typical speed first.
     device_key_ : str
         Device the training table came from ("" when fitted on raw arrays).
 
@@ -234,6 +242,10 @@ class LatencyPredictor(BaseEstimator, RegressorMixin):
         self.overhead_ms_ = 0.0
         self.scale_ = 1.0
         self.feature_names_ = list(FEATURES)
+        # Training-data provenance: raw arrays have none; fit_table fills in the table's.
+        self.target_ = "median_ms"
+        self.table_sha256_: str | None = None
+        self.drift_corrected_ = False
         return self
 
     def fit_table(
@@ -269,21 +281,15 @@ class LatencyPredictor(BaseEstimator, RegressorMixin):
         """Fit the device overhead (and optionally a scale) from whole-network measurements.
 
         Solves ``measured ≈ scale * Σ ops + overhead`` by least squares in
-        relative error (each network weighted by 1/measured).
+        relative error (each network weighted by 1/measured), with
+        :func:`hwlat.predict.calibration.fit_scale_overhead`.
         """
         check_is_fitted(self)
         measured = np.asarray(measured_ms, dtype=float)
         if len(networks) != len(measured) or len(measured) == 0:
             raise ValueError("calibrate needs one measured latency per network (at least one)")
         sums = np.array([self._sum_ops(n) for n in networks])
-        w = 1.0 / measured
-        if scale and len(measured) >= 2:
-            A = np.stack([sums, np.ones_like(sums)], 1) * w[:, None]
-            (self.scale_, self.overhead_ms_), *_ = np.linalg.lstsq(A, measured * w, rcond=None)
-        else:
-            self.scale_ = 1.0
-            self.overhead_ms_ = float(np.sum(w * w * (measured - sums)) / np.sum(w * w))
-        self.scale_, self.overhead_ms_ = float(self.scale_), float(self.overhead_ms_)
+        self.scale_, self.overhead_ms_ = fit_scale_overhead(sums, measured, scale=scale)
         return self
 
     # ---------------------------------------------------------- predicting
@@ -319,13 +325,15 @@ class LatencyPredictor(BaseEstimator, RegressorMixin):
     def predict_network(self, network: Network | Sequence[Network]) -> float | np.ndarray:
         """Network latency (ms): calibrated sum over its ops plus the device overhead."""
         check_is_fitted(self)
-        nets = [network] if isinstance(network, Network) else list(network)
-        all_ops = [op for n in nets for op in n.ops]
-        per_op = self.predict(all_ops)
-        bounds = np.cumsum([0] + [len(n.ops) for n in nets])
-        sums = np.array([per_op[a:b].sum() for a, b in zip(bounds[:-1], bounds[1:])])
-        out = self.scale_ * sums + self.overhead_ms_
+        out = network_ms(self, [network] if isinstance(network, Network) else network)
         return float(out[0]) if isinstance(network, Network) else out
+
+    def __setstate__(self, state: dict) -> None:
+        # Predictors saved before fit set the training provenance (only fit_table did) load with fit's values,
+        # so readers never need a default; pickle and skops both restore through here.
+        if "models_" in state:
+            state = {"target_": "median_ms", "table_sha256_": None, "drift_corrected_": False, **state}
+        super().__setstate__(state)
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "models_")
@@ -423,12 +431,12 @@ def save_predictor(
         "model": predictor.model,
         "kinds": {k: predictor.n_train_[k] for k in predictor.kinds_},
         "features": predictor.feature_names_,
-        "target": getattr(predictor, "target_", "median_ms"),
+        "target": predictor.target_,
         "overhead_ms": predictor.overhead_ms_,
         "scale": predictor.scale_,
         "training_table": str(table) if table else None,
-        "training_table_sha256": getattr(predictor, "table_sha256_", None),
-        "drift_corrected": getattr(predictor, "drift_corrected_", False),
+        "training_table_sha256": predictor.table_sha256_,
+        "drift_corrected": predictor.drift_corrected_,
         "versions": _versions(),
         "file_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
     }

@@ -1,4 +1,4 @@
-"""Parser of TFLite/LiteRT ``benchmark_model`` output (the *parser* half; adb.py is the runner).
+"""Parser of TFLite/LiteRT ``benchmark_model`` output (the *parser*; ``backend.py`` is the *runner*).
 
 ``benchmark_model`` prints one statistics line per phase — first the warm-up,
 then the timed runs — each after a ``Running benchmark for at least ...``
@@ -32,9 +32,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from hwlat.measure.timing import Z95, Measurement, Protocol, judged, median_ci
+
 if TYPE_CHECKING:
     from hwlat.devices import Item
-    from hwlat.measure import Measurement, Protocol
 
 __all__ = [
     "BenchOutput",
@@ -47,7 +48,6 @@ __all__ = [
     "to_measurement",
 ]
 
-Z95 = 1.959963984540054
 # Asymptotic standard error of a sample median is sqrt(pi/2) * sigma / sqrt(n) for normal data.
 _MEDIAN_SE = math.sqrt(math.pi / 2)
 _NUMBER = re.compile(r"[+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
@@ -435,7 +435,6 @@ def to_measurement(
     with fewer, the normal approximation sqrt(pi/2)·sigma/sqrt(n) within the runs;
     widened by ±0.5 µs when the figures are medians of whole-µs run times.
     """
-    from hwlat.measure import Measurement, median_ci
 
     if not outputs:
         raise BenchOutputError(f"{item.key}: no benchmark_model output to summarise")
@@ -461,20 +460,14 @@ def to_measurement(
     if any(o.timed.median is not None or o.timed.all_same for o in outputs):
         # Runs are timed in whole µs, so a median is only known to ±0.5 µs.
         lo, hi = lo - 0.5, hi + 0.5
-    spread = 0.0
-    if len(centers) > 1:
-        r75, r25 = np.percentile(centers, [75, 25])
-        spread = float((r75 - r25) / med) if med > 0 else 0.0
     # No quartiles are printed: for normal data IQR = 1.349 sigma = 0.41 (p95 - p5); the
     # percentile form is used when printed, as outliers inflate std far more.
     if all(o.timed.p5 is not None and o.timed.p95 is not None for o in outputs):
         iqr = 0.41 * float(np.median(p95s - p5s))
     else:
         iqr = 1.349 * std
-    rel = max(med - lo, hi - med) / med if med > 0 else math.inf
-    stable = bool(rel <= protocol.rel_ci and spread <= protocol.max_round_spread)
     us = 1e-3  # µs -> ms
-    return Measurement(
+    m = Measurement(
         op_key=item.key,
         device_key=device_key,
         protocol=protocol.key,
@@ -490,8 +483,9 @@ def to_measurement(
         ci_high_ms=hi * us,
         rounds=len(outputs),
         round_medians_ms=tuple(float(c) * us for c in centers),
-        stable=stable,
+        stable=False,  # set by the protocol's stop rule below
         loadavg=loadavg,
         wall_s=wall_s,
         extra=tuple(sorted({**dict(extra), "iqr_estimated": 1.0}.items())),
     )
+    return judged(m, protocol.stop)

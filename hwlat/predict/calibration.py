@@ -1,0 +1,329 @@
+"""Network calibration: how a sum of op predictions becomes a network latency, fitted in one place.
+
+Op latencies in a table are timed one op per inference call, so each carries
+the fixed cost of a call (on ONNX Runtime about 5 µs, as much as a whole small
+MBConv block). A network pays that cost once, not once per op: summing ops
+over-predicts small networks, by up to 2x on the digits backbone. A network
+calibration fits a few terms on networks measured on the target device (least
+squares in relative error). Two users share the code here:
+
+- :meth:`hwlat.predict.LatencyPredictor.calibrate` fits the predictor's own
+  ``scale_ · Σ ops + overhead_ms_`` (:func:`fit_scale_overhead`);
+- searches fit a :class:`NetworkCalibration` with one of the term sets of
+  :data:`CALIBRATION_TERMS` and look at the predictor through a
+  :class:`CalibratedPredictor`:
+
+  - ``"count"`` (default): ``measured ≈ scale · Σ p(op) + per_op · n_ops + offset``.
+  - ``"input-mb"``: ``measured ≈ Σ p(op) + per_mb · Σ input MB(op) + offset``.
+    Inside a network a runtime keeps its blocked memory layout between ops, so
+    each op saves, besides a fixed dispatch cost, a cost proportional to its
+    input activation size. On the digits networks with ONNX Runtime (CPU) the
+    ``scale · Σ ops + overhead`` calibration leaves 5 % mean and 15 % worst
+    error, this one 3 % and 7 % (benchmarks/results/splitting_width.md).
+    ``per_mb`` and ``offset`` come out negative: they are the savings ``b``
+    (ms/MB) and ``a`` (ms) of ``Σ (p(op) − b · input MB) − a``.
+  - ``"scale-input-mb"``: both, for a machine whose speed changed since the table.
+
+Every model of :class:`hwlat.predict.protocol.LatencyModel` gives a network
+``scale_ · Σ predict(ops) + overhead_ms_`` (:func:`network_ms`);
+:class:`CalibratedPredictor` applies its fitted terms per op (so its ``scale_``
+is 1), which keeps :class:`hwlat.cost.LatencyLUT` and
+:class:`hwlat.cost.WidthLatency` built from it plain sums.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from hwlat.network import Network
+from hwlat.ops import OpSpec
+from hwlat.predict.protocol import LatencyModel
+
+__all__ = [
+    "CALIBRATION_TERMS",
+    "NetworkCalibration",
+    "CalibratedPredictor",
+    "fit_scale_overhead",
+    "input_mb",
+    "network_ms",
+]
+
+log = logging.getLogger(__name__)
+
+
+def fit_scale_overhead(sums: np.ndarray, measured: np.ndarray, scale: bool = False) -> tuple[float, float]:
+    """``(scale, overhead_ms)`` of ``measured ≈ scale · sums + overhead`` by least squares in relative error.
+
+    Parameters
+    ----------
+    sums : ndarray
+        Σ op predictions of each network (ms).
+    measured : ndarray
+        Measured latency of each network (ms).
+    scale : bool
+        Fit a scale too (needs >= 2 networks; with fewer the scale stays 1).
+
+    Raises
+    ------
+    ValueError
+        When there is not exactly one measured latency per network, or none.
+    """
+    sums = np.asarray(sums, dtype=float)
+    measured = np.asarray(measured, dtype=float)
+    if len(sums) != len(measured) or len(measured) == 0:
+        raise ValueError("calibrate needs one measured latency per network (at least one)")
+    w = 1.0 / measured
+    if scale and len(measured) >= 2:
+        A = np.stack([sums, np.ones_like(sums)], 1) * w[:, None]
+        (s, overhead), *_ = np.linalg.lstsq(A, measured * w, rcond=None)
+    else:
+        s = 1.0
+        overhead = np.sum(w * w * (measured - sums)) / np.sum(w * w)
+    return float(s), float(overhead)
+
+
+def network_ms(model: LatencyModel, networks: Sequence[Network]) -> np.ndarray:
+    """``model.scale_ · Σ model.predict(ops) + model.overhead_ms_`` of each network (one predict call).
+
+    ``model`` is any :class:`hwlat.predict.protocol.LatencyModel`.
+    """
+    nets = list(networks)
+    all_ops = [op for n in nets for op in n.ops]
+    per_op = np.asarray(model.predict(all_ops), dtype=float) if all_ops else np.zeros(0)
+    bounds = np.cumsum([0] + [len(n.ops) for n in nets])
+    sums = np.array([per_op[a:b].sum() for a, b in zip(bounds[:-1], bounds[1:])])
+    return model.scale_ * sums + model.overhead_ms_
+
+
+def input_mb(ops: Sequence[OpSpec]) -> np.ndarray:
+    """Input activation size of each op in MB (fp32, batch 1)."""
+    return np.array([4e-6 * float(np.prod(op.input_shape)) for op in ops])
+
+
+# Each fitter maps (Σ p(op), n_ops, Σ input MB, measured ms), one entry per network, and the smallest
+# predicted op of all the networks to (scale, per_op_ms, per_mb_ms, offset_ms).
+_Fitter = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float], tuple[float, float, float, float]]
+
+
+def _fit_count(
+    sums: np.ndarray, counts: np.ndarray, mb: np.ndarray, measured: np.ndarray, smallest: float, with_count: bool = True
+):
+    """scale, per_op (only from >= 3 networks with different op counts) and offset; one network: a scale only.
+    Never a per-op term that makes the smallest op's share of a network <= 0 ms (a search would be
+    rewarded for adding it)."""
+    columns = [sums, np.ones_like(sums)]
+    with_count = with_count and len(measured) >= 3 and np.ptp(counts) > 0
+    if with_count:
+        columns.insert(1, counts)
+    A = np.stack(columns, 1) / measured[:, None]
+    if len(measured) == 1:
+        coef = np.array([measured[0] / sums[0], 0.0])
+    else:
+        coef, *_ = np.linalg.lstsq(A, np.ones_like(measured), rcond=None)
+    scale = float(coef[0])
+    per_op = float(coef[1]) if with_count else 0.0
+    offset = float(coef[-1])
+    if scale <= 0:
+        # A non-positive scale would reward the search for slower ops: keep the plain sum instead.
+        log.warning("calibration gave scale %.3f <= 0; using scale 1 and a fitted offset", scale)
+        scale, per_op = 1.0, 0.0
+        offset = float(np.mean(measured - sums))
+    pred = scale * sums + per_op * counts + offset
+    if len(measured) > 1 and np.any(pred < 0.25 * measured):
+        # Noisy measurements can fit a per-op or offset term that drives small networks to ~0 ms or below
+        # (a search would then chase a negative latency): fall back to a scale alone.
+        log.warning(
+            "calibration predicts %.4f ms for a network measured at %.4f ms; using a scale alone",
+            float(pred[np.argmin(pred / measured)]),
+            float(measured[np.argmin(pred / measured)]),
+        )
+        scale = float(np.sum(sums / measured) / np.sum((sums / measured) ** 2))  # least squares in relative error
+        per_op, offset = 0.0, 0.0
+    if scale * smallest + per_op <= 0:
+        log.warning(
+            "calibration gives the smallest op %.2f us (per-op term %.2f us); fitting without it",
+            1e3 * (scale * smallest + per_op),
+            1e3 * per_op,
+        )
+        return _fit_count(sums, counts, mb, measured, smallest, with_count=False)
+    return scale, per_op, 0.0, offset
+
+
+def _fit_input_mb(sums: np.ndarray, counts: np.ndarray, mb: np.ndarray, measured: np.ndarray, smallest: float):
+    """scale 1, per_mb and offset: least squares of ``(measured − Σ p) / measured``."""
+    if len(measured) < 2:
+        raise ValueError(f"terms='input-mb' fits 2 terms and needs at least 2 measured networks, got {len(measured)}")
+    A = np.stack([np.ones_like(measured), mb], 1) / measured[:, None]
+    (offset, per_mb), *_ = np.linalg.lstsq(A, (measured - sums) / measured, rcond=None)
+    return 1.0, 0.0, float(per_mb), float(offset)
+
+
+def _fit_scale_input_mb(sums: np.ndarray, counts: np.ndarray, mb: np.ndarray, measured: np.ndarray, smallest: float):
+    """scale, per_mb and offset (at least 3 networks): the input-MB model on a machine whose speed has
+    changed since the op table was measured; a non-positive scale falls back to ``input-mb``."""
+    if len(measured) < 3:
+        raise ValueError(
+            f"terms='scale-input-mb' fits 3 terms and needs at least 3 measured networks, got {len(measured)}"
+        )
+    A = np.stack([sums, mb, np.ones_like(measured)], 1) / measured[:, None]
+    (scale, per_mb, offset), *_ = np.linalg.lstsq(A, np.ones_like(measured), rcond=None)
+    if scale <= 0:
+        log.warning("calibration gave scale %.3f <= 0; fitting per_mb and offset with scale 1", scale)
+        return _fit_input_mb(sums, counts, mb, measured, smallest)
+    return float(scale), 0.0, float(per_mb), float(offset)
+
+
+_FITTERS: dict[str, _Fitter] = {"count": _fit_count, "input-mb": _fit_input_mb, "scale-input-mb": _fit_scale_input_mb}
+CALIBRATION_TERMS: tuple[str, ...] = tuple(_FITTERS)
+
+
+@dataclass(frozen=True)
+class NetworkCalibration:
+    """``network ms ≈ scale · Σ op predictions + per_op_ms · n_ops + per_mb_ms · Σ input MB + offset_ms``.
+
+    Parameters
+    ----------
+    scale, per_op_ms, per_mb_ms, offset_ms : float
+        The fitted terms (``per_op_ms`` is negative when single-op timings
+        include a per-call cost that a network pays once; ``per_mb_ms`` is
+        negative when a network saves activation traffic between its ops).
+    n_networks : int
+        How many measured networks the terms were fitted on (0 = not fitted).
+    drift : float
+        The machine's speed change the fit absorbed: the median ratio of the networks'
+        latency measured again now to their latency in the table (1 = not re-measured).
+    max_rel_error : float
+        Largest relative error of the fit on those networks.
+    terms : str
+        The term set :meth:`fit` used, one of :data:`CALIBRATION_TERMS`.
+    """
+
+    scale: float = 1.0
+    per_op_ms: float = 0.0
+    per_mb_ms: float = 0.0
+    offset_ms: float = 0.0
+    n_networks: int = 0
+    max_rel_error: float = float("nan")
+    terms: str = "count"
+    drift: float = 1.0
+
+    @classmethod
+    def fit(
+        cls, predictor: LatencyModel, networks: Sequence[Network], measured_ms: Sequence[float], terms: str = "count"
+    ) -> NetworkCalibration:
+        """Fit the ``terms`` set by least squares in relative error.
+
+        ``terms="count"`` fits scale, per_op and offset (fewer than 3 networks or a single
+        op count: scale and offset; one network: a scale only); ``terms="input-mb"`` fits
+        per_mb and offset with the scale fixed at 1 (at least 2 networks);
+        ``terms="scale-input-mb"`` fits scale, per_mb and offset (at least 3 networks).
+
+        Raises
+        ------
+        ValueError
+            For an unknown ``terms``, a latency count that does not match the networks, too
+            few networks, or latencies that are not finite and positive.
+
+        Examples
+        --------
+        >>> # calib = NetworkCalibration.fit(predictor, networks, measured_ms, terms="input-mb")
+        >>> # CalibratedPredictor(predictor, calib).predict_network(networks[0])
+        """
+        if terms not in _FITTERS:
+            raise ValueError(f"unknown calibration terms {terms!r}; choose one of {', '.join(CALIBRATION_TERMS)}")
+        measured = np.asarray(measured_ms, dtype=float)
+        if len(networks) != len(measured) or len(measured) == 0:
+            raise ValueError(
+                f"calibration needs one measured latency per network, got {len(networks)} networks "
+                f"and {len(measured)} latencies"
+            )
+        if not np.all(np.isfinite(measured)) or np.any(measured <= 0):
+            raise ValueError("measured latencies must be finite and > 0 ms")
+        per_op_ms = [np.asarray(predictor.predict(list(n.ops)), dtype=float) for n in networks]
+        sums = np.array([float(p.sum()) for p in per_op_ms])
+        counts = np.array([len(n.ops) for n in networks], dtype=float)
+        mb = np.array([input_mb(n.ops).sum() for n in networks])
+        smallest = min(float(p.min()) for p in per_op_ms)
+        scale, per_op, per_mb, offset = _FITTERS[terms](sums, counts, mb, measured, smallest)
+        pred = scale * sums + per_op * counts + per_mb * mb + offset
+        err = float(np.max(np.abs(pred / measured - 1)))
+        return cls(
+            scale=scale,
+            per_op_ms=per_op,
+            per_mb_ms=per_mb,
+            offset_ms=offset,
+            n_networks=len(measured),
+            max_rel_error=err,
+            terms=terms,
+        )
+
+
+class CalibratedPredictor:
+    """A fitted :class:`~hwlat.predict.LatencyPredictor` seen through a :class:`NetworkCalibration`.
+
+    ``predict(ops)`` gives each op's share of a network's latency
+    (``scale · p(op) + per_op_ms + per_mb_ms · input MB(op)``); ``predict_network``
+    adds ``offset_ms``. Without a calibration it predicts exactly what the predictor
+    does. It is a :class:`~hwlat.predict.protocol.LatencyModel` whose ``scale_`` is 1:
+    the scale is applied per op by :meth:`predict`, so costs built from it stay plain sums.
+    """
+
+    def __init__(
+        self,
+        predictor: LatencyModel,
+        calibration: NetworkCalibration | None = None,
+        reference: Sequence[tuple[Network, float]] = (),
+    ) -> None:
+        self.predictor = predictor
+        self.calibration = calibration
+        if calibration is None:
+            self._scale, self._per_op, self._per_mb = float(predictor.scale_), 0.0, 0.0
+            self.overhead_ms_ = float(predictor.overhead_ms_)
+        else:
+            c = calibration
+            self._scale, self._per_op, self._per_mb, self.overhead_ms_ = c.scale, c.per_op_ms, c.per_mb_ms, c.offset_ms
+        self.scale_ = 1.0  # LatencyModel's network factor: the calibration's scale is applied per op by predict()
+        self.device_key_: str = predictor.device_key_
+        # (network, ms) measured when calibrating, for re-measuring later in the same session as a speed check.
+        self.reference: list[tuple[Network, float]] = list(reference)
+
+    def predict(self, ops: Sequence[OpSpec]) -> np.ndarray:
+        ops = list(ops)
+        if not ops:
+            return np.zeros(0)
+        out = self._scale * np.asarray(self.predictor.predict(ops), dtype=float) + self._per_op
+        if self._per_mb:
+            out = out + self._per_mb * input_mb(ops)
+        return out
+
+    def predict_network(self, network: Network | Sequence[Network]) -> float | np.ndarray:
+        """Network latency (ms): Σ predict(ops) + offset; an array for a sequence of networks."""
+        if isinstance(network, Network):
+            return float(self.predict(network.ops).sum() + self.overhead_ms_)
+        return np.array([self.predict_network(n) for n in network])
+
+    def describe(self) -> str:
+        c = self.calibration
+        if c is None:
+            return "uncalibrated (sum of op predictions + the predictor's overhead)"
+        mb = f" {c.per_mb_ms * 1e3:+.2f} us/MB of op input" if c.per_mb_ms else ""
+        drift = f"; networks take {c.drift:.3f}x their table latency today" if c.drift != 1.0 else ""
+        return (
+            f"calibrated on {c.n_networks} measured networks: {c.scale:.3f} x sum(ops) "
+            f"{c.per_op_ms * 1e3:+.2f} us/op{mb} {c.offset_ms * 1e3:+.2f} us "
+            f"(max fit error {100 * c.max_rel_error:.1f} %{drift})"
+        )
+
+    def to_dict(self) -> dict:
+        """The terms in use (JSON-ready; ``max_rel_error`` is None when not fitted)."""
+        c = self.calibration or NetworkCalibration(scale=self._scale, offset_ms=self.overhead_ms_, terms="")
+        d = dataclasses.asdict(c)
+        if not math.isfinite(d["max_rel_error"]):
+            d["max_rel_error"] = None
+        return {"format": "hwlat.network-calibration/1", **d, "device_key": self.device_key_}
