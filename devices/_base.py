@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from hwlat.cache import cache_dir
 from hwlat.devices._options import Options
 from hwlat.measure.loop import Block, warm_up
 from hwlat.measure.stop import BlockPlan
@@ -107,6 +108,13 @@ class DeviceSpec:
             else:
                 raise ValueError(f"Invalid device part {part!r} in {text!r}: expected tN, bN, a precision or k=v")
         options.update(overrides.pop("options", {}) or {})
+        unknown = sorted(set(overrides) - {"threads", "batch", "precision"})
+        if unknown:
+            raise ValueError(
+                f"Invalid argument {unknown[0]}={overrides[unknown[0]]!r} for device {text!r}: valid: threads, "
+                f"batch, precision, options; a backend's own options go in the device string "
+                f"({text.partition('/')[0]}/{unknown[0]}=...) or in options={{...}}"
+            )
         for k, v in overrides.items():
             if v is None:
                 continue
@@ -264,16 +272,9 @@ class Backend(abc.ABC):
 
 
 # ------------------------------------------------------------------ helpers
-def cache_dir(sub: str) -> Path:
-    """Folder for converted models: ``$HWLAT_CACHE`` or ``~/.cache/hwlat``."""
-    root = os.environ.get("HWLAT_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "hwlat")
-    path = Path(root) / sub
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def cache_path(sub: str, item: Item, suffix: str, *salt: str) -> Path:
-    """Cache file for ``item`` converted with the given tool versions/options."""
+    """Cache file for ``item`` converted with the given tool versions/options, in
+    :func:`hwlat.cache.cache_dir` (write it with :func:`hwlat.cache.cached_file`: atomic, recorded, verified)."""
     text = "|".join([item.key, *(op.key for op in getattr(item, "ops", ()))] + list(salt))
     return cache_dir(sub) / f"{hashlib.sha1(text.encode()).hexdigest()[:20]}{suffix}"
 

@@ -6,9 +6,15 @@ typed values. An unknown option raises ``ValueError`` naming the valid ones, and
 a bad value raises ``ValueError`` naming the option, the value and what is
 expected, so ``fake/tpyo=1`` says what to type instead.
 
-Field types: ``bool`` (``0`` or ``1``), ``int``, ``float``, ``str`` (optionally
+Field types: ``bool`` (``0`` or ``1``), ``int``, ``float`` (finite unless the
+field says ``finite=False``: ``nan`` and ``inf`` are refused), ``str`` (optionally
 one of ``choices``), each possibly ``| None`` (the option was not given), or any
 type with a ``parse`` function.
+
+``cores`` (every backend's) is a comma-separated list of this machine's CPU
+numbers, e.g. ``cores=2,3``; a CPU the machine does not have is refused, naming
+its count. Backends whose ``cores`` are another machine's (phones) set the class
+attribute ``cores_here = False`` and check them themselves.
 
 Two hooks for what one field cannot say: :meth:`Options.problems` (ranges such
 as ``(0, 1]``, relations between options), checked after parsing and reported in
@@ -37,6 +43,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
+import os
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -55,6 +63,8 @@ def option(
     *,
     choices: Sequence[str] | None = None,
     minimum: float | None = None,
+    above: float | None = None,
+    finite: bool = True,
     parse: Callable[[str], Any] | None = None,
     hint: str = "",
 ) -> Any:
@@ -68,12 +78,23 @@ def option(
         The valid values of a ``str`` option.
     minimum : float, optional
         The smallest valid value of a number.
+    above : float, optional
+        A number must be greater than this (e.g. ``above=0.0`` for a rate that divides).
+    finite : bool, optional
+        ``False`` lets a ``float`` be ``nan`` or ``inf`` (refused by default).
     parse : callable, optional
         ``text -> value`` for other types; it raises ``ValueError`` with the reason.
     hint : str, optional
         What a valid value looks like, said when the value is bad (numbers).
     """
-    meta = {"choices": tuple(choices) if choices else None, "minimum": minimum, "parse": parse, "hint": hint}
+    meta = {
+        "choices": tuple(choices) if choices else None,
+        "minimum": minimum,
+        "above": above,
+        "finite": finite,
+        "parse": parse,
+        "hint": hint,
+    }
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -86,6 +107,7 @@ class Options:
     """
 
     invalid: ClassVar[str] = "Invalid"  # a bad value's error starts "{invalid} name='text' for device ..."
+    cores_here: ClassVar[bool] = True  # False: ``cores`` are another machine's CPUs, checked by the backend
 
     cores: str | None = option(None)
 
@@ -116,6 +138,10 @@ class Options:
                 raise ValueError(
                     f"Invalid option {name}={value!r} for device {device!r}; valid options: {', '.join(cls.names())}"
                 )
+        if "cores" in options and cls.cores_here:
+            problem = _cores_problem(str(options["cores"]))
+            if problem:
+                raise ValueError(f"{cls.invalid} cores={str(options['cores'])!r} for device {device!r}: {problem}")
         hints = _hints(cls)
         kwargs = {
             name: _convert(fields[name], hints[name], str(text), device, cls.invalid) for name, text in options.items()
@@ -125,6 +151,19 @@ class Options:
             value = options.get(name, getattr(parsed, name))
             raise ValueError(f"{cls.invalid} {name}={str(value)!r} for device {device!r}: {reason}")
         return parsed
+
+
+def _cores_problem(text: str) -> str | None:
+    """Why ``text`` is not a list of this machine's CPUs (``"2,3"``), or ``None``."""
+    count = os.cpu_count() or 1
+    fix = f"give CPU numbers 0..{count - 1} separated by commas, e.g. cores=0 (this machine has {count} CPUs)"
+    parts = text.split(",")
+    if not text or not all(p.strip().isdigit() for p in parts):
+        return fix
+    too_big = [int(p) for p in parts if int(p) >= count]
+    if too_big:
+        return f"CPU {too_big[0]} does not exist; {fix}"
+    return None
 
 
 @functools.cache
@@ -160,8 +199,13 @@ def _convert(field: dataclasses.Field, hint: Any, text: str, device: str, invali
             value = kind(text)
         except ValueError:
             raise ValueError(f"{bad}: {reason}") from None
-        if minimum is not None and value < minimum:
+        if kind is float and meta.get("finite", True) and not math.isfinite(value):
+            raise ValueError(f"{bad}: {meta.get('hint') or 'must be a finite number'}")
+        if minimum is not None and not value >= minimum:
             raise ValueError(f"{bad}: {meta.get('hint') or f'must be >= {minimum:g}'}")
+        above = meta.get("above")
+        if above is not None and not value > above:
+            raise ValueError(f"{bad}: {meta.get('hint') or f'must be > {above:g}'}")
         return value
     choices = meta.get("choices")
     if choices is not None and text not in choices:

@@ -53,8 +53,8 @@ class FakeOptions(Options):
     """The fake device's options (see the module docstring)."""
 
     noise: float = option(0.03, minimum=0.0)
-    peak_gmacs: float = option(20.0, minimum=0.0)
-    bandwidth_gbs: float = option(10.0, minimum=0.0)
+    peak_gmacs: float = option(20.0, above=0.0)
+    bandwidth_gbs: float = option(10.0, above=0.0)
     overhead_us: float = option(20.0, minimum=0.0)
     unstable: str | None = option(None)
     realtime: bool = option(False)

@@ -3,7 +3,8 @@
 Ops are converted with NHWC inputs/outputs (``litert_torch.to_channel_last_io``)
 so the layout change does not add TRANSPOSE ops to the timed graph; prepare()
 checks the converted graph and refuses one with transposes at its boundary.
-Converted files are cached by op key, batch and library versions.
+Converted files are cached by op key, batch and library versions (:mod:`hwlat.cache`:
+written atomically, checked against their size and SHA-256 on use).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from hwlat.cache import cached_file
 from hwlat.devices._base import Backend, DeviceInfo, Item, Runnable, cache_path, cpu_model, quiet_fds, torch_threads
 from hwlat.devices._registry import register_backend
 
@@ -32,25 +34,25 @@ def _version(dist: str) -> str:
 def convert_tflite(item: Item, batch: int) -> Path:
     """Convert ``item`` to a .tflite file with channel-last I/O (cached)."""
     path = cache_path("tflite", item, ".tflite", f"b{batch}", _version("litert-torch"), _version("torch"), "nhwc")
-    if path.exists():
-        return path
-    import torch
 
-    with quiet_fds():  # its import logs torchao/absl noise on stderr
-        import litert_torch
+    def build(tmp: Path) -> None:
+        import torch
 
-    module = item.build()
-    shape = (batch, *item.input_shape[1:])
-    out_rank = len(item.ops[-1].output_shape) if hasattr(item, "ops") else len(item.output_shape)
-    if len(shape) == 4:
-        module = litert_torch.to_channel_last_io(module, args=[0], outputs=[0] if out_rank == 4 else [])
-        shape = (shape[0], shape[2], shape[3], shape[1])
-    x = torch.rand(shape) - 0.5
-    tmp = path.with_suffix(".tmp.tflite")
-    with torch_threads(1), quiet_fds():
-        litert_torch.convert(module, (x,)).export(str(tmp))
-    tmp.replace(path)
-    return path
+        with quiet_fds():  # its import logs torchao/absl noise on stderr
+            import litert_torch
+
+        module = item.build()
+        shape = (batch, *item.input_shape[1:])
+        out_rank = len(item.ops[-1].output_shape) if hasattr(item, "ops") else len(item.output_shape)
+        if len(shape) == 4:
+            module = litert_torch.to_channel_last_io(module, args=[0], outputs=[0] if out_rank == 4 else [])
+            shape = (shape[0], shape[2], shape[3], shape[1])
+        x = torch.rand(shape) - 0.5
+        with torch_threads(1), quiet_fds():
+            litert_torch.convert(module, (x,)).export(str(tmp))
+
+    # Atomic, recorded and checked on every use: a corrupted file is converted again, with a warning.
+    return cached_file(path, build, what=f"{item.key} b{batch} LiteRT")
 
 
 def graph_ops(interpreter) -> list[str]:

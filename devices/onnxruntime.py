@@ -1,6 +1,7 @@
 """ONNX Runtime: export with ``torch.onnx``, run on the CPU or on a CUDA GPU.
 
-Exported models are cached by op key, batch, and the torch/opset versions.
+Exported models are cached by op key, batch, and the torch/opset versions
+(:mod:`hwlat.cache`: written atomically, checked against their size and SHA-256 on use).
 The session uses full graph optimisation, sequential execution and
 ``intra_op_num_threads`` = the device's threads (inter-op 1).
 
@@ -21,6 +22,7 @@ import logging
 from pathlib import Path
 from typing import ClassVar
 
+from hwlat.cache import cached_file, touch
 from hwlat.devices import _gpu
 from hwlat.devices._base import Backend, DeviceInfo, Item, Runnable, cache_path, cpu_model, example_input, torch_threads
 from hwlat.devices._options import Options, option
@@ -42,20 +44,21 @@ def export_onnx(item: Item, batch: int, precision: str = "fp32") -> Path:
         raise ValueError(f"Invalid ONNX export precision {precision!r}; valid: fp32, fp16")
     salt = (f"b{batch}", torch.__version__, f"opset{OPSET}") + ((precision,) if precision != "fp32" else ())
     path = cache_path("onnx", item, ".onnx", *salt)
-    if path.exists():
-        return path
-    module = item.build()
-    x = torch.rand((batch, *item.input_shape[1:])) - 0.5
-    if precision == "fp16":
-        module, x = module.half(), x.half()
-    tmp = path.with_suffix(".tmp.onnx")
-    # The TorchScript exporter is quiet and fast for these small static graphs.
-    with torch_threads(1), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        torch.onnx.export(
-            module, (x,), str(tmp), dynamo=False, opset_version=OPSET, input_names=["x"], output_names=["y"]
-        )
-    tmp.replace(path)  # atomic: a killed export never leaves a half file in the cache
-    return path
+
+    def build(tmp: Path) -> None:
+        module = item.build()
+        x = torch.rand((batch, *item.input_shape[1:])) - 0.5
+        if precision == "fp16":
+            module, x = module.half(), x.half()
+        # The TorchScript exporter is quiet and fast for these small static graphs.
+        with torch_threads(1), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            torch.onnx.export(
+                module, (x,), str(tmp), dynamo=False, opset_version=OPSET, input_names=["x"], output_names=["y"]
+            )
+
+    # Atomic (a killed export never leaves a half file), recorded and checked on every use (a corrupted
+    # file is exported again, with a warning).
+    return cached_file(path, build, what=f"{item.key} b{batch} {precision} ONNX")
 
 
 @register_backend
@@ -330,6 +333,7 @@ class OnnxRuntimeTensorRTBackend(OnnxRuntimeGPUBackend):
             f"gpu{self.index}",
         )
         folder.mkdir(parents=True, exist_ok=True)
+        touch(folder)  # recently used: the cache's size limit removes the least recently used first
         return folder
 
     def providers(self, item: Item | None = None) -> list[tuple[str, dict[str, str]]]:

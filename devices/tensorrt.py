@@ -32,6 +32,7 @@ import logging
 from pathlib import Path
 from typing import Any, ClassVar
 
+from hwlat.cache import cached_file
 from hwlat.devices import _gpu
 from hwlat.devices._base import DeviceInfo, Item, Runnable, cache_path, example_input, quiet_fds
 from hwlat.devices._options import option
@@ -141,19 +142,18 @@ class TensorRTBackend(GPUBackend):
             gpu,
             *versions,
         )
-        if path.exists():
-            return path
-        with quiet_fds():
-            import torch_tensorrt
-        module, x = self._inputs(item)
-        with torch.cuda.device(self.index):  # also in --jobs workers, which run outside session()
-            compiled = compile_trt(torch_tensorrt, module, x, self.dtype, self.min_block_size)
-        tmp = path.with_suffix(".tmp.pt2")  # torch.export's archive loader wants the .pt2 suffix
-        save = torch_tensorrt.save
-        key = "arg_inputs" if "arg_inputs" in inspect.signature(save).parameters else "inputs"
-        save(compiled, str(tmp), **{key: [x]})
-        tmp.replace(path)
-        return path
+
+        def build(tmp: Path) -> None:  # tmp keeps the .pt2 suffix torch.export's archive loader wants
+            with quiet_fds():
+                import torch_tensorrt
+            module, x = self._inputs(item)
+            with torch.cuda.device(self.index):  # also in --jobs workers, which run outside session()
+                compiled = compile_trt(torch_tensorrt, module, x, self.dtype, self.min_block_size)
+            save = torch_tensorrt.save
+            key = "arg_inputs" if "arg_inputs" in inspect.signature(save).parameters else "inputs"
+            save(compiled, str(tmp), **{key: [x]})
+
+        return cached_file(path, build, what=f"{item.key} b{self.spec.batch} {self.spec.precision} TensorRT")
 
     def prepare(self, item: Item) -> Runnable:
         import torch

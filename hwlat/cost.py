@@ -9,6 +9,8 @@ autograd tensor (a known integration elsewhere rebuilt it with
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Sequence
 
 import torch
@@ -17,7 +19,36 @@ from torch import nn
 from hwlat.ops import OpSpec
 from hwlat.predict.protocol import LatencyModel
 
-__all__ = ["LatencyLUT"]
+__all__ = ["LatencyLUT", "check_latency", "check_latency_range"]
+
+log = logging.getLogger(__name__)
+
+
+def check_latency(value: float, name: str, unit: str = "ms") -> float:
+    """``value`` as a float, or ``ValueError`` (one line) when it is not a finite number > 0."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"Invalid {name}={value!r}: give a number > 0 ({unit})") from None
+    if not math.isfinite(v) or v <= 0:
+        raise ValueError(f"Invalid {name}={v:g}: must be a finite number > 0 ({unit})")
+    return v
+
+
+def check_latency_range(value: float, span: tuple[float, float], name: str, unit: str = "ms") -> None:
+    """Refuse a target/budget below the cheapest network of a space, warn when above the dearest.
+
+    ``span`` is (cheapest, dearest) predicted over the space (e.g. :meth:`LatencyLUT.latency_range`).
+    Below the cheapest no network can reach it (``ValueError``); above the dearest it constrains
+    nothing (a warning on the ``hwlat.cost`` logger).
+    """
+    v = check_latency(value, name, unit)
+    lo, hi = span
+    where = f"the space spans {lo:.4g}-{hi:.4g} {unit} (predicted)"
+    if v < lo:
+        raise ValueError(f"{name}={v:g} {unit} is below the cheapest network of the space: {where}; give a value in it")
+    if v > hi:
+        log.warning("%s=%g %s is above the dearest network of the space (no constraint): %s", name, v, unit, where)
 
 
 class LatencyLUT(nn.Module):
@@ -86,6 +117,15 @@ class LatencyLUT(nn.Module):
         """
         p = self._stack(probs)
         return self.scale * (p * self.table_ms.to(p.dtype)).sum() + self.fixed_ms.to(p.dtype)
+
+    def latency_range(self) -> tuple[float, float]:
+        """(cheapest, dearest) predicted latency over every architecture: per layer the min / max existing
+        candidate (scale >= 0 keeps the order; a negative scale swaps them)."""
+        inf = torch.full_like(self.table_ms, float("inf"))
+        low = torch.where(self.mask, self.table_ms, inf).amin(1).sum()
+        high = torch.where(self.mask, self.table_ms, -inf).amax(1).sum()
+        a, b = float(self.scale * low + self.fixed_ms), float(self.scale * high + self.fixed_ms)
+        return min(a, b), max(a, b)
 
     def latency(self, choices: Sequence[int]) -> float:
         """Latency of one discrete architecture: candidate ``choices[l]`` per layer."""

@@ -10,16 +10,68 @@ imported only by :meth:`OpSpec.build`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import os
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from hwlat.registry import Registry
 
-__all__ = ["OpSpec", "OpKind", "KINDS", "OP_KINDS", "ACTIVATIONS", "list_op_kinds", "register_kind", "conv_out"]
+__all__ = [
+    "OpSpec",
+    "OpKind",
+    "KINDS",
+    "OP_KINDS",
+    "ACTIVATIONS",
+    "LIMITS",
+    "list_op_kinds",
+    "register_kind",
+    "conv_out",
+    "shape_limits",
+]
 
 ACTIVATIONS = ("relu", "relu6", "hswish", "none")
 BYTES_PER_ELEMENT = 4  # fp32
+
+# Shape bounds: (fields, default maximum, environment variable that overrides it). Far beyond any
+# network measured here (the shipped tables stay under 1280 channels, 224 px, kernel 7), small enough
+# that a typo (cin=1000000) is refused at once instead of being measured or predicted for hours.
+LIMITS: dict[str, tuple[tuple[str, ...], int, str]] = {
+    "channels": (("cin", "cout", "mid"), 65536, "HWLAT_MAX_CHANNELS"),
+    "size": (("h", "w"), 8192, "HWLAT_MAX_SIZE"),
+    "kernel": (("kernel",), 31, "HWLAT_MAX_KERNEL"),
+}
+
+
+_LIMIT_VARS = tuple(var for _fields, _default, var in LIMITS.values())
+
+
+@functools.lru_cache(maxsize=16)
+def _limits(raw: tuple[str | None, ...]) -> tuple[tuple[str, int, str], ...]:
+    """(field, maximum, variable) for the environment's values ``raw`` of :data:`_LIMIT_VARS`."""
+    out = []
+    for (fields, default, var), text in zip(LIMITS.values(), raw):
+        limit = default
+        if text is not None and text.strip():
+            try:
+                limit = int(text)
+            except ValueError:
+                limit = 0
+            if limit < 1:
+                raise ValueError(f"Invalid {var}={text!r}: must be an int >= 1 (default {default})")
+        out += [(f, limit, var) for f in fields]
+    return tuple(out)
+
+
+def _current_limits() -> tuple[tuple[str, int, str], ...]:
+    return _limits(tuple(map(os.environ.get, _LIMIT_VARS)))
+
+
+def shape_limits() -> dict[str, tuple[int, str]]:
+    """Each bounded field's maximum and the environment variable that raises it, e.g.
+    ``{"cin": (65536, "HWLAT_MAX_CHANNELS"), ...}`` (read from the environment on every call)."""
+    return {f: (limit, var) for f, limit, var in _current_limits()}
 
 
 @dataclass(frozen=True)
@@ -97,6 +149,10 @@ class OpSpec:
     mid : int
         ``head`` only: width of the 1x1 feature-mix layer (0 = none).
 
+    Shapes are bounded (:data:`LIMITS`): channels at most 65536, ``h``/``w`` at most 8192, ``kernel``
+    at most 31; the environment variables ``HWLAT_MAX_CHANNELS``, ``HWLAT_MAX_SIZE`` and
+    ``HWLAT_MAX_KERNEL`` raise them. A value beyond is a ValueError naming the field and the limit.
+
     Examples
     --------
     >>> op = OpSpec("mbconv", cin=16, cout=24, h=112, w=112, kernel=5, stride=2, expand=3)
@@ -139,6 +195,11 @@ class OpSpec:
                 raise ValueError(f"Invalid {name}={getattr(self, name)} for {self.kind!r}: must be >= 1")
         if self.mid < 0:
             raise ValueError(f"Invalid mid={self.mid} for {self.kind!r}: must be >= 0")
+        for name, limit, var in _current_limits():
+            if getattr(self, name) > limit:
+                raise ValueError(
+                    f"Invalid {name}={getattr(self, name)} for {self.kind!r}: at most {limit} (set {var} to allow more)"
+                )
         if self.act not in ACTIVATIONS:
             raise ValueError(f"Invalid act={self.act!r} for {self.kind!r}; valid: {', '.join(ACTIVATIONS)}")
         for name, allowed in KINDS.get(self.kind).allowed:
@@ -318,9 +379,12 @@ class OpSpec:
     )
 
     def features(self) -> dict[str, float]:
-        """Numeric features for predictors: shape parameters and cost counters."""
+        """Numeric features for predictors: shape parameters and cost counters, as floats.
+
+        The counters are exact Python ints (:attr:`flops` of a large op can pass 2**63, where
+        an int64 array would overflow); the features are their float values."""
         ho, wo = self.out_hw
-        return {
+        values = {
             "cin": self.cin,
             "cout": self.cout,
             "h": self.h,
@@ -336,6 +400,7 @@ class OpSpec:
             "bytes": self.bytes,
             "intensity": self.intensity,
         }
+        return {k: float(v) for k, v in values.items()}
 
     # ---------------------------------------------------------------- build
     def build(self):

@@ -24,6 +24,8 @@ def run_quickstart(out: Path, n_ops: int = 120, device: str = "onnxruntime-cpu")
     from hwlat.store import LatencyStore, check_writable
     from hwlat.workflows import run_measure
 
+    if isinstance(n_ops, bool) or not isinstance(n_ops, int) or n_ops < 10:
+        raise ValueError(f"Invalid n={n_ops!r}: the quickstart needs at least 10 ops (80 % to fit, 20 % to evaluate)")
     out = Path(out)
     check_writable(out / "table.db")
     backend = create_backend(device)
@@ -104,14 +106,15 @@ def _search(out: Path, backend, protocol) -> list[str]:
     # calibrate the op sums on a few measured networks before choosing a target.
     calibrated = calibrate(predictor, backend.spec.key, calibration_networks(DIGITS_BACKBONE, 4))
     lut = build_lut(calibrated, DIGITS_BACKBONE)
-    cheapest, dearest = lut.latency(_extreme(lut, True)), lut.latency(_extreme(lut, False))
+    cheapest, dearest = lut.latency_range()
     if not 0 < cheapest < dearest:
         # Measurements caught in a busy phase of a shared machine can fit a calibration that makes the
         # cheapest network cost <= 0 ms: search against the plain sum of op predictions instead.
         print(f"      calibration unusable ({calibrated.describe()}): using the op predictions as they are", flush=True)
-        calibrated = CalibratedPredictor(predictor)
+        # The calibration networks stay the speed reference of the final measurement.
+        calibrated = CalibratedPredictor(predictor, reference=calibrated.reference)
         lut = build_lut(calibrated, DIGITS_BACKBONE)
-        cheapest, dearest = lut.latency(_extreme(lut, True)), lut.latency(_extreme(lut, False))
+        cheapest, dearest = lut.latency_range()
     target = round(math.sqrt(cheapest * dearest), 4)  # the middle of the space, on a log scale
     config = DIGITS_CONFIG.replace(target_ms=target, epochs=12, warmup_epochs=4, final_epochs=6)
     print(
@@ -129,18 +132,27 @@ def _search(out: Path, backend, protocol) -> list[str]:
         "",
         f"- target {target:.4f} ms; the space spans {cheapest:.4f}-{dearest:.4f} ms (predicted)",
         f"- found network: {len(result.network.ops)} ops, choices {list(result.choices)}",
-        f"- predicted {result.predicted_ms:.4f} ms, **measured {result.measured_ms:.4f} ms** on {backend.spec.key} "
-        f"({100 * (result.measured_ms / result.predicted_ms - 1):+.1f} %), test accuracy {100 * result.test_acc:.1f} %",
+        *headline(result, backend.spec.key),
         f"- predictor: {result.calibration}",
-        *([f"- note: {result.drift_note}"] if result.drift_note else []),
         f"- saved: `{path}` (use with `hwlat predict --network` or `hwlat measure --networks`)",
     ]
 
 
-def _extreme(lut, cheapest: bool) -> list[int]:
-    """Per layer, the cheapest (or dearest) existing candidate of a LatencyLUT."""
-    import torch
+def headline(result, device_key: str) -> list[str]:
+    """The found network's predicted and measured latency, with the predictor's error apart from the machine's.
 
-    fill = float("inf") if cheapest else float("-inf")
-    table = torch.where(lut.mask, lut.table_ms, torch.full_like(lut.table_ms, fill))
-    return (table.argmin(1) if cheapest else table.argmax(1)).tolist()
+    ``result.corrected_ms`` was measured interleaved with the calibration networks (same sessions, same
+    shuffled rounds) and put on their calibration-time speed, so its error against the prediction is the
+    predictor's; the raw measurement also carries the machine's change of speed since calibration.
+    """
+    lines = [
+        f"- predicted {result.predicted_ms:.4f} ms, measured {result.measured_ms:.4f} ms on {device_key} "
+        f"({100 * result.raw_error:+.1f} % at today's machine speed), test accuracy {100 * result.test_acc:.1f} %"
+    ]
+    if result.predictor_error is not None:
+        lines.append(
+            f"- **measured interleaved with the calibration networks: {result.corrected_ms:.4f} ms at "
+            f"calibration-time speed (predictor error {100 * result.predictor_error:+.1f} %)**; machine speed "
+            f"during the run: {result.machine_drift:.2f}x its calibration-time latency"
+        )
+    return lines

@@ -10,6 +10,7 @@ arguments and prints what these return; errors are ``ValueError`` naming the fix
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from pathlib import Path
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "backend_status",
+    "check_jobs",
     "convert_parallel",
     "export_space_lut",
     "fit_table",
@@ -83,6 +85,13 @@ def resolve_networks(spec: str, seed: int = 0) -> list[Network]:
     return networks
 
 
+def check_jobs(jobs: int) -> int:
+    """``jobs`` if it is a whole number >= 1 (``--jobs``: converter processes); ``ValueError`` otherwise."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"--jobs {jobs!r}: give a whole number of processes >= 1 (1: convert in this process)")
+    return jobs
+
+
 def _convert_one(args):
     from hwlat.devices import create_backend
 
@@ -120,6 +129,7 @@ def run_measure(
     """Measure what ``store`` lacks; returns (new rows, already present)."""
     from tqdm.auto import tqdm
 
+    check_jobs(jobs)
     from hwlat.measure import measure
 
     done = store.done_keys(backend.spec.key, protocol.key)
@@ -161,6 +171,7 @@ def protocol_from_options(
         ``fixed`` is TFLite ``benchmark_model``'s protocol and takes no options.
     rel_ci, budget_s : float, optional
         Overrides of the adaptive protocol's defaults; ``None`` keeps them.
+        ``rel_ci`` must be in (0, 1), ``budget_s`` finite and > 0 (``ValueError`` otherwise).
 
     Examples
     --------
@@ -169,6 +180,10 @@ def protocol_from_options(
     """
     from hwlat.measure import Protocol
 
+    if rel_ci is not None and not (isinstance(rel_ci, (int, float)) and 0 < rel_ci < 1):
+        raise ValueError(f"--rel-ci {rel_ci!r}: give a fraction between 0 and 1, e.g. 0.02 (2 %)")
+    if budget_s is not None and not (isinstance(budget_s, (int, float)) and math.isfinite(budget_s) and budget_s > 0):
+        raise ValueError(f"--budget {budget_s!r}: give a finite time in seconds > 0, e.g. 0.4")
     if name == "fixed":
         return Protocol.fixed()
     if name != "adaptive":
@@ -264,14 +279,20 @@ def fit_table(
     model: str = "prior+gbr",
     target: str = "median_ms",
     correct_drift: bool = False,
+    force: bool = False,
 ) -> tuple[LatencyPredictor, Path, Path]:
     """Fit a predictor on one device of a latency table and save it with its metadata.
 
     Returns the fitted predictor, the predictor file and the metadata file.
-    ``device`` is resolved with :func:`resolve_device_key`.
+    ``device`` is resolved with :func:`resolve_device_key`. ``out`` is checked
+    before anything is fitted: a latency table there is never replaced, another
+    file that is not an hwlat predictor only with ``force``.
     """
     from hwlat.predict import LatencyPredictor, save_predictor
+    from hwlat.predict.predictor import check_predictor_output
     from hwlat.store import LatencyStore
+
+    check_predictor_output(out, force)
 
     with LatencyStore(table, readonly=True) as store:
         key = resolve_device_key(store, device)
@@ -279,7 +300,7 @@ def fit_table(
             store, device=key, target=target, correct_drift=correct_drift
         )
         info = next((v for v in store.devices().values() if v.get("device_key") == key), {})
-    path, meta = save_predictor(predictor, out, table=str(table), device_info=info)
+    path, meta = save_predictor(predictor, out, table=str(table), device_info=info, force=force)
     return predictor, Path(path), Path(meta)
 
 
@@ -287,14 +308,35 @@ def fit_table(
 LUT_KINDS = ("stem", "mbconv", "pwconv", "head")
 
 
-def export_space_lut(predictor: LatencyPredictor, space: str, out: str | Path) -> tuple[Path, int]:
+def _is_lut_file(path: Path) -> bool:
+    """Whether ``path`` looks like a LUT (YAML mapping of keys to entries with a ``mean``), read cheaply."""
+    import yaml
+
+    try:
+        if path.stat().st_size > 64 << 20:
+            return False
+        data = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    return isinstance(data, dict) and bool(data) and all(isinstance(v, dict) and "mean" in v for v in data.values())
+
+
+def export_space_lut(predictor: LatencyPredictor, space: str, out: str | Path, force: bool = False) -> tuple[Path, int]:
     """Write ``predictor``'s latency of every LUT-keyed op of search space ``space`` as a LUT (YAML).
 
     Returns the file written and the number of ops in it; ops of kinds a LUT
-    has no key for (see :data:`LUT_KINDS`) are left out.
+    has no key for (see :data:`LUT_KINDS`) are left out. An existing ``out``
+    is replaced only when it is a LUT, or with ``force``; a latency table never.
     """
     from hwlat.formats.lut import export_lut
+    from hwlat.outfile import check_output
     from hwlat.spaces import get_space
 
+    check_output(out, "LUT", is_ours=_is_lut_file, force=force)
     ops = [op for op in get_space(space).configs() if op.kind in LUT_KINDS]
+    if not ops:
+        raise ValueError(
+            f"space {space!r} has no op of a kind a LUT has keys for ({', '.join(LUT_KINDS)}); "
+            "nothing to export (try --space mbconv-backbone)"
+        )
     return Path(export_lut(predictor, ops, out)), len(ops)

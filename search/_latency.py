@@ -27,6 +27,8 @@ __all__ = [
     "CalibratedPredictor",
     "calibrate_from_table",
     "input_mb",
+    "Interleaved",
+    "measure_interleaved",
     "measure_network_passes",
     "measure_networks",
     "speed_ratios",
@@ -167,6 +169,64 @@ def measure_networks(
     finally:
         if store is None:
             target.close()
+
+
+@dataclasses.dataclass(frozen=True)
+class Interleaved:
+    """A network measured in the same sessions (same shuffled rounds) as the calibration networks.
+
+    Attributes
+    ----------
+    measured_ms : float
+        The network's fastest pass, as :func:`measure_networks` reports it: today's machine speed.
+    corrected_ms : float or None
+        The network's latency at the speed the calibration networks were measured at: per pass, its
+        median divided by that pass's ``speed`` (the median over the calibration networks of
+        now / calibration-time latency), then the median over passes. This is the number to compare
+        with a calibrated prediction: the machine's change of speed is divided out, the predictor's
+        error stays. None without a reference.
+    speed_ratio : float or None
+        The machine's speed during the measurement relative to calibration time (> 1: slower),
+        median over passes; None without a reference.
+    pass_ratios : tuple of float
+        ``speed`` of each pass.
+    """
+
+    measured_ms: float
+    corrected_ms: float | None = None
+    speed_ratio: float | None = None
+    pass_ratios: tuple[float, ...] = ()
+
+
+def measure_interleaved(
+    device: str,
+    network: Network,
+    reference: Sequence[tuple[Network, float]],
+    protocol=None,
+    passes: int = MEASURE_PASSES,
+) -> Interleaved:
+    """Measure ``network`` interleaved with the ``reference`` networks (network, calibration-time ms).
+
+    All of them are timed in each pass's one :func:`hwlat.measure.measure` session (shuffled rounds),
+    so a pass caught in a slow spell of a shared machine slows the network and the reference alike,
+    and dividing by the pass's speed ratio removes it (:class:`Interleaved`).
+    """
+    from hwlat.devices import create_backend
+
+    ref = [(n, float(ms)) for n, ms in reference if n.key != network.key and ms > 0]
+    unique = _unique([network, *(n for n, _ in ref)], passes)
+    runs = _measure_passes(create_backend(device), unique, protocol, passes)
+    found, ratios = [], []
+    for run in runs:
+        now = {m.op_key: m.median_ms for m in run}
+        found.append(now[network.key])
+        r = speed_ratios(now, ref)
+        if r.size:
+            ratios.append(float(np.median(r)))
+    if not ratios:
+        return Interleaved(min(found))
+    corrected = float(np.median([f / r for f, r in zip(found, ratios)]))
+    return Interleaved(min(found), corrected, float(np.median(ratios)), tuple(ratios))
 
 
 def _stored_medians(store, measurements) -> dict[str, float]:

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hwlat.cost import LatencyLUT
+from hwlat.cost import LatencyLUT, check_latency, check_latency_range
 from hwlat.network import Network
 from hwlat.ops import OpSpec
 from hwlat.predict.calibration import CalibratedPredictor, NetworkCalibration
@@ -426,6 +426,7 @@ def run_darc(
     from hwlat.search.data import digits_loaders
 
     t0 = time.perf_counter()
+    budget = check_latency(budget, "budget", "ms" if config.mode == "latency" else "parameters")
     if config.mode == "latency" and predictor is None:
         raise ValueError("DARC in latency mode needs a fitted latency predictor (--predictor)")
     if predictor is not None and not isinstance(predictor, CalibratedPredictor):
@@ -453,6 +454,10 @@ def run_darc(
             f"budget {budget:g} {unit} is below the cheapest network DARC can reach "
             f"({cheapest:.4g} {unit}; the base costs {base_cost:.4g})"
         )
+    dearest = float(lut.fixed_ms) + lut.scale * sum(
+        max(row[: len(layer.ops)]) for row, layer in zip(costs, model.darc_layers)
+    )
+    check_latency_range(budget, (cheapest, max(dearest, base_cost)), "budget", unit=unit)
     # Base network: train it (or take the trained one).
     if base_model is None:
         base_model = base.build().train()

@@ -31,19 +31,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from hwlat._modules import Zero
-from hwlat.cost import LatencyLUT
+from hwlat.cost import LatencyLUT, check_latency, check_latency_range
 from hwlat.network import Network
 from hwlat.ops import OpSpec
 from hwlat.predict.calibration import CalibratedPredictor, NetworkCalibration
 from hwlat.predict.protocol import LatencyModel
 from hwlat.search._common import cosine_sgd, cycle, evaluate, finetune
-from hwlat.search._latency import measure_networks, speed_ratios
+from hwlat.search._latency import measure_interleaved, measure_networks
 from hwlat.search._mixed import GATE_MODES, MixedOp, gate_alpha_grad, rescale_pair, sample_pair
 from hwlat.spaces import (
     DIGITS_BACKBONE,
@@ -161,8 +160,8 @@ class ProxylessConfig:
             raise ValueError(f"Invalid loss {self.loss!r}; valid: {', '.join(LOSSES)}")
         if self.gate_mode not in GATE_MODES:
             raise ValueError(f"Invalid gate_mode {self.gate_mode!r}; valid: {', '.join(GATE_MODES)}")
-        if self.target_ms is not None and self.target_ms <= 0:
-            raise ValueError(f"Invalid target_ms={self.target_ms}: must be > 0 ms")
+        if self.target_ms is not None:
+            check_latency(self.target_ms, "target_ms")
         if self.loss == "mul#log" and self.target_ms is not None and self.target_ms * 1e3 <= 1.0:
             raise ValueError(f"Invalid target_ms={self.target_ms}: mul#log needs a target above 1 µs (log T > 0)")
         for name in ("epochs", "warmup_epochs", "final_epochs"):
@@ -171,6 +170,10 @@ class ProxylessConfig:
         for name in ("arch_every", "arch_steps", "reinforce_samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Invalid {name}={getattr(self, name)}: must be >= 1")
+        for name in ("lam", "lam2", "lam_abs"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"Invalid {name}={value!r}: the latency loss weight must be a finite number >= 0")
         if self.weight_lr <= 0 or self.arch_lr <= 0:
             raise ValueError("learning rates must be > 0")
 
@@ -495,6 +498,7 @@ class ProxylessResult:
     history: tuple[dict[str, float], ...] = field(repr=False, default=())
     probs: tuple[tuple[float, ...], ...] = field(repr=False, default=())
     machine_drift: float | None = None
+    corrected_ms: float | None = None
 
     @property
     def drift_note(self) -> str | None:
@@ -503,11 +507,27 @@ class ProxylessResult:
         d = self.machine_drift
         if d is None or self.measured_ms is None or 1 / 1.15 <= d <= 1.15:
             return None
+        at = self.corrected_ms if self.corrected_ms is not None else self.measured_ms / d
         return (
             f"the calibration networks, measured again alongside, took {d:.2f}x their latency at calibration "
             f"time: the machine's speed changed (other load); at calibration-time speed the found network "
-            f"would measure about {self.measured_ms / d:.4f} ms"
+            f"would measure about {at:.4f} ms"
         )
+
+    @property
+    def raw_error(self) -> float | None:
+        """(measured − predicted) / predicted at today's machine speed (includes the machine's drift)."""
+        if self.measured_ms is None or not self.predicted_ms:
+            return None
+        return self.measured_ms / self.predicted_ms - 1
+
+    @property
+    def predictor_error(self) -> float | None:
+        """(corrected − predicted) / predicted, with ``corrected_ms`` measured interleaved with the calibration
+        networks and put on their calibration-time speed: the predictor's error, not the machine's."""
+        if self.corrected_ms is None or not self.predicted_ms:
+            return None
+        return self.corrected_ms / self.predicted_ms - 1
 
     @property
     def target_error(self) -> float | None:
@@ -527,6 +547,7 @@ class ProxylessResult:
             "loss": self.config.loss,
             "calibration": self.calibration,
             "machine_drift": self.machine_drift,
+            "corrected_ms": self.corrected_ms,
             "search_seconds": self.search_seconds,
             "config": dataclasses.asdict(self.config),
             "history": list(self.history),
@@ -592,6 +613,9 @@ def run_proxyless(
     elif not isinstance(predictor, CalibratedPredictor):
         predictor = CalibratedPredictor(predictor)
     lut = build_lut(predictor, backbone)
+    if config.loss in _NEEDS_TARGET:
+        config.check_target()
+        check_latency_range(config.target_ms, lut.latency_range(), "target_ms", unit="ms")
     torch.manual_seed(config.seed)
     net = ProxylessSupernet(backbone, nested_init=config.nested_init)
     t0 = time.perf_counter()
@@ -603,15 +627,17 @@ def run_proxyless(
     model = net.derived_model(network, indices)
     finetune(model, loaders.train, config.final_epochs, lr=config.final_lr, quiet=quiet, desc="train found net")
     test_acc = evaluate(model, loaders.test)
-    measured = drift = None
+    measured = drift = corrected = None
     if device:
-        # Measured in one session with the calibration networks: their ratio to calibration time shows
-        # whether the machine ran at the same speed (shared machines slow down for seconds at a time).
+        # Measured in the same sessions (shuffled rounds) as the calibration networks: per pass, their
+        # ratio to calibration time is the machine's speed, divided out of the found network's latency
+        # (shared machines slow down by 1.3x or more for seconds to minutes at a time).
         reference = predictor.reference
-        now = measure_networks(device, [network] + [n for n, _ in reference])
-        measured = now[network.key]
         if reference:
-            drift = float(np.median(speed_ratios(now, reference)))
+            got = measure_interleaved(device, network, reference)
+            measured, drift, corrected = got.measured_ms, got.speed_ratio, got.corrected_ms
+        else:
+            measured = measure_networks(device, [network])[network.key]
     probs = tuple(tuple(round(float(v), 4) for v in p.detach()) for p in net.probs())
     return ProxylessResult(
         network,
@@ -625,4 +651,5 @@ def run_proxyless(
         tuple(history),
         probs,
         machine_drift=drift,
+        corrected_ms=corrected,
     )

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from hwlat.cost import check_latency
 from hwlat.network import Network
 from hwlat.search._morphnet import (
     WIDTH_OPTIMIZERS,
@@ -259,8 +260,7 @@ def fit_multiplier(
     >>> round(m, 4), round(c, 3)
     (2.0, 40.0)
     """
-    if not budget > 0:
-        raise ValueError(f"Invalid budget={budget}: must be > 0")
+    budget = check_latency(budget, "budget", "ms or MACs")
     seen: dict[float, float] = {}
 
     def f(m: float) -> float:
@@ -270,6 +270,10 @@ def fit_multiplier(
 
     while f(hi) < budget and hi < 1e4:  # widen the bracket; cheap networks may need a large multiplier
         lo, hi = hi, hi * 2
+    if f(hi) < budget:
+        log.warning(
+            "the budget %.4g is above the dearest network (multiplier %g costs %.4g): no constraint", budget, hi, f(hi)
+        )
     if f(lo) > budget:
         log.warning("even multiplier %g exceeds the budget (%.4g > %.4g)", lo, f(lo), budget)
     for _ in range(iters):
@@ -340,6 +344,7 @@ def fit_ratios(
     """
     if metric not in METRICS:
         raise ValueError(f"Invalid metric {metric!r}; valid: {', '.join(METRICS)}")
+    budget = check_latency(budget, "budget", "ms" if metric == "latency" else "MACs")
 
     def of(widths: Sequence[int]) -> float:
         net = arch.network(widths)

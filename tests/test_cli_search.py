@@ -88,6 +88,7 @@ def test_cli_search_proxyless_then_predict_and_darc_errors(tmp_path):
     )
     assert res.returncode == 0, res.stderr
     assert "measured latency on fake" in res.stdout and "predicted latency" in res.stdout
+    assert "measured interleaved with the calibration networks" in res.stdout and "predictor error" in res.stdout
     (found,) = out.glob("proxyless-*ms.json")
     assert Network.load(found).input_shape == (1, 3, 32, 32)
     res = run_cli("predict", "--predictor", str(path), "--network", str(found))
@@ -98,6 +99,20 @@ def test_cli_search_proxyless_then_predict_and_darc_errors(tmp_path):
         "search", "darc", "--device", "fake", "--predictor", str(path), "--budget-ms", "0.0001", "--out", str(out)
     )
     assert res.returncode == 2 and "cheapest" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    # Targets and budgets that are not finite positive latencies, or below the space: one line, nothing written.
+    fresh = tmp_path / "fresh"
+    common = ["--device", "fake", "--predictor", str(path), "--out", str(fresh), "--no-measure"]
+    for bad in ("nan", "inf", "0", "-1"):
+        res = run_cli("search", "proxyless", *common, "--target-ms", bad, "--epochs", "0", "--final-epochs", "0")
+        assert res.returncode == 2 and "Invalid target_ms=" in res.stderr and "finite number > 0" in res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+        res = run_cli("search", "darc", *common, "--budget-ms", bad)
+        assert res.returncode == 2 and "Invalid budget=" in res.stderr and "finite number > 0" in res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    res = run_cli("search", "proxyless", *common, "--target-ms", "1e-6", "--epochs", "0", "--final-epochs", "0")
+    assert res.returncode == 2 and "below the cheapest network of the space" in res.stderr and "spans" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert not fresh.exists()
 
 
 # ------------------------------------------------------------------ split, width
@@ -267,3 +282,15 @@ def test_cli_width_calibrates_on_the_networks_of_a_table(predictor, tmp_path, ca
             ["search", "width", "--device", "fake", "--predictor", str(path), "--remeasure", "--budget-ms", "0.5"],
             capsys,
         )
+
+
+def test_cli_width_refuses_budgets_that_are_not_finite_positive(predictor, tmp_path):
+    from conftest import run_cli
+
+    path, _ = save_predictor(predictor, tmp_path / "p.skops")
+    fresh = tmp_path / "fresh"
+    for flag, bad in (("--budget-ms", "nan"), ("--budget-ms", "inf"), ("--budget-ms", "-1"), ("--budget-mmacs", "0")):
+        res = run_cli("search", "width", "--device", "fake", "--predictor", str(path), flag, bad, "--out", str(fresh))
+        assert res.returncode == 2 and f"Invalid {flag}=" in res.stderr and "finite number > 0" in res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert not fresh.exists()

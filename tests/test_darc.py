@@ -172,3 +172,27 @@ def test_end_to_end_darc_meets_the_budget(predictor, mode):
     else:
         assert result.chosen.measured_ms < result.base_measured_ms
     assert result.to_dict()["chosen_block"] == result.chosen.block
+
+
+# ------------------------------------------------- budget validation
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 0.0, -1.0])
+def test_budget_that_is_not_a_finite_positive_number_is_refused(predictor, bad):
+    with pytest.raises(ValueError, match=r"Invalid budget=.*finite number > 0 \(ms\)"):
+        dc.run_darc(tiny_base(), bad, predictor, _Loaders())
+    with pytest.raises(ValueError, match=r"Invalid budget=.*\(parameters\)"):
+        dc.run_darc(tiny_base(), bad, None, _Loaders(), config=dc.DARCConfig(mode="size"))
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_budget_above_the_dearest_network_warns(predictor, caplog, monkeypatch):
+    def stop(*args, **kwargs):
+        raise _Stop  # the budget was checked: no need to train
+
+    monkeypatch.setattr(dc, "evaluate", stop)
+    base = tiny_base()
+    with caplog.at_level("WARNING", logger="hwlat.cost"), pytest.raises(_Stop):
+        dc.run_darc(base, 1e6, predictor, _Loaders(), base_model=base.build())
+    assert any("budget=1e+06 ms is above the dearest" in r.message and "spans" in r.message for r in caplog.records)

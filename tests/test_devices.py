@@ -197,3 +197,37 @@ def test_unknown_device_names_the_valid_ones_and_the_closest():
         ValueError, match=r"Unknown device 'faek' \(did you mean 'fake'\?\); valid devices: .*torch-cpu"
     ):
         get_backend("faek")
+
+
+def test_options_refuse_non_finite_numbers_and_check_cores():
+    import dataclasses
+    import os
+
+    from hwlat.devices._options import Options, option
+
+    @dataclasses.dataclass(frozen=True)
+    class Rates(Options):
+        rate: float = option(1.0, above=0.0)
+        anything: float = option(1.0, finite=False)
+
+    for text, words in (("nan", "must be a finite number"), ("inf", "must be a finite number"), ("0", "must be > 0")):
+        with pytest.raises(ValueError, match=f"^Invalid rate='{text}' for device 'demo': {words}$"):
+            Rates.from_options({"rate": text}, device="demo")
+    assert Rates.from_options({"anything": "inf"}, device="demo").anything == float("inf")
+    count = os.cpu_count()
+    assert Rates.from_options({"cores": "0"}, device="demo").cores == "0"
+    for text in (str(count), "abc", "0-1", "", "1,,2"):
+        with pytest.raises(
+            ValueError, match=f"Invalid cores='{text}' for device 'demo'.*this machine has {count} CPUs"
+        ):
+            Rates.from_options({"cores": text}, device="demo")
+    # a phone's cores are the phone's: checked by the adb backend, not against this machine
+    from hwlat.devices.adb.settings import AdbSettings
+
+    assert AdbSettings.from_options({"cores": "4-7"}).cores == "4-7"
+
+
+def test_fake_options_that_would_divide_by_zero_are_refused():
+    for spec in ("fake/peak_gmacs=0", "fake/bandwidth_gbs=-1", "fake/bandwidth_gbs=inf", "fake/noise=nan"):
+        with pytest.raises(ValueError, match=r"^Invalid \w+='[^']+' for device 'fake': must be"):
+            create_backend(spec)

@@ -173,3 +173,49 @@ def test_bad_keys(key, words):
         OpSpec.from_key(key)
     for word in words:
         assert word in str(info.value)
+
+
+# ------------------------------------------------------------------ shape bounds
+@pytest.mark.parametrize(
+    ("key", "words"),
+    [
+        ("mbconv:cin=1000000,cout=24,h=8,w=8,kernel=3,stride=1,expand=6", ["cin=1000000", "65536", "MAX_CHANNELS"]),
+        ("conv:cin=8,cout=70000,h=8,w=8,kernel=3,stride=1", ["cout=70000", "65536", "HWLAT_MAX_CHANNELS"]),
+        ("head:cin=8,mid=100000,cout=10,h=7,w=7", ["mid=100000", "65536"]),
+        ("conv:cin=8,cout=8,h=10000,w=8,kernel=3,stride=1", ["h=10000", "8192", "HWLAT_MAX_SIZE"]),
+        ("gap:cin=8,h=8,w=9000", ["w=9000", "8192", "HWLAT_MAX_SIZE"]),
+        ("conv:cin=8,cout=8,h=64,w=64,kernel=33,stride=1", ["kernel=33", "31", "HWLAT_MAX_KERNEL"]),
+    ],
+)
+def test_shapes_beyond_the_limits_are_refused_in_one_line(key, words):
+    with pytest.raises(ValueError) as info:
+        OpSpec.from_key(key)
+    message = str(info.value)
+    assert "\n" not in message and "at most" in message
+    for word in words:
+        assert word in message
+
+
+def test_the_limits_are_inclusive_and_the_environment_raises_them(monkeypatch):
+    assert OpSpec("conv", cin=65536, cout=8, h=8192, w=8192, kernel=31).cin == 65536  # the bounds themselves pass
+    with pytest.raises(ValueError, match="HWLAT_MAX_CHANNELS"):
+        OpSpec("linear", cin=100_000, cout=10)
+    monkeypatch.setenv("HWLAT_MAX_CHANNELS", "200000")
+    assert OpSpec("linear", cin=100_000, cout=10).cin == 100_000
+    monkeypatch.setenv("HWLAT_MAX_CHANNELS", "lots")
+    with pytest.raises(ValueError, match=r"Invalid HWLAT_MAX_CHANNELS='lots': must be an int >= 1"):
+        OpSpec("linear", cin=8, cout=10)
+
+
+def test_counts_are_exact_ints_and_features_floats_beyond_int64():
+    """The largest op within the bounds: its MAC count passes 2**63 (an int64 overflows; log1p failed on it)."""
+    import numpy as np
+
+    op = OpSpec("conv", cin=65536, cout=65536, h=8192, w=8192, kernel=31)
+    assert isinstance(op.flops, int) and op.flops == 8192 * 8192 * 65536 * 65536 * 31 * 31 > 2**63
+    assert isinstance(op.params, int) and isinstance(op.bytes, int)
+    feats = op.features()
+    assert all(type(v) is float for v in feats.values())
+    assert feats["flops"] == float(op.flops)
+    logs = np.log1p(np.asarray(list(feats.values())))
+    assert logs.dtype == np.float64 and np.isfinite(logs).all()

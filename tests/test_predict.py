@@ -184,3 +184,47 @@ def test_fitted_predictor_is_a_latency_model():
     ops = random_ops(10)
     assert not isinstance(LatencyPredictor(), LatencyModel)
     assert isinstance(LatencyPredictor(model="prior").fit(ops, truth_ms(ops)), LatencyModel)
+
+
+def test_metadata_edits_are_refused_and_messages_show_plain_strings(tmp_path):
+    ops = random_ops(20)
+    p = LatencyPredictor(model="prior").fit(ops, truth_ms(ops))
+    path, meta_path = save_predictor(p, tmp_path / "p.skops")
+    assert load_predictor(path).scale_ == 1.0
+    meta = json.loads(meta_path.read_text())
+    for field, value in (("scale", 2.0), ("overhead_ms", 1.0), ("target", "p95_ms")):
+        meta_path.write_text(json.dumps({**meta, field: value}))
+        with pytest.raises(PredictorFileError, match="metadata was modified"):
+            load_predictor(path)
+    with pytest.raises(UnknownKindError) as info:
+        p.predict([OpSpec("pwconv", cin=8, cout=8, h=7, w=7)])
+    assert "op kind 'pwconv'" in str(info.value) and "np.str_" not in str(info.value)
+
+
+def test_save_predictor_never_replaces_a_table_or_a_foreign_file(tmp_path):
+    from hwlat.outfile import OutputFileError
+
+    ops = random_ops(20)
+    p = LatencyPredictor(model="prior").fit(ops, truth_ms(ops))
+    table = tmp_path / "t.db"
+    table.write_bytes(b"SQLite format 3\x00" + bytes(84))
+    other = tmp_path / "other.bin"
+    other.write_bytes(b"data")
+    for force in (False, True):
+        with pytest.raises(OutputFileError, match="is a latency table"):
+            save_predictor(p, table, force=force)
+    with pytest.raises(OutputFileError, match="not a predictor written by hwlat"):
+        save_predictor(p, other)
+    assert table.read_bytes()[:16] == b"SQLite format 3\x00" and other.read_bytes() == b"data"
+    save_predictor(p, other, force=True)
+    save_predictor(p, other)  # now ours: replaced without force
+    assert load_predictor(other).kinds_ == ["mbconv"]
+
+
+def test_features_of_the_largest_allowed_op_are_finite():
+    """MAC counts past int64 (65536 channels, 8192x8192, k=31) must not reach log1p as Python ints."""
+    from hwlat.predict.predictor import op_features
+
+    op = OpSpec("conv", cin=65536, cout=65536, h=8192, w=8192, kernel=31)
+    assert op.flops > 2**63
+    assert np.isfinite(op_features([op])).all()

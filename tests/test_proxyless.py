@@ -275,8 +275,43 @@ def test_end_to_end_search_on_the_fake_device(predictor, tmp_path):
     import dataclasses
 
     busy = dataclasses.replace(result, machine_drift=1.8)
-    assert "took 1.80x" in busy.drift_note and f"{result.measured_ms / 1.8:.4f} ms" in busy.drift_note
+    assert "took 1.80x" in busy.drift_note and f"{result.corrected_ms:.4f} ms" in busy.drift_note
+    no_pairs = dataclasses.replace(result, machine_drift=1.8, corrected_ms=None)
+    assert f"{result.measured_ms / 1.8:.4f} ms" in no_pairs.drift_note
     assert dataclasses.replace(result, machine_drift=1.1).drift_note is None
     path = net.save(tmp_path / "found.json")
     assert Network.load(path) == net
     assert result.to_dict()["network"]["ops"] == [op.key for op in net.ops]
+
+
+# ------------------------------------------------- target validation
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 0.0, -1.0])
+def test_target_that_is_not_a_finite_positive_latency_is_refused(bad):
+    with pytest.raises(ValueError, match=r"Invalid target_ms=.*finite number > 0 \(ms\)"):
+        px.ProxylessConfig(loss="add#abs", target_ms=bad)
+
+
+def test_target_outside_the_spaces_predicted_range(predictor, caplog):
+    lut = px.build_lut(predictor, TINY)
+    lo, hi = lut.latency_range()
+    assert 0 < lo < hi
+    # The range is the per-layer min/max sum: the cheapest and dearest architectures of the LUT.
+    import itertools
+
+    every = [lut.latency(c) for c in itertools.product(*(range(len(b)) for b in block_candidates_all()))]
+    assert (lo, hi) == pytest.approx((min(every), max(every)), rel=1e-6)
+    cfg = dict(loss="add#abs", epochs=0, warmup_epochs=0, final_epochs=0)
+    with pytest.raises(ValueError, match=rf"target_ms=1e-09 ms is below the cheapest .* spans {lo:.4g}-{hi:.4g} ms"):
+        px.run_proxyless(predictor, _Loaders(n=16), config=px.ProxylessConfig(target_ms=1e-9, **cfg), backbone=TINY)
+    with caplog.at_level("WARNING", logger="hwlat.cost"):
+        result = px.run_proxyless(
+            predictor, _Loaders(n=16), config=px.ProxylessConfig(target_ms=1e6, **cfg), backbone=TINY
+        )
+    assert result.network is not None
+    assert any("above the dearest" in r.message and "no constraint" in r.message for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="hwlat.cost"):
+        px.run_proxyless(
+            predictor, _Loaders(n=16), config=px.ProxylessConfig(target_ms=(lo * hi) ** 0.5, **cfg), backbone=TINY
+        )
+    assert not caplog.records

@@ -74,6 +74,9 @@ def test_bisection_hits_the_budget():
     assert fit_multiplier(steps, 7.0)[1] == 7.0
     with pytest.raises(ValueError, match="budget"):
         fit_multiplier(lambda m: m, 0.0)
+    for bad in (float("nan"), float("inf"), -1.0):
+        with pytest.raises(ValueError, match=r"Invalid budget=.*finite number > 0"):
+            fit_multiplier(lambda m: m, bad)
 
 
 @pytest.mark.parametrize("metric", ["latency", "flops"])

@@ -215,3 +215,23 @@ def test_export_space_lut_writes_every_lut_keyed_op(tmp_path):
     entries = yaml.safe_load(path.read_text())
     assert {lut_key(op) for op in expected if op.kind != "head"} <= set(entries)
     assert all(v["mean"] >= 0 for v in entries.values())
+
+
+def test_protocol_and_jobs_options_are_checked():
+    import re
+
+    from hwlat.workflows import check_jobs
+
+    for kwargs, words in (
+        ({"budget_s": 0}, "--budget 0: give a finite time"),
+        ({"budget_s": float("inf")}, "--budget inf"),
+        ({"budget_s": -1.0}, "--budget -1.0"),
+        ({"rel_ci": 0.0}, "--rel-ci 0.0: give a fraction between 0 and 1"),
+        ({"rel_ci": float("nan")}, "--rel-ci nan"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(words)):
+            protocol_from_options(**kwargs)
+    assert check_jobs(4) == 4
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match=r">= 1"):
+            check_jobs(bad)

@@ -35,6 +35,7 @@ class AdbSettings(Options):
     ``use_xnnpack`` are the :data:`IDENTITY` ones, the rest do not change the measured numbers."""
 
     invalid: ClassVar[str] = "Invalid device option"
+    cores_here: ClassVar[bool] = False  # ``cores`` are the phone's CPUs (e.g. 4-7), checked by the backend
 
     serial: str | None = option(None)  # from adb:SERIAL
     use_gpu: bool | None = option(None)

@@ -22,12 +22,17 @@ from pathlib import Path
 def cmd_compare(args: argparse.Namespace) -> int:
     from hwlat.cli.main import EXIT_INTERRUPTED, CLIError, _protocol
     from hwlat.compare import StoredDevice, compare, devices_for_table, load_predictors, write_outputs
+    from hwlat.outfile import check_output
     from hwlat.store import LatencyStore
     from hwlat.workflows import resolve_networks
 
     networks = resolve_networks(args.models, seed=args.seed)
     protocol = _protocol(args)
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {out}: is a file, not a folder; give a folder for compare.md, compare.csv, compare.png")
+    for name in ("compare.md", "compare.csv", "compare.png"):  # replaced on a re-run; a table never is
+        check_output(out / name, "comparison", is_ours=lambda _: True)
     db = Path(args.db) if args.db else out / "compare.db"
     db.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

@@ -14,11 +14,24 @@ log = logging.getLogger("hwlat")
 
 EXIT_ERROR, EXIT_INTERRUPTED = 2, 130
 # Modules adding subcommands: each has `register(subparsers)` and imports heavy libraries only when run.
-_EXTENSIONS: tuple[str, ...] = ("hwlat.cli.compare", "hwlat.cli.search")
+_EXTENSIONS: tuple[str, ...] = ("hwlat.cli.compare", "hwlat.cli.search", "hwlat.cli.cache")
 
 
 class CLIError(Exception):
     """A user-facing error: printed as one line, exit code 2."""
+
+
+def _count(minimum: int):
+    """An argparse type: a whole number >= ``minimum`` (argparse turns the ValueError into one line)."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum}, not {text}")
+        return value
+
+    parse.__name__ = f"whole number >= {minimum}"
+    return parse
 
 
 # ------------------------------------------------------------------ devices
@@ -73,8 +86,10 @@ def cmd_measure(args: argparse.Namespace) -> int:
     from hwlat.devices import create_backend
     from hwlat.measure.drift import drift_summary
     from hwlat.store import LatencyStore
+    from hwlat.workflows import check_jobs
 
     protocol = _protocol(args)
+    check_jobs(args.jobs)
     options = {}
     if args.bench_binary:
         if not args.device.startswith("adb"):
@@ -130,7 +145,7 @@ def cmd_table(args: argparse.Namespace) -> int:
 
     if args.action == "import":
         with LatencyStore(args.db) as store:
-            added = sum(store.import_file(p) for p in args.files)
+            added = store.import_files(args.files)  # all files or none
         print(f"{added} rows imported into {args.db}")
         return 0
     with LatencyStore(args.db, readonly=True) as store:
@@ -140,7 +155,7 @@ def cmd_table(args: argparse.Namespace) -> int:
             rows = store.count(device)
             print(f"{rows} rows written to {path}" + (f" (device {device})" if device else ""))
             return 0
-        df = store.frame(args.device)
+        df = store.frame(None if args.device is None else _device_key(store, args.device))
     if df.empty:
         print(f"{args.db}: no rows" + (f" for device {args.device}" if args.device else ""))
         return 0
@@ -171,6 +186,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         model=args.model,
         target=args.target,
         correct_drift=args.correct_drift,
+        force=args.force,
     )
     kinds = ", ".join(f"{k} ({n})" for k, n in p.n_train_.items())
     print(f"fitted {args.model} on {p.device_key_}: {kinds}; network overhead {p.overhead_ms_:.3f} ms")
@@ -188,9 +204,15 @@ def _device_key(store, device: str | None) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from hwlat.outfile import check_output
     from hwlat.predict import load_predictor
     from hwlat.predict.evaluate import HEADER, evaluate_table, scatter_png, write_report
 
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {out}: is a file, not a folder; give a folder for evaluation.md and evaluation.png")
+    for name in ("evaluation.md", "evaluation.png"):  # the report files are replaced; a table never is
+        check_output(out / name, "report", is_ours=lambda _: True)
     p = load_predictor(args.predictor)
     result = evaluate_table(
         p,
@@ -199,7 +221,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         target=p.target_,
         correct_drift=args.correct_drift,
     )
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     title = f"Predictor {Path(args.predictor).name} on {args.table} ({p.device_key_})"
     report = write_report(result, out / "evaluation.md", title)
@@ -241,7 +262,7 @@ def cmd_lut(args: argparse.Namespace) -> int:
     from hwlat.workflows import export_space_lut
 
     p = load_predictor(args.predictor)
-    path, n_ops = export_space_lut(p, args.space, args.out)
+    path, n_ops = export_space_lut(p, args.space, args.out, force=args.force)
     print(
         f"{n_ops} ops of space {args.space} written to {path} (ProxylessNAS LUT format, predicted on {p.device_key_})"
     )
@@ -267,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("measure", help="measure ops or networks into a latency table")
     s.add_argument("--device", required=True, help="backend name, e.g. onnxruntime-cpu (see `hwlat devices`)")
     s.add_argument("--space", help="op space to sample (see hwlat.spaces), e.g. mbconv")
-    s.add_argument("--n", type=int, default=100, help="ops to sample from the space (default 100)")
+    s.add_argument("--n", type=_count(1), default=100, help="ops to sample from the space (default 100)")
     s.add_argument("--networks", help="networks instead of ops: zoo names, random:N, or .json files, comma-separated")
     s.add_argument("--db", required=True, help="SQLite latency table to write (created if missing; resumed)")
     s.add_argument("--threads", type=int, help="CPU threads (default 1, or the device string's /tN)")
@@ -296,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = tsub.add_parser("show", help="per-kind summary of a table")
     s.add_argument("--db", required=True, help="SQLite latency table")
     s.add_argument("--device", help="only this device key")
-    s.add_argument("--rows", type=int, default=0, help="also print the first N rows")
+    s.add_argument("--rows", type=_count(0), default=0, help="also print the first N rows")
     s.set_defaults(func=cmd_table)
     s = tsub.add_parser("export", help="write a table to .parquet or .csv")
     s.add_argument("--db", required=True, help="SQLite latency table")
@@ -314,6 +335,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="predictor file to write (.skops, plus .skops.json metadata)")
     s.add_argument("--model", default="prior+gbr", help="per-kind model (default prior+gbr)")
     s.add_argument("--target", default="median_ms", help="statistic to predict (default median_ms)")
+    s.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing --out that is not an hwlat predictor (a latency table is never replaced)",
+    )
     s.add_argument(
         "--correct-drift",
         action="store_true",
@@ -350,6 +376,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--predictor", required=True)
     s.add_argument("--space", default="mbconv-backbone", help="space whose configs to export (default mbconv-backbone)")
     s.add_argument("--out", required=True, help="YAML file to write")
+    s.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing --out that is not a LUT (a latency table is never replaced)",
+    )
     s.set_defaults(func=cmd_lut)
 
     for module in _EXTENSIONS:  # each defines register(subparsers); imported lazily-light modules only
@@ -358,24 +389,25 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("quickstart", help="the embedded default job: a CPU latency table and its summary")
     s.add_argument("--out", default="out/quickstart", help="output folder (default out/quickstart)")
     s.add_argument("--device", default="onnxruntime-cpu")
-    s.add_argument("--n", type=int, default=120, help="ops to measure (default 120)")
+    s.add_argument("--n", type=_count(10), default=120, help="ops to measure (default 120, at least 10)")
     s.set_defaults(func=cmd_quickstart)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
-    try:
+    args = None
+    try:  # start-up too (building the parser imports the extensions): Ctrl-C is one line, never a traceback
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        logging.basicConfig(
+            level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+        )
         return args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (CLIError, ValueError, TypeError, RuntimeError, OSError) as exc:
-        if args.verbose:
+        if args is None or args.verbose:
             raise
         print(f"hwlat {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

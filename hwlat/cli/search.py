@@ -45,6 +45,19 @@ def _load_predictor(path: str | None, device: str):
     return predictor
 
 
+def _check_out(text: str) -> Path:
+    """``--out`` as a Path, refused (one line) before a search runs when it cannot become a folder."""
+    import os
+
+    out = Path(text)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {text}: exists and is not a folder; give a folder")
+    parent = next((p for p in [out, *out.parents] if p.exists()), Path("."))
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {text}: cannot create files under {parent} (not a writable folder)")
+    return out
+
+
 def _network_lines(net) -> list[str]:
     return [f"  {op.key}" for op in net.ops]
 
@@ -72,8 +85,7 @@ def cmd_proxyless(args: argparse.Namespace) -> int:
         **({"lam": args.lam, "lam_abs": args.lam, "lam2": args.lam} if args.lam is not None else {}),
     )
     config.check_target()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _check_out(args.out)
     result = run_proxyless(
         predictor,
         config=config,
@@ -82,6 +94,7 @@ def cmd_proxyless(args: argparse.Namespace) -> int:
         quiet=args.quiet,
     )
     net = result.network
+    out.mkdir(parents=True, exist_ok=True)  # after the run: a refused target leaves nothing on disk
     path = net.save(out / f"{net.name}.json")
     (out / f"{net.name}.result.json").write_text(json.dumps(result.to_dict(), indent=1) + "\n")
     target = "none" if config.target_ms is None else f"{config.target_ms:g} ms"
@@ -91,6 +104,12 @@ def cmd_proxyless(args: argparse.Namespace) -> int:
     print(f"predicted latency: {_fmt_ms(result.predicted_ms)} ({result.calibration})")
     err = "" if result.target_error is None else f" ({100 * result.target_error:+.1f} % vs target)"
     print(f"measured latency on {args.device}: {_fmt_ms(result.measured_ms)}{err}")
+    if result.predictor_error is not None:
+        print(
+            f"measured interleaved with the calibration networks: {_fmt_ms(result.corrected_ms)} at "
+            f"calibration-time speed (predictor error {100 * result.predictor_error:+.1f} %); "
+            f"machine speed during the run: {result.machine_drift:.2f}x its calibration-time latency"
+        )
     if result.drift_note:
         print(f"note: {result.drift_note}")
     print(
@@ -130,13 +149,13 @@ def cmd_darc(args: argparse.Namespace) -> int:
         finetune_epochs=args.finetune_epochs,
         seed=args.seed,
     )
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _check_out(args.out)
     device = None if args.no_measure else args.device
     calibrate = args.calibrate if predictor is not None and device else 0
     result = run_darc(
         bases[0], budget, predictor, config=config, device=device, calibrate_n=calibrate, quiet=args.quiet
     )
+    out.mkdir(parents=True, exist_ok=True)  # after the run: a refused budget leaves nothing on disk
     (out / f"{bases[0].name}-darc-{args.mode}.result.json").write_text(json.dumps(result.to_dict(), indent=1) + "\n")
     unit = "ms" if args.mode == "latency" else "params"
     print(

@@ -140,6 +140,7 @@ def cmd_split(args: argparse.Namespace) -> int:
 
 # -------------------------------------------------------------------- width
 def cmd_width(args: argparse.Namespace) -> int:
+    from hwlat.cost import check_latency
     from hwlat.search._report import tradeoff_png
     from hwlat.search._trainloop import TrainConfig
     from hwlat.search.data import digits_loaders
@@ -153,9 +154,13 @@ def cmd_width(args: argparse.Namespace) -> int:
         transfer_ratios,
     )
 
-    predictor = _setup(args)
     metric = "latency" if args.budget_ms is not None else "flops"
-    budgets = args.budget_ms if metric == "latency" else [b * 1e6 for b in args.budget_mmacs]
+    given = args.budget_ms if metric == "latency" else args.budget_mmacs
+    flag, unit = ("--budget-ms", "ms") if metric == "latency" else ("--budget-mmacs", "MMACs")
+    for b in given:  # before any measuring or training, and before --out is created
+        check_latency(b, flag, unit)
+    predictor = _setup(args)
+    budgets = given if metric == "latency" else [b * 1e6 for b in given]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     arch = DigitsArch(resolution=args.resolution)

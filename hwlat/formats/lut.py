@@ -23,7 +23,7 @@ from typing import Any
 from hwlat.measure import Measurement
 from hwlat.ops import OpSpec
 
-__all__ = ["parse_lut_key", "lut_key", "read_lut", "import_lut", "export_lut", "LUT_PROTOCOL"]
+__all__ = ["parse_lut_key", "lut_key", "read_lut", "import_lut", "export_lut", "check_device_name", "LUT_PROTOCOL"]
 
 LUT_PROTOCOL = "imported-lut"
 _SHAPE = r"(\d+)x(\d+)x(\d+)"
@@ -91,16 +91,65 @@ def lut_key(op: OpSpec) -> str:
     raise ValueError(f"op {op.key} has no ProxylessNAS LUT key (kinds: stem, mbconv, pwconv, head without mid)")
 
 
-def read_lut(path: str | Path) -> dict[str, dict[str, float]]:
+_DEVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def check_device_name(name: str) -> str:
+    """A LUT's device name becomes part of a device key: letters, digits, '-', '_' and '.' only."""
+    if not isinstance(name, str) or not _DEVICE_NAME.fullmatch(name):
+        raise ValueError(
+            f"Invalid LUT device name {name!r}: use letters, digits, '-', '_' and '.' only "
+            "(starting with a letter or digit), e.g. pixel1-tflite"
+        )
+    return name
+
+
+def read_lut(path: str | Path, max_mb: float | None = None) -> dict[str, dict[str, float]]:
+    """Load a LUT YAML (safely: plain data only), refusing files over ``max_mb`` (default 20 MB, HWLAT_MAX_INPUT_MB)."""
     import yaml
 
-    data = yaml.safe_load(Path(path).read_text())
+    from hwlat.store import check_input_size
+
+    path = Path(path)
+    check_input_size(path, "lut", max_mb)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a text (UTF-8) file, so not a latency lookup table ({exc.reason})") from None
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # safe either way: builds plain data, runs nothing
+    try:
+        data = yaml.load(text, Loader=loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        if "python/" in str(exc) or "constructor for the tag" in str(exc):
+            raise ValueError(
+                f"{path}{where}: YAML tag not allowed in a latency lookup table ({problem}); "
+                "only plain mappings of numbers are read, nothing was run"
+            ) from None
+        raise ValueError(f"{path}{where}: not valid YAML ({problem})") from None
     if not isinstance(data, dict) or not data:
         raise ValueError(f"{path}: not a latency lookup table (expected a YAML mapping of key -> {{mean: ms}})")
     for key, entry in data.items():
+        if not isinstance(key, str):
+            raise ValueError(f"{path}: entry {key!r}: the key must be text (a LUT key)")
         if not isinstance(entry, dict) or "mean" not in entry:
             raise ValueError(f"{path}: entry {key!r} has no 'mean'")
     return data
+
+
+def _number(path: Path, key: str, name: str, value: Any, whole: bool = False) -> float:
+    """A LUT entry's ``mean``/``std``/``var``/``count``: a finite number >= 0 (whole for ``count``)."""
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
+    if ok and whole and value != int(value):
+        ok = False
+    if not ok:
+        kind = "a whole number >= 0" if whole else "a finite number >= 0"
+        raise ValueError(f"{path}: entry {key!r}: {name}={value!r} must be {kind}; nothing was imported")
+    return float(value)
 
 
 def _measurement(op: OpSpec, device_key: str, mean: float, std: float, count: int) -> Measurement:
@@ -127,32 +176,56 @@ def _measurement(op: OpSpec, device_key: str, mean: float, std: float, count: in
     )
 
 
-def import_lut(path: str | Path, store, device_name: str) -> int:
+def import_lut(path: str | Path, store, device_name: str, max_mb: float | None = None) -> int:
     """Add a LUT's entries to ``store`` as device ``lut/.../name=DEVICE_NAME``; returns rows added.
 
     The LUT's mean is stored as both mean and median (a LUT has no median);
-    ``var`` or ``std`` gives the spread, ``count`` the sample count.
+    ``var`` or ``std`` gives the spread, ``count`` the sample count. Every
+    entry is checked before anything is written, and all rows (and the device
+    record) go in one transaction: a bad entry leaves the table as it was.
     """
     from hwlat.devices import DeviceInfo, DeviceSpec
+    from hwlat.store import BadRow, check_measurement
 
-    entries = read_lut(path)
+    check_device_name(device_name)
+    path = Path(path)
+    entries = read_lut(path, max_mb)
     spec = DeviceSpec("lut", options=(("name", device_name),))
     info = DeviceInfo(
-        "lut", spec.key, device_name, "imported lookup table", Path(path).name, 1, extra=(("source", str(path)),)
+        "lut", spec.key, device_name, "imported lookup table", path.name, 1, extra=(("source", str(path)),)
     )
-    info_id = store.add_device(info)
     rows: list[tuple[OpSpec, float, float, int]] = []
     for key, e in entries.items():
-        std = float(e["std"]) if "std" in e else math.sqrt(float(e.get("var", 0.0)))
-        rows.append((parse_lut_key(key), float(e["mean"]), std, int(e.get("count", 1))))
+        try:
+            op = parse_lut_key(key)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{path}: {exc}; nothing was imported") from None
+        mean = _number(path, key, "mean", e["mean"])
+        if "std" in e:
+            std = _number(path, key, "std", e["std"])
+        else:
+            std = math.sqrt(_number(path, key, "var", e.get("var", 0.0)))
+        count = int(_number(path, key, "count", e.get("count", 1), whole=True))
+        rows.append((op, mean, std, count))
     mixes = [r for r in rows if r[0].kind == "pwconv"]
     logits = [r for r in rows if r[0].kind == "head"]
     for mix, mix_ms, mix_std, mix_n in mixes:  # Conv_1 + Logits -> one hwlat head op
         for lg, lg_ms, lg_std, lg_n in logits:
             if lg.cin == mix.cout and (lg.h, lg.w) == (mix.h, mix.w):
-                head = OpSpec("head", cin=mix.cin, mid=mix.cout, cout=lg.cout, h=mix.h, w=mix.w, act=mix.act)
+                try:
+                    head = OpSpec("head", cin=mix.cin, mid=mix.cout, cout=lg.cout, h=mix.h, w=mix.w, act=mix.act)
+                except ValueError as exc:
+                    raise ValueError(f"{path}: {lut_key(mix)} + {lut_key(lg)}: {exc}; nothing was imported") from None
                 rows.append((head, mix_ms + lg_ms, math.hypot(mix_std, lg_std), min(mix_n, lg_n)))
-    return sum(store.add(_measurement(op, spec.key, ms, sd, n), info_id) for op, ms, sd, n in rows)
+    measurements = [_measurement(op, spec.key, ms, sd, n) for op, ms, sd, n in rows]
+    for m in measurements:
+        try:
+            check_measurement(m)
+        except BadRow as exc:
+            raise ValueError(f"{path}: entry for {m.op_key}: {exc}; nothing was imported") from None
+    with store.transaction():
+        info_id = store.add_device(info)
+        return sum(store.add(m, info_id) for m in measurements)
 
 
 def export_lut(predictor, ops: Iterable[OpSpec], path: str | Path) -> Path:

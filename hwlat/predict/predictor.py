@@ -51,6 +51,10 @@ _RAW_FEATURES = ("kernel", "stride", "expand", "layers")
 FEATURES = _LOG_FEATURES + _RAW_FEATURES
 
 
+# latency statistics of a table row a predictor may be fitted to (spreads such as std_ms are no latency)
+_TARGETS = ("median_ms", "mean_ms", "p5_ms", "p95_ms", "ci_low_ms", "ci_high_ms")
+
+
 class UnknownKindError(ValueError):
     """An op kind the predictor has no training data for."""
 
@@ -108,7 +112,7 @@ def _prior_row(op: OpSpec) -> tuple[float, ...]:
 def _feature_row(op: OpSpec) -> tuple[float, ...]:
     # Cached: searches predict the same candidate ops over and over.
     f = {**op.features(), **_layer_features(op)}
-    return tuple(float(np.log1p(f[k])) for k in _LOG_FEATURES) + tuple(float(f[k]) for k in _RAW_FEATURES)
+    return tuple(float(np.log1p(float(f[k]))) for k in _LOG_FEATURES) + tuple(float(f[k]) for k in _RAW_FEATURES)
 
 
 def op_features(ops: Sequence[OpSpec]) -> np.ndarray:
@@ -266,6 +270,9 @@ class LatencyPredictor(BaseEstimator, RegressorMixin):
             device = keys[0]
         elif device not in keys:
             raise ValueError(f"no rows for device {device!r} in the table; devices there: {', '.join(keys)}")
+        if target not in _TARGETS or target not in df.columns:
+            valid = ", ".join(c for c in _TARGETS if c in df.columns)
+            raise ValueError(f"unknown target {str(target)!r}; valid targets: {valid}")
         df = df[df["device_key"] == device]
         ops = df[df["kind"] != "network"]
         self.fit(list(ops["op_key"]), ops[target].to_numpy(), device_key=device)
@@ -303,7 +310,7 @@ class LatencyPredictor(BaseEstimator, RegressorMixin):
         for kind in set(kinds):
             model = self.models_.get(kind)
             if model is None:
-                raise UnknownKindError(self._unknown(kind))
+                raise UnknownKindError(self._unknown(str(kind)))  # str: not np.str_('head') in the message
             mask = kinds == kind
             out[mask] = np.exp(model.predict(F[mask], P[mask]))
         return out
@@ -411,17 +418,76 @@ def _versions() -> dict[str, str]:
     }
 
 
-def save_predictor(
-    predictor: LatencyPredictor, path: str | Any, table: str | None = None, device_info: dict | None = None
-) -> tuple[Any, Any]:
-    """Write ``PATH`` (skops: no code runs on load) and ``PATH.json`` (metadata)."""
+def _meta_digest(meta: dict) -> str:
+    """SHA-256 of the metadata without its own checksum: any edit of the JSON shows."""
     import json
+
+    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _read_meta(meta_path: Any) -> dict | None:
+    import json
+
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def is_predictor_file(path: Any) -> bool:
+    """Whether ``path`` is a predictor :func:`save_predictor` wrote (a zip next to its hwlat metadata)."""
     from pathlib import Path
+
+    path = Path(path)
+    meta = _read_meta(path.with_name(path.name + ".json"))
+    try:
+        with open(path, "rb") as fh:
+            is_zip = fh.read(2) == b"PK"
+    except OSError:
+        return False
+    return is_zip and meta is not None and meta.get("format") == FORMAT
+
+
+def check_predictor_output(path: Any, force: bool = False) -> Any:
+    """``path`` as a ``Path`` if :func:`save_predictor` may write there (and its ``.json``); else
+    :class:`hwlat.outfile.OutputFileError`: a latency table never, another file only with ``force``."""
+    from pathlib import Path
+
+    from hwlat.outfile import check_output
+
+    path = check_output(Path(path), "predictor", is_ours=is_predictor_file, force=force)
+    check_output(
+        path.with_name(path.name + ".json"),
+        "predictor's metadata",
+        is_ours=lambda m: (_read_meta(m) or {}).get("format") == FORMAT,
+        force=force,
+        flag="--out (its .json)",
+    )
+    return path
+
+
+def save_predictor(
+    predictor: LatencyPredictor,
+    path: str | Any,
+    table: str | None = None,
+    device_info: dict | None = None,
+    force: bool = False,
+) -> tuple[Any, Any]:
+    """Write ``PATH`` (skops: no code runs on load) and ``PATH.json`` (metadata).
+
+    An existing ``PATH`` is replaced only when it is a predictor hwlat wrote,
+    or with ``force``; a latency table (SQLite) never is
+    (:class:`hwlat.outfile.OutputFileError`, nothing written).
+    """
+    import json
 
     import skops.io as sio
 
     check_is_fitted(predictor)
-    path = Path(path)
+    path = check_predictor_output(path, force)
+    meta_path = path.with_name(path.name + ".json")
     path.parent.mkdir(parents=True, exist_ok=True)
     sio.dump(predictor, path)
     meta = {
@@ -440,7 +506,7 @@ def save_predictor(
         "versions": _versions(),
         "file_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
     }
-    meta_path = path.with_name(path.name + ".json")
+    meta["meta_sha256"] = _meta_digest(meta)
     meta_path.write_text(json.dumps(meta, indent=1) + "\n")
     return path, meta_path
 
@@ -462,6 +528,13 @@ def load_predictor(path: str | Any) -> LatencyPredictor:
         raise PredictorFileError(f"{meta_path}: missing or unreadable predictor metadata ({exc})") from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise PredictorFileError(f"{meta_path}: not hwlat predictor metadata (expected format {FORMAT!r})")
+    # Nothing in the JSON is used (scale, overhead, target come from the predictor file); its checksum
+    # still refuses an edited copy, so that what it says is what the predictor holds.
+    if "meta_sha256" in meta and meta["meta_sha256"] != _meta_digest(meta):
+        raise PredictorFileError(
+            f"{meta_path}: checksum does not match: the metadata was modified; refusing to load "
+            f"(re-save it, or {_refit_hint(meta)})"
+        )
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != meta.get("file_sha256"):
         raise PredictorFileError(
