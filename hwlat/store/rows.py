@@ -56,19 +56,6 @@ def check_input_size(path: Path, what: str, max_mb: float | None = None) -> None
 
 
 _NONNEG = ("median_ms", "mean_ms", "std_ms", "p5_ms", "p95_ms", "iqr_ms", "wall_s")
-_TEXT_COLUMNS = (
-    "device_key",
-    "op_key",
-    "protocol",
-    "kind",
-    "round_medians_ms",
-    "extra_json",
-    "info_id",
-    "hwlat_version",
-    "created_at",
-    "device_info_json",
-    "network_json",
-)
 
 
 def check_measurement(m: Measurement) -> None:

@@ -63,21 +63,23 @@ class StoreError(ValueError):
 
 DEFAULT_BUSY_TIMEOUT_S = 30.0
 _TMP_MARK = ".hwlat-new-"  # .NAME.hwlat-new-PID-RANDOM: a table being created, renamed onto NAME when complete
+# The measurements table's columns, in the order rows are written.
+_MEAS_COLUMNS = (
+    "device_key",
+    "op_key",
+    "protocol",
+    "kind",
+    *_MEAS_FIELDS,
+    "round_medians_ms",
+    "extra_json",
+    "info_id",
+    "hwlat_version",
+    "created_at",
+)
 _EXPECTED_TABLES = {
     "devices": {"device_key", "info_json", "info_id"},
     "networks": {"net_key", "definition_json"},
-    "measurements": {
-        "device_key",
-        "op_key",
-        "protocol",
-        "kind",
-        *_MEAS_FIELDS,
-        "round_medians_ms",
-        "extra_json",
-        "info_id",
-        "hwlat_version",
-        "created_at",
-    },
+    "measurements": set(_MEAS_COLUMNS),
 }
 
 

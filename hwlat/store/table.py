@@ -17,6 +17,7 @@ from hwlat.measure import Measurement
 from hwlat.store.rows import BadRow, _read_export, _real, _row_to_measurement, check_measurement
 from hwlat.store.schema import (
     _EXPECTED_TABLES,
+    _MEAS_COLUMNS,
     _MEAS_FIELDS,
     _SCHEMA,
     _TMP_MARK,
@@ -312,18 +313,7 @@ class LatencyStore:
         # ON CONFLICT only skips duplicates; OR IGNORE would also hide NOT NULL violations.
         conflict = "" if replace else " ON CONFLICT (device_key, op_key, protocol) DO NOTHING"
         verb = "INSERT OR REPLACE" if replace else "INSERT"
-        cols = (
-            "device_key",
-            "op_key",
-            "protocol",
-            "kind",
-            *_MEAS_FIELDS,
-            "round_medians_ms",
-            "extra_json",
-            "info_id",
-            "hwlat_version",
-            "created_at",
-        )
+        cols = _MEAS_COLUMNS
         values = (
             m.device_key,
             m.op_key,
