@@ -330,12 +330,11 @@ def _ranks(values: Sequence[float]) -> list[int]:
 
 def _predict(predictor: Any, networks: Sequence[Network], device_key: str) -> list[float | None]:
     """Predicted ms per network; None (with a warning) where the predictor lacks an op kind."""
-    from hwlat.devices import DeviceSpec
     from hwlat.predict import UnknownKindError
+    from hwlat.predict.protocol import device_mismatch
 
-    fitted_on = predictor.device_key_
-    if fitted_on and not DeviceSpec.same_backend(fitted_on, device_key):
-        warnings.warn(f"the predictor given for {device_key} was fitted on {fitted_on}", stacklevel=3)
+    if warning := device_mismatch(predictor, device_key):
+        warnings.warn(warning, stacklevel=3)
     out: list[float | None] = []
     for net in networks:
         try:

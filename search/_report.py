@@ -5,19 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from hwlat.devices import DeviceSpec
-from hwlat.predict.protocol import LatencyModel
 from hwlat.search._latency import measure_networks
 
-__all__ = ["measure_networks", "tradeoff_png", "check_predictor_device"]
-
-
-def check_predictor_device(predictor: LatencyModel, device: str) -> str | None:
-    """A warning when the predictor was fitted on another backend than ``device`` (None when they agree)."""
-    fitted = predictor.device_key_
-    if fitted and not DeviceSpec.same_backend(fitted, device):
-        return f"the predictor was fitted on {predictor.device_key_!r} but latency is measured on {device!r}"
-    return None
+__all__ = ["measure_networks", "tradeoff_png"]
 
 
 def tradeoff_png(

@@ -148,3 +148,9 @@ def test_unsettled_results_carry_a_warning():
         assert bool(m.warnings) == (not m.stable)
         if m.warnings:
             assert m.warnings[0].startswith("did not settle")
+
+
+@pytest.mark.parametrize("budget", [0.0, -1.0, float("inf"), float("nan")])
+def test_adaptive_budget_must_be_finite_and_positive(budget):
+    with pytest.raises(ValueError, match="Invalid budget_s="):
+        Protocol(budget_s=budget)

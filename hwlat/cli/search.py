@@ -37,9 +37,9 @@ def _load_predictor(path: str | None, device: str):
     from hwlat.predict import load_predictor
 
     predictor = load_predictor(path)
-    from hwlat.search._report import check_predictor_device
+    from hwlat.predict.protocol import device_mismatch
 
-    warning = check_predictor_device(predictor, device)
+    warning = device_mismatch(predictor, device)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
     return predictor

@@ -23,10 +23,10 @@ from hwlat.search import SEARCHES
 def _setup(args: argparse.Namespace):
     """The predictor (input-MB calibrated when --calibrate is given); warns when it is for another device."""
     from hwlat.predict import load_predictor
-    from hwlat.search._report import check_predictor_device
+    from hwlat.predict.protocol import device_mismatch
 
     predictor = load_predictor(args.predictor)
-    warning = check_predictor_device(predictor, args.device)
+    warning = device_mismatch(predictor, args.device)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
     if args.calibrate:

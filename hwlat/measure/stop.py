@@ -144,6 +144,8 @@ class AdaptiveStop(StopRule):
         for name in ("min_rounds", "max_rounds"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Invalid protocol {name}={getattr(self, name)}")
+        if not (math.isfinite(self.budget_s) and self.budget_s > 0):
+            raise ValueError(f"Invalid budget_s={self.budget_s}: must be a finite number of seconds > 0")
 
     def group_size(self, interleave: int) -> int:
         return interleave

@@ -16,7 +16,7 @@ import numpy as np
 from hwlat.network import Network
 from hwlat.ops import OpSpec
 
-__all__ = ["LatencyModel"]
+__all__ = ["LatencyModel", "device_mismatch"]
 
 
 @runtime_checkable
@@ -54,3 +54,13 @@ class LatencyModel(Protocol):
     def predict_network(self, network: Network | Sequence[Network]) -> float | np.ndarray:
         """Latency (ms) of a network, an array for a sequence of networks."""
         ...
+
+
+def device_mismatch(model: LatencyModel, device: str) -> str | None:
+    """A warning when ``model`` was fitted on another backend than ``device`` (None when they agree)."""
+    from hwlat.devices import DeviceSpec  # lazily: importing hwlat.devices registers every backend
+
+    fitted = model.device_key_
+    if fitted and not DeviceSpec.same_backend(fitted, device):
+        return f"the predictor was fitted on {fitted!r} but latency is measured on {device!r}"
+    return None
