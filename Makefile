@@ -11,7 +11,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -c constraints.txt torch==2.13.0
-	$(PIP) install -c constraints.txt -e ".[tflite,adb,dev]"
+	$(PIP) install -c constraints.txt -e ".[tflite,adb,dev,farm]"
 	touch $@
 
 quickstart: venv

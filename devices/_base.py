@@ -178,6 +178,10 @@ class Backend(abc.ABC):
     description: ClassVar[str] = ""
     install_hint: ClassVar[str] = ""
 
+    # The formats of user models (hwlat.graph.Model) this backend runs: torch modules by default;
+    # ONNX Runtime also runs .onnx files, LiteRT and phones .tflite files.
+    MODEL_FORMATS: ClassVar[tuple[str, ...]] = ("torch", "exported")
+
     # The typed k=v options this backend accepts (``cores`` only, unless a backend declares more);
     # an unknown option or a bad value raises ValueError naming the valid ones.
     OPTIONS: ClassVar[type[Options]] = Options
@@ -270,6 +274,15 @@ class Backend(abc.ABC):
     def input_shape(self, item: Item) -> tuple[int, ...]:
         return (self.spec.batch, *item.input_shape[1:])
 
+    @classmethod
+    def supports(cls, item: Item) -> str | None:
+        """None when this backend can run ``item``, else why not and where it runs."""
+        fmt = getattr(item, "format", None) if getattr(item, "kind", "") == "model" else None
+        if fmt is None or fmt in cls.MODEL_FORMATS:
+            return None
+        where = {"onnx": "onnxruntime-cpu", "tflite": "litert-cpu or a phone (adb:SERIAL)"}.get(fmt, "its runtime")
+        return f"{item.name} is a .{fmt} file, which {cls.name} does not run; measure it on {where}"
+
 
 # ------------------------------------------------------------------ helpers
 def cache_path(sub: str, item: Item, suffix: str, *salt: str) -> Path:
@@ -300,6 +313,13 @@ def torch_threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(old)
+
+
+def model_file(item: Item, fmt: str) -> Path | None:
+    """The user's own file when ``item`` is a model in format ``fmt`` (run as it is, not converted)."""
+    if getattr(item, "kind", "") == "model" and getattr(item, "format", None) == fmt:
+        return item.path
+    return None
 
 
 def example_input(backend: Backend, item: Item, seed: int = 0):

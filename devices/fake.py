@@ -69,6 +69,7 @@ class FakeOptions(Options):
 @register_backend
 class FakeBackend(Backend):
     name: ClassVar[str] = "fake"
+    MODEL_FORMATS: ClassVar[tuple[str, ...]] = ("onnx", "tflite", "torch", "exported")
     description: ClassVar[str] = "deterministic roofline model with seeded noise (for tests)"
     OPTIONS: ClassVar[type[FakeOptions]] = FakeOptions
 

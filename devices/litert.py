@@ -18,7 +18,17 @@ from typing import ClassVar
 import numpy as np
 
 from hwlat.cache import cached_file
-from hwlat.devices._base import Backend, DeviceInfo, Item, Runnable, cache_path, cpu_model, quiet_fds, torch_threads
+from hwlat.devices._base import (
+    Backend,
+    DeviceInfo,
+    Item,
+    Runnable,
+    cache_path,
+    cpu_model,
+    model_file,
+    quiet_fds,
+    torch_threads,
+)
 from hwlat.devices._registry import register_backend
 
 log = logging.getLogger(__name__)
@@ -33,7 +43,9 @@ def _version(dist: str) -> str:
 
 def convert_tflite(item: Item, batch: int) -> Path:
     """Convert ``item`` to a .tflite file with channel-last I/O (cached)."""
-    path = cache_path("tflite", item, ".tflite", f"b{batch}", _version("litert-torch"), _version("torch"), "nhwc")
+    twin = getattr(item, "has_nhwc_twin", False)  # OpSpecs whose channel-last module converts without TRANSPOSEs
+    salt = ("nhwc", "twin") if twin else ("nhwc",)
+    path = cache_path("tflite", item, ".tflite", f"b{batch}", _version("litert-torch"), _version("torch"), *salt)
 
     def build(tmp: Path) -> None:
         import torch
@@ -44,7 +56,9 @@ def convert_tflite(item: Item, batch: int) -> Path:
         module = item.build()
         shape = (batch, *item.input_shape[1:])
         out_rank = len(item.ops[-1].output_shape) if hasattr(item, "ops") else len(item.output_shape)
-        if len(shape) == 4:
+        if len(shape) == 4 and twin:  # a channel-last module of its own: no layout TRANSPOSEs to anchor
+            module, shape = item.build_nhwc(), (shape[0], shape[2], shape[3], shape[1])
+        elif len(shape) == 4:
             module = litert_torch.to_channel_last_io(module, args=[0], outputs=[0] if out_rank == 4 else [])
             shape = (shape[0], shape[2], shape[3], shape[1])
         x = torch.rand(shape) - 0.5
@@ -65,6 +79,7 @@ class LiteRTCPUBackend(Backend):
     name: ClassVar[str] = "litert-cpu"
     description: ClassVar[str] = "LiteRT interpreter, XNNPACK delegate, fixed threads"
     install_hint: ClassVar[str] = "pip install 'hwlat[tflite]' (ai-edge-litert and litert-torch)"
+    MODEL_FORMATS: ClassVar[tuple[str, ...]] = ("tflite", "torch", "exported")
 
     @classmethod
     def check(cls) -> str | None:
@@ -86,7 +101,7 @@ class LiteRTCPUBackend(Backend):
         )
 
     def convert(self, item: Item) -> Path:
-        return convert_tflite(item, self.spec.batch)
+        return model_file(item, "tflite") or convert_tflite(item, self.spec.batch)
 
     def prepare(self, item: Item) -> Runnable:
         from ai_edge_litert.interpreter import Interpreter
@@ -94,7 +109,15 @@ class LiteRTCPUBackend(Backend):
         path = self.convert(item)
         with quiet_fds():  # "INFO: Created TensorFlow Lite XNNPACK delegate" on every interpreter
             interp = Interpreter(model_path=str(path), num_threads=self.spec.threads)
-            interp.allocate_tensors()
+            try:
+                interp.allocate_tensors()
+            except RuntimeError as exc:  # a custom op the application links in, and LiteRT does not
+                first = next((line for line in str(exc).splitlines() if line.strip()), str(exc))
+                raise RuntimeError(f"{item.key}: LiteRT cannot run it: {first}") from None
+        if model_file(item, "tflite"):  # the user's file, as it is: every input set
+            for detail, value in zip(interp.get_input_details(), item.feeds(self.spec.batch).values()):
+                interp.set_tensor(detail["index"], value.astype(detail["dtype"]))
+            return Runnable(item, interp.invoke)
         ops = graph_ops(interp)
         if ops and (ops[0] == "TRANSPOSE" or ops[-1] == "TRANSPOSE"):
             raise RuntimeError(f"{item.key}: the converted graph has layout TRANSPOSEs at its boundary: {ops}")

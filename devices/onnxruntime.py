@@ -24,7 +24,18 @@ from typing import ClassVar
 
 from hwlat.cache import cached_file, touch
 from hwlat.devices import _gpu
-from hwlat.devices._base import Backend, DeviceInfo, Item, Runnable, cache_path, cpu_model, example_input, torch_threads
+from hwlat.devices._base import (
+    Backend,
+    DeviceInfo,
+    Item,
+    Runnable,
+    cache_path,
+    cpu_model,
+    example_input,
+    model_file,
+    quiet_fds,
+    torch_threads,
+)
 from hwlat.devices._options import Options, option
 from hwlat.devices._registry import register_backend
 
@@ -46,8 +57,15 @@ def export_onnx(item: Item, batch: int, precision: str = "fp32") -> Path:
     path = cache_path("onnx", item, ".onnx", *salt)
 
     def build(tmp: Path) -> None:
-        module = item.build()
         x = torch.rand((batch, *item.input_shape[1:])) - 0.5
+        if getattr(item, "format", "") == "exported":  # a saved torch.export program: the dynamo exporter takes it
+            with torch_threads(1), quiet_fds():
+                program = torch.export.load(str(item.path))
+                torch.onnx.export(
+                    program, (x,), str(tmp), dynamo=True, opset_version=max(OPSET, 18), external_data=False
+                )
+            return
+        module = item.build()
         if precision == "fp16":
             module, x = module.half(), x.half()
         # The TorchScript exporter is quiet and fast for these small static graphs.
@@ -66,6 +84,7 @@ class OnnxRuntimeCPUBackend(Backend):
     name: ClassVar[str] = "onnxruntime-cpu"
     description: ClassVar[str] = "ONNX Runtime, CPUExecutionProvider, full graph optimisation"
     install_hint: ClassVar[str] = "pip install onnxruntime onnx onnxscript (included in `pip install hwlat`)"
+    MODEL_FORMATS: ClassVar[tuple[str, ...]] = ("onnx", "torch", "exported")
 
     @classmethod
     def check(cls) -> str | None:
@@ -105,15 +124,17 @@ class OnnxRuntimeCPUBackend(Backend):
         return so
 
     def convert(self, item: Item) -> Path:
-        return export_onnx(item, self.spec.batch)
+        return model_file(item, "onnx") or export_onnx(item, self.spec.batch)
 
     def prepare(self, item: Item) -> Runnable:
         import onnxruntime as ort
 
         path = self.convert(item)
         sess = ort.InferenceSession(str(path), self.session_options(), providers=["CPUExecutionProvider"])
-        # Trivial graphs (identity, zero) can export with no input at all.
-        feed = {i.name: example_input(self, item).numpy() for i in sess.get_inputs()[:1]}
+        if model_file(item, "onnx"):  # the user's file: every input, at the model's shapes and the device's batch
+            feed = item.feeds(self.spec.batch)
+        else:  # trivial graphs (identity, zero) can export with no input at all
+            feed = {i.name: example_input(self, item).numpy() for i in sess.get_inputs()[:1]}
         run = sess.run
         return Runnable(item, lambda: run(None, feed))
 
@@ -222,7 +243,7 @@ class OnnxRuntimeGPUBackend(OnnxRuntimeCPUBackend):
         return [("CUDAExecutionProvider", cuda)]
 
     def convert(self, item: Item) -> Path:
-        return export_onnx(item, self.spec.batch, self.model_precision)
+        return model_file(item, "onnx") or export_onnx(item, self.spec.batch, self.model_precision)
 
     def prepare(self, item: Item) -> Runnable:
         import numpy as np
@@ -246,16 +267,24 @@ class OnnxRuntimeGPUBackend(OnnxRuntimeCPUBackend):
         binding = sess.io_binding()
         inputs = sess.get_inputs()[:1]  # trivial graphs (identity, zero) can export with no input
         keep = []
-        if inputs:
-            host = example_input(self, item).numpy().astype(dtype)
-            x = ort.OrtValue.ortvalue_from_numpy(host, self.ort_device, self.index)
-            binding.bind_ortvalue_input(inputs[0].name, x)
-            keep.append(x)
-        out = sess.get_outputs()[0]
-        out_dtype = np.float16 if "float16" in out.type else np.float32
-        y = ort.OrtValue.ortvalue_from_shape_and_type(list(out.shape), out_dtype, self.ort_device, self.index)
-        binding.bind_ortvalue_output(out.name, y)
-        keep.append(y)
+        if model_file(item, "onnx"):  # the user's file: all its inputs; ORT allocates its outputs on the GPU
+            for name, host in item.feeds(self.spec.batch).items():
+                x = ort.OrtValue.ortvalue_from_numpy(host, self.ort_device, self.index)
+                binding.bind_ortvalue_input(name, x)
+                keep.append(x)
+            for out in sess.get_outputs():
+                binding.bind_output(out.name, self.ort_device, self.index)
+        else:
+            if inputs:
+                host = example_input(self, item).numpy().astype(dtype)
+                x = ort.OrtValue.ortvalue_from_numpy(host, self.ort_device, self.index)
+                binding.bind_ortvalue_input(inputs[0].name, x)
+                keep.append(x)
+            out = sess.get_outputs()[0]
+            out_dtype = np.float16 if "float16" in out.type else np.float32
+            y = ort.OrtValue.ortvalue_from_shape_and_type(list(out.shape), out_dtype, self.ort_device, self.index)
+            binding.bind_ortvalue_output(out.name, y)
+            keep.append(y)
         run = sess.run_with_iobinding
 
         def call() -> None:

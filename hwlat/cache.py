@@ -38,6 +38,7 @@ __all__ = [
     "clear",
     "entries",
     "evict",
+    "file_sha256",
     "format_size",
     "info",
     "max_bytes",
@@ -49,7 +50,7 @@ DEFAULT_MAX_GB = 5.0
 META_SUFFIX = ".meta.json"
 META_FORMAT = "hwlat.cache/1"
 # The folders hwlat writes (cache_dir adds any other it is asked for); `clear` empties only these.
-SUBDIRS = ("onnx", "tflite", "ort-trt", "tensorrt")
+SUBDIRS = ("onnx", "tflite", "ort-trt", "tensorrt", "wheels")
 _LOCKS = ".locks"
 _N_LOCKS = 64
 _STALE_TMP_S = 3600.0  # temporary files older than this are leftovers of a killed conversion
@@ -95,7 +96,8 @@ def _meta(path: Path) -> Path:
     return path.with_name(path.name + META_SUFFIX)
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -131,7 +133,7 @@ def _check(path: Path) -> tuple[str | None, bool]:
         return f"its record {_meta(path).name} is unreadable ({exc})", True
     if st.st_size != size:
         return f"it is {st.st_size} bytes, its record says {size}", True
-    if _sha256(path) != sha:
+    if file_sha256(path) != sha:
         return "its SHA-256 differs from its record's", True
     return None, True
 
@@ -197,6 +199,7 @@ def cached_file(path: str | Path, build: Callable[[Path], object], *, what: str 
     path = Path(path)
     if _known_good(path):
         return path
+    path.parent.mkdir(parents=True, exist_ok=True)  # the lock file lives beside the entry
     with _locked(path, shared=True):
         reason, had_record = _check(path)
     if reason is None:
@@ -213,7 +216,7 @@ def cached_file(path: str | Path, build: Callable[[Path], object], *, what: str 
         build(tmp)
         if not tmp.is_file() or tmp.stat().st_size == 0:
             raise RuntimeError(f"converting {what or path.name} wrote no file (expected {tmp})")
-        size, sha = tmp.stat().st_size, _sha256(tmp)
+        size, sha = tmp.stat().st_size, file_sha256(tmp)
         record = {"format": META_FORMAT, "size": size, "sha256": sha, "what": what, "created": time.time()}
         with _locked(path, shared=False):
             if _check(path)[0] is None:  # another process finished the same entry meanwhile: keep its file

@@ -75,6 +75,11 @@ class Cell:
     stable: bool
     rank: int
     predicted_ms: float | None = None
+    note: str = ""  # why a model was not measured there (NaN median): the device does not run its format
+
+    @property
+    def measured(self) -> bool:
+        return bool(np.isfinite(self.median_ms))
 
     @property
     def spread_ms(self) -> float:
@@ -83,8 +88,8 @@ class Cell:
 
     @property
     def prediction_error(self) -> float | None:
-        """(predicted - measured) / measured, or None without a prediction."""
-        return None if self.predicted_ms is None else self.predicted_ms / self.median_ms - 1
+        """(predicted - measured) / measured, or None without a prediction or a measurement."""
+        return None if self.predicted_ms is None or not self.measured else self.predicted_ms / self.median_ms - 1
 
 
 @dataclass(frozen=True)
@@ -161,13 +166,17 @@ class Comparison:
         for model, macs, row in zip(self.models, self.macs, self.cells):
             out = [model, f"{macs / 1e6:.0f}"]
             for c, p in zip(row, preds):
-                out.append(f"{_pm(c.median_ms, c.spread_ms)} ms (#{c.rank}){'' if c.stable else ' *'}")
+                if c.measured:
+                    out.append(f"{_pm(c.median_ms, c.spread_ms)} ms (#{c.rank}){'' if c.stable else ' *'}")
+                else:
+                    out.append("n/a †")
                 if p:
-                    out.append(
-                        "–"
-                        if c.predicted_ms is None
-                        else f"{_ms(c.predicted_ms)} ms ({100 * c.prediction_error:+.0f} %)"
-                    )
+                    if c.predicted_ms is None:
+                        out.append("–")
+                    elif c.prediction_error is None:
+                        out.append(f"{_ms(c.predicted_ms)} ms")
+                    else:
+                        out.append(f"{_ms(c.predicted_ms)} ms ({100 * c.prediction_error:+.0f} %)")
             lines.append("| " + " | ".join(out) + " |")
         unsettled = (
             ""
@@ -186,6 +195,9 @@ class Comparison:
             lines.append(
                 "predicted: the device's latency predictor (`hwlat fit`), with its error relative to the measurement."
             )
+        notes = sorted({c.note for row in self.cells for c in row if not c.measured and c.note})
+        if notes:
+            lines.append("† not measured: " + "; ".join(notes) + ".")
         lines += [
             "",
             f"Protocol: `{self.protocol}`.",
@@ -201,7 +213,7 @@ class Comparison:
         return "\n".join(lines) + "\n"
 
     def _all_stable(self) -> bool:
-        return all(c.stable for row in self.cells for c in row)
+        return all(c.stable for row in self.cells for c in row if c.measured)
 
 
 def _digits(value: float) -> int:
@@ -285,15 +297,18 @@ def compare(
 
     new_rows, infos, medians = [], [], []
     for backend in backends:
+        # a device runs torch models and its own file format (an .onnx file does not run on LiteRT)
+        supports = getattr(backend, "supports", lambda item: None)
+        runs = [n for n in networks if supports(n) is None]
         if isinstance(backend, StoredDevice):
             new, info = 0, backend.info
         else:
-            new, _ = run_measure(backend, networks, store, protocol, quiet=quiet)
+            new, _ = run_measure(backend, runs, store, protocol, quiet=quiet) if runs else (0, 0)
             info = backend.describe().to_dict()
         new_rows.append(new)
         infos.append(info)
         rows = {m.op_key: m for m in store.measurements(backend.spec.key) if m.protocol == protocol.key}
-        missing = [n.name for n in networks if n.key not in rows]
+        missing = [n.name for n in runs if n.key not in rows]
         if missing and isinstance(backend, StoredDevice):
             raise RuntimeError(
                 f"device {backend.spec.key!r} is unavailable here ({backend.reason}) and the table "
@@ -301,15 +316,22 @@ def compare(
             )
         if missing:  # run_measure measures every missing key, so this is a bug, not a user error
             raise RuntimeError(f"{backend.spec.key}: no measurement of {', '.join(missing)} after measuring")
-        medians.append([rows[n.key] for n in networks])
+        medians.append([rows.get(n.key) if supports(n) is None else supports(n) for n in networks])
 
     cells: list[list[Cell]] = [[None] * len(backends) for _ in networks]  # type: ignore[list-item]
+    nan = float("nan")
     for j, (label, key, ms) in enumerate(zip(labels, keys, medians)):
         predictor = predictors.get(label, predictors.get(key))
         predicted = _predict(predictor, networks, key) if predictor is not None else [None] * len(networks)
-        ranks = _ranks([m.median_ms for m in ms])
+        ranks = _ranks([m.median_ms for m in ms if not isinstance(m, str)])
+        ranked = iter(ranks)
         for i, m in enumerate(ms):
-            cells[i][j] = Cell(m.median_ms, m.iqr_ms, m.ci_low_ms, m.ci_high_ms, m.n, m.stable, ranks[i], predicted[i])
+            if isinstance(m, str):  # the device does not run this model's format: m says why
+                cells[i][j] = Cell(nan, nan, nan, nan, 0, True, 0, predicted[i], note=m)
+            else:
+                cells[i][j] = Cell(
+                    m.median_ms, m.iqr_ms, m.ci_low_ms, m.ci_high_ms, m.n, m.stable, next(ranked), predicted[i]
+                )
     return Comparison(
         models=tuple(_unique_names(networks)),
         macs=tuple(int(n.flops) for n in networks),
@@ -335,12 +357,17 @@ def _predict(predictor: Any, networks: Sequence[Network], device_key: str) -> li
 
     if warning := device_mismatch(predictor, device_key):
         warnings.warn(warning, stacklevel=3)
+    from hwlat.predict.model import MissingKernelsError, predict_model
+
     out: list[float | None] = []
     for net in networks:
         try:
-            out.append(float(predictor.predict_network(net)))
-        except UnknownKindError as exc:
-            warnings.warn(f"no prediction of {net.name} on {device_key}: {exc}", stacklevel=3)
+            if net.kind == "model":  # a user's model: kernel by kernel, with the device's kernel rules
+                out.append(predict_model(predictor, net, device=device_key).total_ms)
+            else:
+                out.append(float(predictor.predict_network(net)))
+        except (UnknownKindError, MissingKernelsError) as exc:
+            warnings.warn(f"no prediction of {net.name} on {device_key}: {str(exc).split(';')[0]}", stacklevel=3)
             out.append(None)
     return out
 
@@ -500,7 +527,8 @@ def bar_plot_png(comparison: Comparison, path: str | Path, title: str | None = N
     med = np.array([[c.median_ms for c in row] for row in comparison.cells])
     spread = np.array([[c.spread_ms for c in row] for row in comparison.cells])
     pred = np.array([[np.nan if c.predicted_ms is None else c.predicted_ms for c in row] for row in comparison.cells])
-    base = med.min(axis=0)
+    # each device's fastest measured model (NaN cells: models the device does not run)
+    base = np.array([np.min(col[np.isfinite(col)]) if np.isfinite(col).any() else 1.0 for col in med.T])
     width = 0.8 / n_dev
     x = np.arange(n_models)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.5 * n_models * max(1, n_dev / 2.5)), 4.2))
@@ -516,6 +544,8 @@ def bar_plot_png(comparison: Comparison, path: str | Path, title: str | None = N
             error_kw={"lw": 0.8},
         )
         for rect, ms, err in zip(bars, med[:, j], spread[:, j] / base[j]):
+            if not np.isfinite(ms):
+                continue
             ax.annotate(
                 _ms(ms),
                 (rect.get_x() + rect.get_width() / 2, rect.get_height() + err),

@@ -24,6 +24,10 @@ __all__ = [
     "KINDS",
     "OP_KINDS",
     "ACTIVATIONS",
+    "GATES",
+    "RESIZE_MODES",
+    "VOCAB_KINDS",
+    "WHOLE_KINDS",
     "LIMITS",
     "list_op_kinds",
     "register_kind",
@@ -31,15 +35,22 @@ __all__ = [
     "shape_limits",
 ]
 
-ACTIVATIONS = ("relu", "relu6", "hswish", "none")
+# The first four are what every kind has always built; silu, sigmoid and prelu (one slope per channel: it
+# adds parameters) came with the kernel vocabulary. GELU is left out: no conv-like kind ships with it.
+ACTIVATIONS = ("relu", "relu6", "hswish", "none", "silu", "sigmoid", "prelu")
+# SE gates (``se`` kind) and resize modes (``resize`` kind): the string-valued fields besides ``act``.
+GATES = ("sigmoid", "hsigmoid")
+RESIZE_MODES = ("nearest", "bilinear")
+# Row kinds of whole models in a latency table (hwlat networks and users' models), not op kinds.
+WHOLE_KINDS = ("network", "model")
 BYTES_PER_ELEMENT = 4  # fp32
 
 # Shape bounds: (fields, default maximum, environment variable that overrides it). Far beyond any
 # network measured here (the shipped tables stay under 1280 channels, 224 px, kernel 7), small enough
 # that a typo (cin=1000000) is refused at once instead of being measured or predicted for hours.
 LIMITS: dict[str, tuple[tuple[str, ...], int, str]] = {
-    "channels": (("cin", "cout", "mid"), 65536, "HWLAT_MAX_CHANNELS"),
-    "size": (("h", "w"), 8192, "HWLAT_MAX_SIZE"),
+    "channels": (("cin", "cout", "mid", "groups", "heads", "inputs"), 65536, "HWLAT_MAX_CHANNELS"),
+    "size": (("h", "w", "tokens"), 8192, "HWLAT_MAX_SIZE"),
     "kernel": (("kernel",), 31, "HWLAT_MAX_KERNEL"),
 }
 
@@ -77,26 +88,31 @@ def shape_limits() -> dict[str, tuple[int, str]]:
 @dataclass(frozen=True)
 class OpKind:
     """One registered op kind: the fields it uses besides ``kind`` (so they appear in its key,
-    in this order) and the values some fields allow."""
+    in this order), the values some fields allow, and optional fields: those appear in the key
+    only when they differ from their default (``conv``'s ``groups``, ``linear``'s ``tokens``), so the
+    keys of ops that do not use them stay what they always were."""
 
     name: str
     fields: tuple[str, ...]
-    allowed: tuple[tuple[str, tuple[int, ...]], ...] = (("stride", (1, 2)),)
+    allowed: tuple[tuple[str, tuple[Any, ...]], ...] = (("stride", (1, 2)),)
+    optional: tuple[str, ...] = ()
 
 
 KINDS: Registry[OpKind] = Registry("op kind")
 
 
-def register_kind(name: str, fields: tuple[str, ...], **allowed: tuple[int, ...]) -> OpKind:
+def register_kind(
+    name: str, fields: tuple[str, ...], optional: tuple[str, ...] = (), **allowed: tuple[Any, ...]
+) -> OpKind:
     """Register an op kind; ``allowed`` adds value sets (``stride`` is 1 or 2 for every kind)."""
-    return KINDS.register(name, OpKind(name, fields, tuple({"stride": (1, 2), **allowed}.items())))
+    return KINDS.register(name, OpKind(name, fields, tuple({"stride": (1, 2), **allowed}.items()), optional))
 
 
 # Registration order, not sorted: feature columns and messages list the kinds this way.
 OP_KINDS: tuple[str, ...] = tuple(
     k.name
     for k in (
-        register_kind("conv", ("cin", "cout", "h", "w", "kernel", "stride", "act")),
+        register_kind("conv", ("cin", "cout", "h", "w", "kernel", "stride", "act"), optional=("groups",)),
         register_kind("stem", ("cin", "cout", "h", "w", "kernel", "stride", "act")),
         register_kind("dwconv", ("cin", "h", "w", "kernel", "stride", "act")),
         register_kind("pwconv", ("cin", "cout", "h", "w", "act")),
@@ -106,17 +122,52 @@ OP_KINDS: tuple[str, ...] = tuple(
         register_kind("resblock", ("cin", "cout", "h", "w", "kernel", "stride", "act")),
         register_kind("dsconv", ("cin", "cout", "h", "w", "kernel", "stride", "act")),
         register_kind("dsconv_pw", ("cin", "cout", "h", "w", "kernel", "stride", "act")),
-        register_kind("linear", ("cin", "cout")),
+        register_kind("linear", ("cin", "cout"), optional=("tokens",)),
         register_kind("avgpool", ("cin", "h", "w", "kernel", "stride")),
         register_kind("maxpool", ("cin", "h", "w", "kernel", "stride")),
         register_kind("gap", ("cin", "h", "w")),
         register_kind("identity", ("cin", "h", "w")),
         register_kind("zero", ("cin", "cout", "h", "w", "stride")),
         register_kind("head", ("cin", "mid", "cout", "h", "w", "act")),
+        # The kernel vocabulary of real models (VOCAB_KINDS): added at the end, so the kinds above keep their order.
+        register_kind("se", ("cin", "mid", "h", "w", "act", "gate"), gate=GATES),
+        register_kind("add", ("cin", "h", "w", "act")),
+        register_kind("concat", ("cin", "cout", "h", "w", "inputs")),
+        register_kind("resize", ("cin", "h", "w", "scale", "mode"), scale=(2, 4, 8), mode=RESIZE_MODES),
+        register_kind("softmax", ("cin", "tokens")),
+        register_kind("layernorm", ("cin", "tokens")),
+        register_kind("attention", ("cin", "heads", "tokens")),
+        register_kind("conv_transpose", ("cin", "cout", "h", "w", "kernel", "stride", "act")),
+        register_kind("channel_shuffle", ("cin", "h", "w", "groups")),
+        register_kind("batchnorm", ("cin", "h", "w", "act")),
+        register_kind("scalar", ("cin", "h", "w", "act")),
+        register_kind("pad", ("cin", "cout", "h", "w")),
     )
 )
+# The kinds added for real models' kernels (everything after ``head``).
+VOCAB_KINDS: tuple[str, ...] = OP_KINDS[OP_KINDS.index("head") + 1 :]
 _KIND_FIELDS: dict[str, tuple[str, ...]] = {k: KINDS.get(k).fields for k in OP_KINDS}
-_INT_FIELDS = ("cin", "cout", "h", "w", "kernel", "stride", "expand", "mid")
+_KIND_OPTIONAL: dict[str, tuple[str, ...]] = {k: KINDS.get(k).optional for k in OP_KINDS}
+_INT_FIELDS = (
+    "cin",
+    "cout",
+    "h",
+    "w",
+    "kernel",
+    "stride",
+    "expand",
+    "mid",
+    "groups",
+    "tokens",
+    "heads",
+    "inputs",
+    "scale",
+)
+_STR_FIELDS = ("act", "gate", "mode")
+# Kinds with a channel-last twin module (OpSpec.build_nhwc) for TFLite converters.
+_NHWC_TWINS = ("se", "concat", "channel_shuffle", "pad")
+# Kinds whose input is a sequence (1, tokens, cin) rather than an image (1, cin, h, w).
+_TOKEN_KINDS = ("softmax", "layernorm")
 
 
 def list_op_kinds(pattern: str = "*") -> list[str]:
@@ -139,7 +190,7 @@ class OpSpec:
         One of :data:`OP_KINDS`.
     cin, cout : int
         Input and output channels (``cout`` defaults to ``cin`` for kinds that
-        keep the channel count).
+        keep the channel count). ``attention``: the per-head dimension.
     h, w : int
         Input height and width (1 for ``linear``).
     kernel, stride, expand : int
@@ -147,7 +198,32 @@ class OpSpec:
     act : str
         Activation after the normalisation: one of :data:`ACTIVATIONS`.
     mid : int
-        ``head`` only: width of the 1x1 feature-mix layer (0 = none).
+        ``head``: width of the 1x1 feature-mix layer (0 = none); ``se``: the squeezed width.
+    groups : int
+        ``conv``: convolution groups (optional, default 1; it divides ``cin`` and ``cout``);
+        ``channel_shuffle``: the groups shuffled.
+    tokens : int
+        Sequence length: ``softmax``, ``layernorm``, ``attention``; ``linear`` (optional, default 1:
+        a vector) applies to each of ``tokens`` rows.
+    heads : int
+        ``attention``: the number of heads.
+    inputs : int
+        ``concat``: the number of tensors concatenated (at least 2).
+    scale : int
+        ``resize``: the up-sampling factor (2, 4 or 8).
+    gate : str
+        ``se``: the gate, one of :data:`GATES`.
+    mode : str
+        ``resize``: one of :data:`RESIZE_MODES`.
+
+    The kernel-vocabulary kinds (:data:`VOCAB_KINDS`), each one kernel as runtimes execute it:
+    ``se`` squeeze-excite (pool, 1x1 to ``mid``, act, 1x1 back, gate, times the input); ``add`` two
+    activations summed, then act; ``concat`` ``inputs`` tensors joined on channels (the input has
+    ``cin``, the others share ``cout - cin``); ``resize`` up-sampling; ``softmax`` over the last axis
+    and ``layernorm`` over ``cin``, both of (1, tokens, cin); ``attention`` softmax(q k^T / sqrt(d)) v;
+    ``conv_transpose`` (with bias) to ``stride`` x the input, then act; ``channel_shuffle``;
+    ``batchnorm`` that no conv absorbs, then act; ``scalar`` one element-wise op with a constant
+    scalar (x * a or x + b), then act; ``pad`` zero-padding the channels from ``cin`` to ``cout``.
 
     Shapes are bounded (:data:`LIMITS`): channels at most 65536, ``h``/``w`` at most 8192, ``kernel``
     at most 31; the environment variables ``HWLAT_MAX_CHANNELS``, ``HWLAT_MAX_SIZE`` and
@@ -160,6 +236,8 @@ class OpSpec:
     'mbconv:cin=16,cout=24,h=112,w=112,kernel=5,stride=2,expand=3,act=relu6'
     >>> OpSpec.from_key(op.key) == op
     True
+    >>> OpSpec("conv", cin=32, cout=64, h=14, w=14, kernel=3, groups=4).key
+    'conv:cin=32,cout=64,h=14,w=14,kernel=3,stride=1,act=relu6,groups=4'
     """
 
     kind: str
@@ -172,25 +250,33 @@ class OpSpec:
     expand: int = 1
     act: str = "relu6"
     mid: int = 0
+    groups: int = 1
+    tokens: int = 1
+    heads: int = 1
+    inputs: int = 1
+    scale: int = 1
+    gate: str = "sigmoid"
+    mode: str = "nearest"
 
     FIELDS: ClassVar[dict[str, tuple[str, ...]]] = _KIND_FIELDS
+    OPTIONAL_FIELDS: ClassVar[dict[str, tuple[str, ...]]] = _KIND_OPTIONAL
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"Invalid op kind {self.kind!r}; valid kinds: {', '.join(OP_KINDS)}")
-        used = _KIND_FIELDS[self.kind]
+        used = _KIND_FIELDS[self.kind] + _KIND_OPTIONAL[self.kind]
         if "cout" not in used or self.cout == 0:
             object.__setattr__(self, "cout", self.cin)
         # Fields a kind does not use are normalised so equal ops compare equal.
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
-        for name in ("h", "w", "kernel", "stride", "expand", "act", "mid"):
-            if name not in used:
+        for name in defaults:
+            if name not in ("kind", "cin", "cout") and name not in used:
                 object.__setattr__(self, name, defaults[name])
         for name in _INT_FIELDS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"OpSpec field {name!r} must be an int, got {value!r}")
-        for name in ("cin", "cout", "h", "w", "kernel", "stride", "expand"):
+        for name in ("cin", "cout", "h", "w", "kernel", "stride", "expand", *_INT_FIELDS[8:]):
             if getattr(self, name) < 1:
                 raise ValueError(f"Invalid {name}={getattr(self, name)} for {self.kind!r}: must be >= 1")
         if self.mid < 0:
@@ -209,13 +295,50 @@ class OpSpec:
             self.kernel > max(self.h, self.w) + 2 * (self.kernel // 2)
         ):
             raise ValueError(f"Invalid kernel={self.kernel} for a {self.h}x{self.w} input")
+        if self.kind in VOCAB_KINDS or self.groups != 1:
+            self._check_vocab()
+
+    def _check_vocab(self) -> None:
+        """The rules of the kernel-vocabulary kinds (and of ``conv`` with groups) beyond single fields."""
+        kind = self.kind
+        if kind in ("conv", "channel_shuffle") and (self.cin % self.groups or self.cout % self.groups):
+            raise ValueError(
+                f"Invalid groups={self.groups} for {kind!r}: must divide cin={self.cin} and cout={self.cout}"
+            )
+        if kind == "channel_shuffle" and self.groups < 2:
+            raise ValueError(f"Invalid groups={self.groups} for 'channel_shuffle': must be >= 2")
+        if kind == "se" and self.mid < 1:
+            raise ValueError(f"Invalid mid={self.mid} for 'se': the squeezed width must be >= 1")
+        if kind == "concat":
+            if self.inputs < 2:
+                raise ValueError(f"Invalid inputs={self.inputs} for 'concat': must be >= 2")
+            rest = self.cout - self.cin
+            if rest < self.inputs - 1 or rest % (self.inputs - 1):
+                raise ValueError(
+                    f"Invalid cout={self.cout} for 'concat': cout - cin must split evenly into the other "
+                    f"{self.inputs - 1} input(s) of at least 1 channel"
+                )
+        if kind == "pad" and self.cout <= self.cin:
+            raise ValueError(f"Invalid cout={self.cout} for 'pad': the zero-padded width must exceed cin={self.cin}")
+        if kind == "conv_transpose":
+            k, s = self.kernel, self.stride
+            if k < s or (k - s) % 2:
+                raise ValueError(
+                    f"Invalid kernel={k} for 'conv_transpose' with stride={s}: need kernel >= stride and "
+                    "kernel - stride even (e.g. 2 or 4 at stride 2), so the output is exactly stride x the input"
+                )
 
     # ----------------------------------------------------------------- keys
     @property
     def key(self) -> str:
         """Canonical string, unique per op, parseable by :meth:`from_key`."""
-        parts = [f"{name}={getattr(self, name)}" for name in _KIND_FIELDS[self.kind]]
+        parts = [f"{name}={getattr(self, name)}" for name in self._key_fields()]
         return f"{self.kind}:{','.join(parts)}"
+
+    def _key_fields(self) -> tuple[str, ...]:
+        """The kind's fields, then its optional fields that differ from their defaults."""
+        extra = tuple(n for n in _KIND_OPTIONAL[self.kind] if getattr(self, n) != _DEFAULTS[n])
+        return _KIND_FIELDS[self.kind] + extra
 
     @classmethod
     def from_key(cls, key: str) -> OpSpec:
@@ -228,10 +351,10 @@ class OpSpec:
         kwargs: dict[str, Any] = {}
         for item in filter(None, rest.split(",")):
             name, sep, value = item.partition("=")
-            if not sep or name not in _KIND_FIELDS[kind]:
+            if not sep or name not in _KIND_FIELDS[kind] + _KIND_OPTIONAL[kind]:
                 raise ValueError(f"Invalid field {item!r} in op key {key!r}")
             try:
-                kwargs[name] = value if name == "act" else int(value)
+                kwargs[name] = value if name in _STR_FIELDS else int(value)
             except ValueError:
                 raise ValueError(f"Invalid {name}={value!r} in op key {key!r}: must be an int") from None
         return cls(kind, **kwargs)
@@ -240,22 +363,36 @@ class OpSpec:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, **{n: getattr(self, n) for n in _KIND_FIELDS[self.kind]}}
+        return {"kind": self.kind, **{n: getattr(self, n) for n in self._key_fields()}}
 
     # --------------------------------------------------------------- shapes
     @property
     def input_shape(self) -> tuple[int, ...]:
-        """Input tensor shape for batch 1 (NCHW, or (1, C) for ``linear``)."""
+        """Input tensor shape for batch 1: NCHW; (1, C) for ``linear`` (``(1, tokens, C)`` with
+        tokens); ``(1, tokens, C)`` for ``softmax``/``layernorm``; ``attention``: its q (= k = v)
+        of shape (1, heads, tokens, C) held flat as ``(1, heads * tokens, C)``."""
         if self.kind == "linear":
-            return (1, self.cin)
+            return (1, self.tokens, self.cin) if self.tokens > 1 else (1, self.cin)
+        if self.kind in _TOKEN_KINDS:
+            return (1, self.tokens, self.cin)
+        if self.kind == "attention":
+            return (1, self.heads * self.tokens, self.cin)
         return (1, self.cin, self.h, self.w)
 
     @property
     def out_hw(self) -> tuple[int, int]:
-        if self.kind in ("linear", "gap", "head"):
+        if self.kind == "linear" or self.kind in _TOKEN_KINDS:
+            return (self.tokens, 1)
+        if self.kind in ("gap", "head"):
             return (1, 1)
-        if self.kind == "identity":
+        if self.kind in ("identity", "se", "add", "concat", "channel_shuffle", "batchnorm", "scalar", "pad"):
             return (self.h, self.w)
+        if self.kind == "attention":  # each head's score map
+            return (self.tokens, self.tokens)
+        if self.kind == "resize":
+            return (self.h * self.scale, self.w * self.scale)
+        if self.kind == "conv_transpose":
+            return (self.h * self.stride, self.w * self.stride)
         if self.kind in ("avgpool", "maxpool"):
             return (conv_out(self.h, self.kernel, self.stride), conv_out(self.w, self.kernel, self.stride))
         if self.kind == "zero" or self.kind == "pwconv":
@@ -265,10 +402,14 @@ class OpSpec:
 
     @property
     def output_shape(self) -> tuple[int, ...]:
+        if self.kind == "linear" and self.tokens > 1:
+            return (1, self.tokens, self.cout)
         if self.kind in ("linear", "head"):
             return (1, self.cout)
         if self.kind == "gap":
             return (1, self.cin)
+        if self.kind in (*_TOKEN_KINDS, "attention"):
+            return self.input_shape
         return (1, self.cout, *self.out_hw)
 
     @property
@@ -288,11 +429,16 @@ class OpSpec:
 
     # ---------------------------------------------------------------- costs
     def _parts(self) -> list[tuple[str, int, int, int, int, int, int]]:
-        """Layers as (type, cin, cout, k, groups, out_h, out_w) for costing."""
+        """Layers as (type, cin, cout, k, groups, out_h, out_w) for costing.
+
+        Types: ``conv`` (no bias, BatchNorm after), ``linear`` (weight + bias; also the SE's 1x1 convs
+        on a 1x1 map), ``deconv`` (transposed conv with bias: out_h/out_w are its *input* size, so
+        ``out_h * out_w * cout * cin * k * k`` counts its MACs as ONNX's graph does), ``matmul`` (a
+        product of two activations: no weights)."""
         ho, wo = self.out_hw
         k, kind = self.kernel, self.kind
         if kind in ("conv", "stem"):
-            return [("conv", self.cin, self.cout, k, 1, ho, wo)]
+            return [("conv", self.cin, self.cout, k, self.groups, ho, wo)]
         if kind == "dwconv":
             return [("conv", self.cin, self.cin, k, self.cin, ho, wo)]
         if kind == "pwconv":
@@ -314,7 +460,7 @@ class OpSpec:
                 parts.append(("conv", self.cin, self.cout, 1, 1, ho, wo))
             return parts
         if kind == "linear":
-            return [("linear", self.cin, self.cout, 1, 1, 1, 1)]
+            return [("linear", self.cin, self.cout, 1, 1, self.tokens, 1)]
         if kind == "head":
             parts = []
             width = self.cin
@@ -323,11 +469,23 @@ class OpSpec:
                 width = self.mid
             parts.append(("linear", width, self.cout, 1, 1, 1, 1))
             return parts
+        if kind == "se":
+            return [("linear", self.cin, self.mid, 1, 1, 1, 1), ("linear", self.mid, self.cin, 1, 1, 1, 1)]
+        if kind == "attention":  # q @ k^T (contracting the head dim), then scores @ v (contracting tokens)
+            n, t, d = self.heads, self.tokens, self.cin
+            return [("matmul", d, t, 1, 1, n, t), ("matmul", t, d, 1, 1, n, t)]
+        if kind == "conv_transpose":
+            return [("deconv", self.cin, self.cout, k, 1, self.h, self.w)]
         return []
 
     @property
     def flops(self) -> int:
-        """Multiply-accumulates for batch 1 (pooling counts one per window element)."""
+        """Multiply-accumulates for batch 1, counted as :func:`hwlat.graph.vocab.node_macs` counts an
+        exported graph: convs, linears and matmuls; one per window element for pooling; one per input
+        element for global pooling (``gap``, ``head``, the squeeze of ``se``), softmax (also inside
+        ``attention``) and normalisation (``layernorm``, ``batchnorm``); nothing for element-wise ops,
+        activations, concat, resize, shuffles and pads (``add``, ``scalar``, ``concat``, ``resize``,
+        ``channel_shuffle``, ``pad`` are 0)."""
         total = 0
         for _typ, cin, cout, k, groups, ho, wo in self._parts():
             total += ho * wo * cout * (cin // groups) * k * k
@@ -336,24 +494,61 @@ class OpSpec:
             total += ho * wo * self.cin * self.kernel * self.kernel
         elif self.kind == "gap" or (self.kind == "head"):
             total += self.h * self.w * (self.mid or self.cin)
+        elif self.kind in ("se", "batchnorm"):
+            total += self.h * self.w * self.cin
+        elif self.kind in _TOKEN_KINDS:
+            total += self.tokens * self.cin
+        elif self.kind == "attention":
+            total += self.heads * self.tokens * self.tokens
         return total
+
+    def _act_channels(self) -> int:
+        """Channels of every activation the op applies (PReLU has one slope per channel)."""
+        kind = self.kind
+        if kind in ("conv", "stem", "dwconv", "pwconv", "dsconv", "conv_transpose"):
+            return self.cout
+        if kind == "dsconv_pw":
+            return self.cin + self.cout
+        if kind == "mbconv":
+            return self.hidden * (2 if self.expand > 1 else 1)
+        if kind == "resblock":
+            return 2 * self.cout
+        if kind == "head":
+            return self.mid
+        if kind == "se":
+            return self.mid
+        if kind in ("add", "batchnorm", "scalar"):
+            return self.cin
+        return 0
 
     @property
     def params(self) -> int:
-        """Trainable parameters: conv weights, BatchNorm scale+shift, linear weight+bias."""
+        """Trainable parameters: conv weights, BatchNorm scale+shift, linear weight+bias, transposed-conv
+        weight+bias, LayerNorm/BatchNorm scale+shift, PReLU slopes."""
         total = 0
         for typ, cin, cout, k, groups, _, _ in self._parts():
             if typ == "linear":
                 total += cin * cout + cout
-            else:
+            elif typ == "deconv":
+                total += cin * (cout // groups) * k * k + cout
+            elif typ == "conv":
                 total += cout * (cin // groups) * k * k + 2 * cout
+        if self.kind in ("layernorm", "batchnorm"):
+            total += 2 * self.cin
+        if self.act == "prelu":
+            total += self._act_channels()
         return total
 
     @property
     def bytes(self) -> int:
-        """Bytes moved in fp32: input + output + weights (intermediates excluded)."""
+        """Bytes moved in fp32: input + output + weights (intermediates excluded); ``add`` and ``concat``
+        also read their other inputs."""
         n_in = math.prod(self.input_shape)
         n_out = math.prod(self.output_shape) if self.kind != "zero" else 0
+        if self.kind == "add":
+            n_in *= 2
+        elif self.kind == "concat":
+            n_in = n_out
         return BYTES_PER_ELEMENT * (n_in + n_out + self.params)
 
     @property
@@ -382,17 +577,36 @@ class OpSpec:
         """Numeric features for predictors: shape parameters and cost counters, as floats.
 
         The counters are exact Python ints (:attr:`flops` of a large op can pass 2**63, where
-        an int64 array would overflow); the features are their float values."""
+        an int64 array would overflow); the features are their float values.
+
+        The kernel-vocabulary kinds fill the same columns (a predictor fits one model per kind):
+        sequence kinds report ``tokens`` as ``h``; ``attention`` ``heads`` as ``mid``; ``concat``
+        ``inputs`` and ``channel_shuffle`` ``groups`` as ``expand``; ``conv`` with groups its group
+        count as ``expand`` (1, as before, without); ``resize`` its scale as ``stride`` and its taps
+        per axis (nearest 1, bilinear 2) as ``kernel``; ``se`` a hard-sigmoid gate as ``kernel`` 2."""
         ho, wo = self.out_hw
+        h, kernel, stride, expand, mid = self.h, self.kernel, self.stride, self.expand, self.mid
+        if self.kind in (*_TOKEN_KINDS, "attention") or (self.kind == "linear" and self.tokens > 1):
+            h = self.tokens
+        if self.kind == "attention":
+            mid = self.heads
+        elif self.kind == "concat":
+            expand = self.inputs
+        elif self.kind in ("conv", "channel_shuffle"):
+            expand = self.groups
+        elif self.kind == "resize":
+            stride, kernel = self.scale, RESIZE_MODES.index(self.mode) + 1
+        elif self.kind == "se":
+            kernel = GATES.index(self.gate) + 1
         values = {
             "cin": self.cin,
             "cout": self.cout,
-            "h": self.h,
+            "h": h,
             "w": self.w,
-            "kernel": self.kernel,
-            "stride": self.stride,
-            "expand": self.expand,
-            "mid": self.mid,
+            "kernel": kernel,
+            "stride": stride,
+            "expand": expand,
+            "mid": mid,
             "out_h": ho,
             "out_w": wo,
             "flops": self.flops,
@@ -409,5 +623,23 @@ class OpSpec:
 
         return _modules.build_op(self).eval()
 
+    @property
+    def has_nhwc_twin(self) -> bool:
+        """Whether :meth:`build_nhwc` returns a module (cheap: imports no torch)."""
+        return self.kind in _NHWC_TWINS
+
+    def build_nhwc(self):
+        """The module on channel-last input and output (NHWC), with :meth:`build`'s weights, for the kinds
+        a TFLite converter would otherwise leave wrapped in layout TRANSPOSEs (``se``, ``concat``,
+        ``channel_shuffle``, ``pad``); None for the others, whose :meth:`build` converts cleanly."""
+        if not self.has_nhwc_twin:
+            return None
+        from hwlat import _modules
+
+        return _modules.build_op_nhwc(self, _modules.build_op(self)).eval()
+
     def __str__(self) -> str:
         return self.key
+
+
+_DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(OpSpec)}

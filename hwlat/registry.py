@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import importlib
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar, overload
@@ -110,3 +111,18 @@ class Registry(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Registry({self.what!r}, {len(self)} registered)"
+
+
+def load_callable(path: str):
+    """The callable named by ``"pkg.module:name"``; a ValueError saying what is wrong (callers add context)."""
+    module_name, sep, attr = str(path).partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError("write it as 'pkg.module:factory'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import module {module_name!r} ({exc})") from None
+    obj = getattr(module, attr, None)
+    if not callable(obj):
+        raise ValueError(f"module {module_name!r} has no callable {attr!r}")
+    return obj

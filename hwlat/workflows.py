@@ -35,8 +35,11 @@ __all__ = [
     "fit_table",
     "protocol_from_options",
     "resolve_device_key",
+    "check_items",
+    "resolve_models",
     "resolve_networks",
     "run_measure",
+    "save_row",
     "table_summary",
 ]
 
@@ -85,6 +88,29 @@ def resolve_networks(spec: str, seed: int = 0) -> list[Network]:
     return networks
 
 
+def resolve_models(spec: str, *, input_shape: str | None = None, seed: int = 0) -> list:
+    """Items named by a ``--model``/``--models`` value: comma-separated model files (.onnx, .tflite,
+    .pt2), ``pkg.module:factory`` and anything :func:`resolve_networks` takes (zoo names, random:N,
+    .json networks). ``input_shape`` applies to every .onnx file and module given (.tflite files have
+    fixed shapes)."""
+    from hwlat.graph import MODEL_SUFFIXES, load_model
+
+    out: list = []
+    for part in (p.strip() for p in str(spec).split(",")):
+        if not part:
+            continue
+        is_file = Path(part).suffix.lower() in MODEL_SUFFIXES
+        is_factory = ":" in part and not part.startswith("random:") and not Path(part).exists()
+        if is_file or is_factory:  # a .tflite file's shapes are fixed: the shape is for the others
+            fixed = Path(part).suffix.lower() == ".tflite"
+            out.append(load_model(part, input_shape=None if fixed else input_shape))
+        else:
+            out.extend(resolve_networks(part, seed=seed))
+    if not out:
+        raise ValueError("no models given: --model takes files (.onnx, .tflite, .pt2), pkg.module:factory or zoo names")
+    return out
+
+
 def check_jobs(jobs: int) -> int:
     """``jobs`` if it is a whole number >= 1 (``--jobs``: converter processes); ``ValueError`` otherwise."""
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
@@ -113,7 +139,8 @@ def convert_parallel(backend, items, jobs: int, quiet: bool = False) -> None:
 
     from hwlat.devices import Backend
 
-    if jobs <= 1 or type(backend).convert is Backend.convert:
+    items = [it for it in items if it.kind != "model"]  # users' models: converted where measured (few, unpicklable)
+    if jobs <= 1 or type(backend).convert is Backend.convert or not items:
         return
     with (
         ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool,
@@ -121,6 +148,25 @@ def convert_parallel(backend, items, jobs: int, quiet: bool = False) -> None:
     ):
         for _ in pool.map(_convert_one, [(backend.spec, it) for it in items], chunksize=4):
             bar.update(1)
+
+
+def check_items(backend, items, batch: int) -> None:
+    """Refuse, before anything is measured, an item ``backend`` (a Backend or its class) does not run,
+    or a model that cannot run at ``batch`` (one-line ValueErrors)."""
+    for it in items:
+        problem = backend.supports(it)
+        if problem:
+            raise ValueError(problem)
+        if it.kind == "model":
+            it.check_batch(batch)
+
+
+def save_row(store, m, item, info_id: str) -> bool:
+    """Commit one measurement with its network's definition (both or neither); False if it was there."""
+    with store.transaction():
+        if m.kind == "network":
+            store.add_network(item)
+        return store.add(m, info_id)
 
 
 def run_measure(
@@ -132,6 +178,7 @@ def run_measure(
     check_jobs(jobs)
     from hwlat.measure import measure
 
+    check_items(backend, items, backend.spec.batch)
     done = store.done_keys(backend.spec.key, protocol.key)
     todo = [it for it in items if it.key not in done]
     if not todo:
@@ -143,9 +190,7 @@ def run_measure(
 
     def save(m) -> None:
         nonlocal new
-        if m.kind == "network":
-            store.add_network(by_key[m.op_key])
-        new += store.add(m, info_id)
+        new += save_row(store, m, by_key[m.op_key], info_id)
 
     with tqdm(
         total=len(items),
@@ -304,7 +349,8 @@ def fit_table(
     return predictor, Path(path), Path(meta)
 
 
-# op kinds a ProxylessNAS/Once-for-All lookup table has keys for
+# op kinds a ProxylessNAS/Once-for-All (MobileNetV2) lookup table has keys for; per dialect:
+# hwlat.formats.lut.DIALECT_KINDS (the MobileNetV3 one adds gap and linear)
 LUT_KINDS = ("stem", "mbconv", "pwconv", "head")
 
 
@@ -321,22 +367,28 @@ def _is_lut_file(path: Path) -> bool:
     return isinstance(data, dict) and bool(data) and all(isinstance(v, dict) and "mean" in v for v in data.values())
 
 
-def export_space_lut(predictor: LatencyPredictor, space: str, out: str | Path, force: bool = False) -> tuple[Path, int]:
+def export_space_lut(
+    predictor: LatencyPredictor, space: str, out: str | Path, force: bool = False, dialect: str = "proxyless"
+) -> tuple[Path, int]:
     """Write ``predictor``'s latency of every LUT-keyed op of search space ``space`` as a LUT (YAML).
 
-    Returns the file written and the number of ops in it; ops of kinds a LUT
-    has no key for (see :data:`LUT_KINDS`) are left out. An existing ``out``
-    is replaced only when it is a LUT, or with ``force``; a latency table never.
+    ``dialect`` is ``proxyless`` (ProxylessNAS / OFA MobileNetV2 keys) or ``ofa-mbv3`` (OFA
+    MobileNetV3 keys). Returns the file written and the number of ops in it; ops of kinds the
+    dialect has no key for (:data:`hwlat.formats.lut.DIALECT_KINDS`) are left out. An existing
+    ``out`` is replaced only when it is a LUT, or with ``force``; a latency table never.
     """
-    from hwlat.formats.lut import export_lut
+    from hwlat.formats.lut import DIALECT_KINDS, DIALECTS, export_lut
     from hwlat.outfile import check_output
     from hwlat.spaces import get_space
 
+    if dialect not in DIALECTS:
+        raise ValueError(f"Invalid LUT dialect {dialect!r}; valid: {', '.join(DIALECTS)}")
+    kinds = DIALECT_KINDS[dialect]
     check_output(out, "LUT", is_ours=_is_lut_file, force=force)
-    ops = [op for op in get_space(space).configs() if op.kind in LUT_KINDS]
+    ops = [op for op in get_space(space).configs() if op.kind in kinds]
     if not ops:
         raise ValueError(
-            f"space {space!r} has no op of a kind a LUT has keys for ({', '.join(LUT_KINDS)}); "
+            f"space {space!r} has no op of a kind a LUT has keys for ({', '.join(kinds)}); "
             "nothing to export (try --space mbconv-backbone)"
         )
-    return Path(export_lut(predictor, ops, out)), len(ops)
+    return Path(export_lut(predictor, ops, out, dialect=dialect)), len(ops)

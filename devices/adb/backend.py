@@ -67,6 +67,7 @@ class AdbBackend(Backend):
     """An Android phone over adb, running TFLite's ``benchmark_model`` (see the module doc)."""
 
     name: ClassVar[str] = "adb"
+    MODEL_FORMATS: ClassVar[tuple[str, ...]] = ("tflite", "torch", "exported")
     description: ClassVar[str] = "Android phone over adb: TFLite benchmark_model on the big cores (adb:SERIAL)"
     OPTIONS: ClassVar[type[AdbSettings]] = AdbSettings  # parsed by split_options (key options kept as given)
     install_hint: ClassVar[str] = "pip install 'hwlat[adb,tflite]' (adbutils; litert-torch converts the ops)"
@@ -104,9 +105,10 @@ class AdbBackend(Backend):
         return None
 
     def convert(self, item: Item) -> Path:
+        from hwlat.devices._base import model_file
         from hwlat.devices.litert import convert_tflite
 
-        return convert_tflite(item, self.spec.batch)
+        return model_file(item, "tflite") or convert_tflite(item, self.spec.batch)
 
     def prepare(self, item: Item) -> Runnable:
         """Convert ``item`` to ``.tflite`` and push it; closing the result removes it from the phone."""

@@ -24,9 +24,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from hwlat.compare import StoredDevice, compare, devices_for_table, load_predictors, write_outputs
     from hwlat.outfile import check_output
     from hwlat.store import LatencyStore
-    from hwlat.workflows import resolve_networks
+    from hwlat.workflows import resolve_models
 
-    networks = resolve_networks(args.models, seed=args.seed)
+    networks = resolve_models(args.models, input_shape=args.input_shape, seed=args.seed)
     protocol = _protocol(args)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -36,16 +36,21 @@ def cmd_compare(args: argparse.Namespace) -> int:
     db = Path(args.db) if args.db else out / "compare.db"
     db.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    try:  # devices unavailable here may have their rows in an existing table (measured elsewhere)
-        backends, labels, skipped = devices_for_table(
-            args.devices, db, args.skip_unavailable, networks=networks, protocol=protocol
-        )
-    except RuntimeError as exc:
-        raise CLIError(str(exc)) from exc
+    farm_rows = 0
+    if args.farm:  # measured on the farm first; compared from the table, with each row's own provenance
+        backends, labels, farm_rows = _farm_devices(args, networks, db, protocol)
+        skipped = []
+    else:
+        try:  # devices unavailable here may have their rows in an existing table (measured elsewhere)
+            backends, labels, skipped = devices_for_table(
+                args.devices, db, args.skip_unavailable, networks=networks, protocol=protocol
+            )
+        except RuntimeError as exc:
+            raise CLIError(str(exc)) from exc
     for line in skipped:
         print(f"warning: skipping {line}", file=sys.stderr)
     for b, label in zip(backends, labels):
-        if isinstance(b, StoredDevice):
+        if isinstance(b, StoredDevice) and not args.farm:
             print(
                 f"note: {label} is unavailable here ({b.reason}); using its rows in {db} "
                 f"(measured on {b.info.get('hardware', '?')}, host {b.info.get('hostname', '?')})",
@@ -64,17 +69,34 @@ def cmd_compare(args: argparse.Namespace) -> int:
             return EXIT_INTERRUPTED
     md, csv, png = write_outputs(result, out, args.title)
     print(result.markdown(args.title), end="")
+    new = sum(result.new_rows) + farm_rows
     print(
-        f"\n{sum(result.new_rows)} measured, {result.shape[0] * result.shape[1] - sum(result.new_rows)} already in "
-        f"{db} ({time.perf_counter() - t0:.1f} s); wrote {md}, {csv}, {png}"
+        f"\n{new} measured{' on the farm' if args.farm else ''}, {result.shape[0] * result.shape[1] - new} already "
+        f"in {db} ({time.perf_counter() - t0:.1f} s); wrote {md}, {csv}, {png}"
     )
     return 0
+
+
+def _farm_devices(args: argparse.Namespace, networks, db: Path, protocol):
+    """Measure on the farm what ``db`` lacks; the devices as stored ones (their rows name their hosts)."""
+    from hwlat.compare import StoredDevice
+    from hwlat.devices import DeviceSpec
+    from hwlat.farm import run_measure_farm
+    from hwlat.store import LatencyStore
+
+    got = run_measure_farm(args.farm, args.devices, networks, db, protocol, quiet=args.quiet)
+    with LatencyStore(db, readonly=True) as store:
+        backends = [StoredDevice(DeviceSpec.parse(k), store.device_info(k) or {}, "measured on the farm") for k in got]
+    return backends, list(got), sum(new for new, _ in got.values())
 
 
 def register(subparsers) -> None:
     s = subparsers.add_parser("compare", help="measure networks on several devices: one table and one plot")
     s.add_argument(
-        "--models", required=True, help="comma-separated zoo names (hwlat.zoo), random:N, or .json network files"
+        "--models",
+        required=True,
+        help="comma-separated models: .onnx/.tflite/.pt2 files, pkg.module:factory, zoo names (hwlat.zoo), "
+        "random:N, or .json network files",
     )
     s.add_argument(
         "--devices",
@@ -91,5 +113,14 @@ def register(subparsers) -> None:
     s.add_argument("--rel-ci", type=float, help="stop when the median's 95%% CI is within this fraction (0.02)")
     s.add_argument("--budget", type=float, help="time budget per network in seconds (0.4)")
     s.add_argument("--seed", type=int, default=0, help="seed for random:N models (default 0)")
+    s.add_argument(
+        "--input-shape",
+        metavar="SHAPE",
+        help="fix the dynamic input dimensions of the model files and modules given, e.g. 1x3x224x224 "
+        "(NAME:SHAPE,... for models with several inputs)",
+    )
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    from hwlat.farm import add_farm_argument
+
+    add_farm_argument(s)
     s.set_defaults(func=cmd_compare)

@@ -13,8 +13,15 @@ from pathlib import Path
 log = logging.getLogger("hwlat")
 
 EXIT_ERROR, EXIT_INTERRUPTED = 2, 130
+_MODEL_HELP = "whole models: .onnx/.tflite/.pt2 files, pkg.module:factory or zoo names, comma-separated"
 # Modules adding subcommands: each has `register(subparsers)` and imports heavy libraries only when run.
-_EXTENSIONS: tuple[str, ...] = ("hwlat.cli.compare", "hwlat.cli.search", "hwlat.cli.cache")
+_EXTENSIONS: tuple[str, ...] = (
+    "hwlat.cli.compare",
+    "hwlat.cli.search",
+    "hwlat.cli.cache",
+    "hwlat.cli.adapt",
+    "hwlat.cli.farm",
+)
 
 
 class CLIError(Exception):
@@ -70,13 +77,52 @@ def _protocol(args: argparse.Namespace):
     return protocol_from_options(args.protocol, rel_ci=args.rel_ci, budget_s=args.budget)
 
 
+def _model_items(args: argparse.Namespace, device: str, batch: int) -> list:
+    """``--model`` items: the models themselves, or with ``--kernels`` the distinct op configs of their kernels."""
+    from hwlat.workflows import resolve_models
+
+    models = resolve_models(args.model, input_shape=args.input_shape, seed=args.seed)
+    if not args.kernels:
+        return models
+    from hwlat.graph import detect_kernels, item_graph
+    from hwlat.predict.model import kernel_specs
+
+    specs: dict[str, object] = {}
+    for m in models:
+        kset = detect_kernels(item_graph(m), device=device)
+        found = kernel_specs(kset)
+        left = kset.unmapped()
+        print(
+            f"{m.name}: {len(kset)} kernels, {len(found)} distinct op configs to measure"
+            + (f"; {len(left)} kernels have no op kind yet ({_type_counts(left)})" if left else "")
+        )
+        specs.update((s.key, s) for s in found)
+    if not specs:
+        raise CLIError(f"--kernels: no kernel of {args.model} has an op kind to measure")
+    return list(specs.values())
+
+
+def _type_counts(kernels) -> str:
+    from collections import Counter
+
+    return ", ".join(f"{t} x{n}" for t, n in Counter(k.type for k in kernels).most_common())
+
+
 def _items(args: argparse.Namespace) -> list:
+    if args.kernels and not args.model:
+        raise CLIError("--kernels needs --model: it measures the kernels of those models")
+    if args.input_shape and not args.model:
+        raise CLIError("--input-shape applies to --model files and modules")
+    if args.model:
+        if args.space or args.networks:
+            raise CLIError("give one of --model, --networks or --space")
+        return _model_items(args, args.device, args.batch or 1)
     if args.networks:
         from hwlat.workflows import resolve_networks
 
         return resolve_networks(args.networks, seed=args.seed)
     if not args.space:
-        raise CLIError("nothing to measure: give --space NAME (with --n) or --networks SPEC")
+        raise CLIError("nothing to measure: give --space NAME (with --n), --networks SPEC or --model FILE")
     from hwlat.spaces import get_space
 
     return get_space(args.space).sample(args.n, seed=args.seed)
@@ -92,12 +138,17 @@ def cmd_measure(args: argparse.Namespace) -> int:
     check_jobs(args.jobs)
     options = {}
     if args.bench_binary:
-        if not args.device.startswith("adb"):
+        if not args.farm and not args.device.startswith("adb"):
             raise CLIError(f"--bench-binary is for phones (--device adb:SERIAL), not {args.device!r}")
         options["bench_binary"] = args.bench_binary
+    if args.farm:
+        return _measure_on_farm(args, protocol, options)
     backend = create_backend(args.device, threads=args.threads, batch=args.batch, options=options)
     reference = _reference(args.reference, backend, protocol) if args.reference else None
     items = _items(args)
+    from hwlat.cli.adapt import few_shot_items
+
+    items = few_shot_items(args, items) or items  # --few-shot N --from SRC: the N most informative of them
     with LatencyStore(args.db) as store:  # opened (and checked writable) before any measuring
         t0 = time.perf_counter()
         try:
@@ -121,6 +172,32 @@ def cmd_measure(args: argparse.Namespace) -> int:
     )
     if drift:
         print(drift)
+    return 0
+
+
+def _measure_on_farm(args: argparse.Namespace, protocol, options: dict) -> int:
+    """``hwlat measure --farm ADDRESS --device D1,D2@HOST,...``: every device at once, this process the one writer."""
+    from hwlat.farm import run_measure_farm
+
+    if args.reference:
+        raise CLIError("--reference is not supported with --farm (each device would need its own drift reference)")
+    if args.few_shot:
+        raise CLIError("--few-shot is not supported with --farm yet: choose the items with one device first")
+    t0 = time.perf_counter()
+    got = run_measure_farm(
+        args.farm,
+        args.device,
+        _items(args),
+        args.db,
+        protocol,
+        quiet=args.quiet,
+        threads=args.threads,
+        batch=args.batch,
+        options=options,
+    )
+    for key, (new, skipped) in got.items():
+        print(f"{key}: {new} measured, {skipped} already in {args.db}")
+    print(f"{len(got)} devices in {time.perf_counter() - t0:.1f} s")
     return 0
 
 
@@ -235,7 +312,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from hwlat.predict import load_predictor
     from hwlat.workflows import resolve_networks
 
+    if bool(args.network) == bool(args.model):
+        raise CLIError("give --network (hwlat networks) or --model (model files, modules, zoo names)")
     p = load_predictor(args.predictor)
+    if args.model:
+        return _predict_models(args, p)
+    if args.kernels or args.allow_missing or args.input_shape:
+        raise CLIError("--kernels, --allow-missing and --input-shape go with --model")
     for net in resolve_networks(args.network):
         per_op = p.predict(list(net.ops))
         total = p.predict_network(net)
@@ -249,23 +332,82 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predict_models(args: argparse.Namespace, p) -> int:
+    """``hwlat predict --model``: the total, and with --kernels each kernel's latency and share."""
+    from hwlat.predict.model import predict_model
+    from hwlat.workflows import resolve_models
+
+    for item in resolve_models(args.model, input_shape=args.input_shape):
+        r = predict_model(p, item, allow_missing=args.allow_missing)
+        graph = r.kernels.graph
+        known = "" if not r.missing else f" for the {len(r.known)} kernels it covers"
+        print(
+            f"{r.name}: {r.total_ms:.3f} ms predicted on {p.device_key_}{known} "
+            f"({len(r.units)} kernels, {graph.macs / 1e6:.1f} MMACs, overhead {r.overhead_ms:.3f} ms)"
+        )
+        if r.missing:
+            share = sum(s for _, _, s, _ in r.missing_summary())
+            print(f"  missing ({len(r.missing)} kernels, {100 * share:.1f} % of MACs, not in the total):")
+            for typ, n, s, why in r.missing_summary():
+                print(f"    {typ} x{n}: {100 * s:.1f} % of MACs ({why})")
+        if args.kernels:
+            print("\n".join("  " + line for line in r.breakdown().splitlines()))
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """``hwlat inspect --model M``: the graph's size and its kernels under a device's rules."""
+    from hwlat.graph import detect_kernels, item_graph, rule_set_for
+    from hwlat.workflows import resolve_models
+
+    if args.rules:
+        print(rule_set_for(args.device).describe())
+        if not args.model:
+            return 0
+    if not args.model:
+        raise CLIError("give --model (or --rules to print the kernel rules)")
+    for item in resolve_models(args.model, input_shape=args.input_shape):
+        graph = item_graph(item)
+        kset = detect_kernels(graph, device=args.device)
+        ops = ", ".join(f"{op} x{n}" for op, n in graph.op_counts().most_common(8))
+        print(graph.summary())
+        sha = graph.source.get("model_sha256")
+        if sha:
+            print(f"  sha256 {sha}")
+        print(f"  ops: {ops}{', ...' if len(graph.op_counts()) > 8 else ''}")
+        mapped = len(kset) - len(kset.unmapped())
+        print(
+            f"  {len(kset)} kernels with the {kset.rules.name} rules ({args.device or 'default'}), "
+            f"{len(kset.free)} free nodes; {mapped} kernels map to an op kind"
+            + (f", {len(kset.unmapped())} have none yet ({_type_counts(kset.unmapped())})" if kset.unmapped() else "")
+        )
+        print("\n".join("  " + line for line in kset.table(limit=None if args.all else 25).splitlines()))
+    return 0
+
+
 def cmd_lut(args: argparse.Namespace) -> int:
     if args.action == "import":
-        from hwlat.formats.lut import import_lut
+        from hwlat.formats.lut import import_lut_report
         from hwlat.store import LatencyStore
 
         with LatencyStore(args.db) as store:
-            added = import_lut(args.file, store, args.device)
-        print(f"{added} rows imported into {args.db} as device lut/t1/b1/fp32/name={args.device}")
+            report = import_lut_report(
+                args.file, store, args.device, dialect=args.dialect, skip_unmapped=args.skip_unmapped
+            )
+        print(
+            f"{report.added} rows imported into {args.db} as device lut/t1/b1/fp32/name={args.device} "
+            f"({report.dialect} dialect)"
+        )
+        if report.skipped:
+            print(f"warning: {report.n_skipped} of {report.entries} entries skipped: {report.skipped_text()}")
         return 0
     from hwlat.predict import load_predictor
     from hwlat.workflows import export_space_lut
 
     p = load_predictor(args.predictor)
-    path, n_ops = export_space_lut(p, args.space, args.out, force=args.force)
-    print(
-        f"{n_ops} ops of space {args.space} written to {path} (ProxylessNAS LUT format, predicted on {p.device_key_})"
-    )
+    path, n_ops = export_space_lut(p, args.space, args.out, force=args.force, dialect=args.dialect)
+    fmt = "Once-for-All MobileNetV3" if args.dialect == "ofa-mbv3" else "ProxylessNAS"
+    print(f"{n_ops} ops of space {args.space} written to {path} ({fmt} LUT format, predicted on {p.device_key_})")
     return 0
 
 
@@ -277,6 +419,17 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------- parser
+def _model_arguments(s: argparse.ArgumentParser) -> None:
+    """``--model`` and ``--input-shape`` (measure, predict, inspect)."""
+    s.add_argument("--model", metavar="MODEL", help=_MODEL_HELP)
+    s.add_argument(
+        "--input-shape",
+        metavar="SHAPE",
+        help="fix a --model's dynamic input dimensions, e.g. 1x3x224x224 (NAME:SHAPE,... for several inputs; "
+        ".tflite files keep their fixed shapes)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hwlat", description="Hardware-aware latency measurement and prediction.")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -285,11 +438,21 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("devices", help="list backends: available here or why not")
     s.set_defaults(func=cmd_devices)
 
-    s = sub.add_parser("measure", help="measure ops or networks into a latency table")
-    s.add_argument("--device", required=True, help="backend name, e.g. onnxruntime-cpu (see `hwlat devices`)")
+    s = sub.add_parser("measure", help="measure ops, networks or models into a latency table")
+    s.add_argument(
+        "--device",
+        required=True,
+        help="backend name, e.g. onnxruntime-cpu (see `hwlat devices`); with --farm a comma list of DEVICE[@HOST]",
+    )
     s.add_argument("--space", help="op space to sample (see hwlat.spaces), e.g. mbconv")
     s.add_argument("--n", type=_count(1), default=100, help="ops to sample from the space (default 100)")
     s.add_argument("--networks", help="networks instead of ops: zoo names, random:N, or .json files, comma-separated")
+    _model_arguments(s)
+    s.add_argument(
+        "--kernels",
+        action="store_true",
+        help="with --model: measure each distinct kernel of the models (as op configs) instead of the whole models",
+    )
     s.add_argument("--db", required=True, help="SQLite latency table to write (created if missing; resumed)")
     s.add_argument("--threads", type=int, help="CPU threads (default 1, or the device string's /tN)")
     s.add_argument("--batch", type=int, help="batch size (default 1, or the device string's /bN)")
@@ -310,6 +473,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="adb: TFLite benchmark_model to push (a file here) or use (a path on the phone)",
     )
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    from hwlat.cli.adapt import add_few_shot_arguments
+    from hwlat.farm import add_farm_argument
+
+    add_few_shot_arguments(s)
+    add_farm_argument(s)
     s.set_defaults(func=cmd_measure)
 
     t = sub.add_parser("table", help="show, export or import a latency table")
@@ -359,23 +527,57 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="out/evaluate", help="folder for evaluation.md and evaluation.png")
     s.set_defaults(func=cmd_evaluate)
 
-    s = sub.add_parser("predict", help="predict network latency")
+    s = sub.add_parser("predict", help="predict network or model latency (with a per-kernel breakdown)")
     s.add_argument("--predictor", required=True)
-    s.add_argument("--network", required=True, help="zoo name, random:N, or a .json network/ProxylessNAS config")
-    s.add_argument("--ops", action="store_true", help="also print each op's prediction")
+    s.add_argument("--network", help="zoo name, random:N, or a .json network/ProxylessNAS config")
+    _model_arguments(s)
+    s.add_argument("--ops", action="store_true", help="also print each op's prediction (--network)")
+    s.add_argument("--kernels", action="store_true", help="also print each kernel's latency and share (--model)")
+    s.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="--model: predict the kernels the predictor covers and list the others (default: refuse)",
+    )
     s.set_defaults(func=cmd_predict)
 
-    t = sub.add_parser("lut", help="import or export ProxylessNAS/Once-for-All latency lookup tables (YAML)")
+    s = sub.add_parser("inspect", help="a model's graph and kernels (what a runtime executes as one), no predictor")
+    _model_arguments(s)
+    s.add_argument("--device", help="use this device's kernel rules (default: the default rules)")
+    s.add_argument("--all", action="store_true", help="list every kernel (default: the first 25)")
+    s.add_argument("--rules", action="store_true", help="print the kernel rules in use")
+    s.set_defaults(func=cmd_inspect)
+
+    t = sub.add_parser(
+        "lut", help="import or export ProxylessNAS/Once-for-All (MobileNetV2 and V3) latency lookup tables (YAML)"
+    )
     lsub = t.add_subparsers(dest="action", required=True, metavar="ACTION")
     s = lsub.add_parser("import", help="add a LUT's entries to a latency table as an imported device")
     s.add_argument("file", help="YAML lookup table (key -> mean, var/std, count)")
     s.add_argument("--db", required=True, help="SQLite latency table (created if missing)")
     s.add_argument("--device", required=True, help="name of the device the LUT was measured on, e.g. pixel1-tflite")
+    s.add_argument(
+        "--dialect",
+        choices=("auto", "proxyless", "ofa-mbv3"),
+        default="auto",
+        help="key dialect: proxyless (ProxylessNAS, OFA MobileNetV2) or ofa-mbv3 (OFA MobileNetV3); "
+        "default: from the keys",
+    )
+    s.add_argument(
+        "--skip-unmapped",
+        action="store_true",
+        help="import the entries hwlat has an op for and list the others (e.g. se:1 blocks) instead of refusing",
+    )
     s.set_defaults(func=cmd_lut)
     s = lsub.add_parser("export", help="write a predictor's latencies for a space as a LUT")
     s.add_argument("--predictor", required=True)
     s.add_argument("--space", default="mbconv-backbone", help="space whose configs to export (default mbconv-backbone)")
     s.add_argument("--out", required=True, help="YAML file to write")
+    s.add_argument(
+        "--dialect",
+        choices=("proxyless", "ofa-mbv3"),
+        default="proxyless",
+        help="key dialect to write: proxyless (default; ProxylessNAS, OFA MobileNetV2) or ofa-mbv3 (OFA MobileNetV3)",
+    )
     s.add_argument(
         "--force",
         action="store_true",

@@ -112,7 +112,7 @@ def measure(
 
     def finish(st: _OpState) -> None:
         st.done = True
-        pairs = list(extra(st.item))
+        pairs = list(extra(st.item)) + list(getattr(st.item, "provenance", ()))
         if ref is not None:
             pairs += ref.pairs()
         m = backend.summarize(

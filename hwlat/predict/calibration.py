@@ -38,6 +38,7 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -307,6 +308,12 @@ class CalibratedPredictor:
         if isinstance(network, Network):
             return float(self.predict(network.ops).sum() + self.overhead_ms_)
         return np.array([self.predict_network(n) for n in network])
+
+    def predict_model(self, model: Any, **kwargs: Any):
+        """A whole model's latency with its per-kernel breakdown (:func:`hwlat.predict.model.predict_model`)."""
+        from hwlat.predict.model import predict_model
+
+        return predict_model(self, model, **kwargs)
 
     def describe(self) -> str:
         c = self.calibration

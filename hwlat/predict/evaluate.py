@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from hwlat.ops import WHOLE_KINDS
+
 __all__ = ["Metrics", "metrics", "split_ops", "evaluate_table", "write_report", "scatter_png"]
 
 
@@ -87,7 +89,7 @@ def evaluate_table(
         df, rdf = correct_frames(df, rdf)
     df = df[df["device_key"] == predictor.device_key_] if predictor.device_key_ else df
     out: dict[str, Any] = {"ops": {}, "networks": None, "noise_floor": {}, "points": {}}
-    ops = df[df["kind"] != "network"]
+    ops = df[~df["kind"].isin(WHOLE_KINDS)]
     for kind, g in ops.groupby("kind"):
         if kind not in predictor.models_:
             continue
@@ -103,7 +105,7 @@ def evaluate_table(
     if rdf is not None:
         merged = df.merge(rdf, on=["device_key", "op_key", "protocol"], suffixes=("", "_rep"))
         for name, g in (
-            ("ops", merged[merged["kind"] != "network"]),
+            ("ops", merged[~merged["kind"].isin(WHOLE_KINDS)]),
             ("networks", merged[merged["kind"] == "network"]),
         ):
             if len(g):

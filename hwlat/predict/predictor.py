@@ -25,7 +25,7 @@ from sklearn.ensemble import ExtraTreesRegressor, GradientBoostingRegressor, Ran
 from sklearn.utils.validation import check_is_fitted
 
 from hwlat.network import Network
-from hwlat.ops import OpSpec
+from hwlat.ops import WHOLE_KINDS, OpSpec
 from hwlat.predict.calibration import fit_scale_overhead, network_ms
 
 __all__ = ["LatencyPredictor", "MODELS", "op_features", "UnknownKindError"]
@@ -274,7 +274,7 @@ class LatencyPredictor(BaseEstimator, RegressorMixin):
             valid = ", ".join(c for c in _TARGETS if c in df.columns)
             raise ValueError(f"unknown target {str(target)!r}; valid targets: {valid}")
         df = df[df["device_key"] == device]
-        ops = df[df["kind"] != "network"]
+        ops = df[~df["kind"].isin(WHOLE_KINDS)]
         self.fit(list(ops["op_key"]), ops[target].to_numpy(), device_key=device)
         self.target_ = target
         self.table_sha256_ = table_checksum(df)
@@ -334,6 +334,12 @@ class LatencyPredictor(BaseEstimator, RegressorMixin):
         check_is_fitted(self)
         out = network_ms(self, [network] if isinstance(network, Network) else network)
         return float(out[0]) if isinstance(network, Network) else out
+
+    def predict_model(self, model: Any, **kwargs: Any):
+        """A whole model's latency with its per-kernel breakdown (:func:`hwlat.predict.model.predict_model`)."""
+        from hwlat.predict.model import predict_model
+
+        return predict_model(self, model, **kwargs)
 
     def __setstate__(self, state: dict) -> None:
         # Predictors saved before fit set the training provenance (only fit_table did) load with fit's values,

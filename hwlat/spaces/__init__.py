@@ -6,7 +6,8 @@ is stored as data (:data:`PROXYLESS_BACKBONE`) so the MBConv spaces, random
 networks and the search frontends agree on block positions.
 
 One module per family: ``_base`` (the :class:`Space` type and the registry),
-``generic`` (grids of op kinds), ``proxyless`` (the backbone, its networks and
+``generic`` (grids of op kinds), ``kernels`` (the kernel vocabulary of real models: SE, grouped
+convs, adds, concats, resize, softmax, LayerNorm, attention, ...), ``proxyless`` (the backbone, its networks and
 MBConv spaces), ``candidates`` (what a searchable block or a DARC layer may
 become) and ``digits`` (the scikit-learn digits demos).
 
@@ -38,6 +39,7 @@ from hwlat.spaces.digits import (
     DIGITS_WIDTH_RANGE,
 )
 from hwlat.spaces.generic import CHANNELS, MAX_FLOPS, RESOLUTIONS
+from hwlat.spaces.kernels import KERNEL_SPACES
 from hwlat.spaces.proxyless import (
     MBCONV_EXPANDS,
     MBCONV_KERNELS,
@@ -61,6 +63,7 @@ __all__ = [
     "MAX_FLOPS",
     "RESOLUTIONS",
     "CHANNELS",
+    "KERNEL_SPACES",
     "MBCONV_KERNELS",
     "MBCONV_EXPANDS",
     "register_space",

@@ -82,6 +82,9 @@ def check_measurement(m: Measurement) -> None:
     if m.kind == "network":
         if not re.fullmatch(r"net:.+:[0-9a-f]{12}", m.op_key):
             raise BadRow("op_key", f"op_key={m.op_key!r} is not a network key (net:NAME:DIGEST)")
+    elif m.kind == "model":
+        if not re.fullmatch(r"model:.+:[0-9a-f]{12}:[0-9]+(x[0-9]+)*", m.op_key):
+            raise BadRow("op_key", f"op_key={m.op_key!r} is not a model key (model:NAME:SHA256[:12]:SHAPE)")
     else:
         try:
             op = OpSpec.from_key(m.op_key)

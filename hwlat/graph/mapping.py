@@ -1,0 +1,253 @@
+"""From a kernel to the hwlat op kinds that can stand for it (and why none can).
+
+A convolution kernel becomes ``conv``/``pwconv``/``dwconv`` (or ``stem`` for a 3-channel input)
+when its geometry is one those kinds build: a square kernel, stride 1 or 2, no dilation,
+``same`` padding and an activation hwlat builds (relu, relu6, hswish or none). A fused residual
+add keeps the kind (the note says so). Linear layers, pools and global average pools map to their
+kinds. Blocks (:func:`compose_blocks`) map consecutive kernels to ``mbconv``, ``dsconv_pw`` and
+``head`` where a predictor knows those kinds but not their parts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from hwlat.graph.core import Graph, Node
+from hwlat.graph.vocab import op_category
+
+__all__ = ["compose_blocks", "describe_kernel"]
+
+_ACT = {"relu": "relu", "relu6": "relu6", "hardswish": "hswish"}
+
+
+def _activation(nodes: Sequence[Node]) -> tuple[str | None, str]:
+    """The kernel's activation in OpSpec terms ("none" if there is none), or None and the reason."""
+    fused = [n.attr("fused_act") for n in nodes if n.attr("fused_act")]  # TFLite: inside conv/add
+    acts = fused + [n.op for n in nodes if op_category(n.op) == "activation"]
+    if not acts:
+        return "none", ""
+    if len(acts) > 1:
+        return None, f"two activations ({', '.join(acts)})"
+    if acts[0] not in _ACT:
+        return None, f"activation {acts[0]} has no op kind yet"
+    return _ACT[acts[0]], ""
+
+
+def _spec(kind: str, **fields: Any):
+    """An OpSpec, or the reason it is not one."""
+    from hwlat.ops import OpSpec
+
+    try:
+        return OpSpec(kind, **fields), ""
+    except (ValueError, TypeError) as exc:
+        return None, str(exc).split(";")[0]
+
+
+def describe_kernel(
+    graph: Graph, rule: str, chain: Sequence[Node], nodes: Sequence[Node], in_shape: tuple[int, ...]
+) -> tuple[str, tuple, str, str]:
+    """(type, OpSpecs best first, why none, note) of one kernel.
+
+    ``chain`` holds the kernel's nodes with composites collapsed (a decomposed hardswish is one
+    node there), ``nodes`` the original nodes."""
+    head = chain[0]
+    if rule in ("se", "attention", "channel_shuffle"):
+        return rule, (), f"no op kind for {rule} kernels yet", ""
+    if head.op == "pad" and len(chain) > 1 and chain[1].op == "conv":  # explicit padding, then a VALID conv
+        return _conv(graph, chain[1], chain, in_shape, padded_from=in_shape)
+    if head.op == "conv":
+        return _conv(graph, head, chain, in_shape)
+    if rule == "linear" or head.op in ("gemm", "matmul"):
+        return _linear(graph, rule, head, chain, in_shape)
+    if head.op in ("maxpool", "avgpool"):
+        return _pool(graph, head, in_shape)
+    if head.op in ("global_avgpool", "reduce_mean") and rule not in ("se",):
+        return _gap(graph, head, in_shape)
+    typ = rule if rule not in ("elementwise", "norm") else _category_type(head)
+    return typ, (), f"no op kind for {typ} kernels yet", ""
+
+
+def _category_type(head: Node) -> str:
+    from hwlat.graph.vocab import op_category
+
+    cat = op_category(head.op)
+    return head.op if cat in ("norm", "activation") else cat
+
+
+def _conv(
+    graph: Graph, head: Node, nodes: Sequence[Node], in_shape, padded_from: tuple[int, ...] | None = None
+) -> tuple[str, tuple, str, str]:
+    cin, h, w = graph.chw(tuple(in_shape))
+    cout, groups = head.attr("cout"), head.attr("groups", 1)
+    kernel, stride, dil = head.attr("kernel", (1, 1)), head.attr("stride", (1, 1)), head.attr("dilation", (1, 1))
+    if groups == 1:
+        typ = "pwconv" if tuple(kernel) == (1, 1) and tuple(stride) == (1, 1) else "conv"
+    elif groups == cin and cout == cin:
+        typ = "dwconv"
+    elif groups == cin:
+        typ = "dwconv_multiplier"
+    else:
+        typ = "grouped_conv"
+    note = "includes a residual add" if any(n.op == "add" for n in nodes) else ""
+    if len(kernel) != 2 or kernel[0] != kernel[1]:
+        return typ, (), f"kernel {'x'.join(map(str, kernel))} is not square", note
+    if len(set(stride)) != 1 or stride[0] not in (1, 2):
+        return typ, (), f"stride {'x'.join(map(str, stride))} (op kinds have stride 1 or 2)", note
+    if any(d != 1 for d in dil):
+        return typ, (), f"dilation {'x'.join(map(str, dil))} has no op kind yet", note
+    k = kernel[0]
+    pads, padding = head.attr("pads"), head.attr("padding")
+    if padded_from is not None:  # PAD then a VALID conv: 'same' when the pad adds k - 1 or 2 * (k // 2)
+        _, ph, pw = graph.chw(tuple(graph.activations(head)[0].shape))
+        valid = padding == "valid" or (padding is None and not any(pads or ()))  # ONNX: Pad, then a conv with no pads
+        same = valid and all(p - q in (k - 1, 2 * (k // 2)) for p, q in ((ph, h), (pw, w)))
+    elif padding is not None:  # TFLite: SAME or VALID
+        same = padding == "same" or k == 1
+    else:
+        same = pads is None or all(p == k // 2 for p in pads)
+    if not same:
+        return typ, (), f"padding {pads} is not 'same' (k // 2)", note
+    act, why = _activation(nodes)
+    if act is None:
+        return typ, (), why, note
+    if typ == "grouped_conv" or typ == "dwconv_multiplier":
+        return typ, (), f"grouped convolution (groups={groups}) has no op kind yet", note
+    if typ == "dwconv":
+        spec, why = _spec("dwconv", cin=cin, h=h, w=w, kernel=k, stride=stride[0], act=act)
+        return typ, (spec,) if spec else (), why, note
+    specs = []
+    if typ == "pwconv":
+        spec, why = _spec("pwconv", cin=cin, cout=cout, h=h, w=w, act=act)
+        specs.append(spec)
+    spec, why2 = _spec("conv", cin=cin, cout=cout, h=h, w=w, kernel=k, stride=stride[0], act=act)
+    specs.append(spec)
+    if cin == 3:
+        stem, _ = _spec("stem", cin=cin, cout=cout, h=h, w=w, kernel=k, stride=stride[0], act=act)
+        specs.append(stem)
+    specs = tuple(s for s in specs if s is not None)
+    return typ, specs, "" if specs else (why or why2), note
+
+
+def _linear(graph: Graph, rule: str, head: Node, nodes: Sequence[Node], in_shape) -> tuple[str, tuple, str, str]:
+    out = graph.out(head).shape
+    if not head.attr("weight_const", False):
+        typ = "matmul"
+        return typ, (), "a product of two activations (attention) has no op kind yet", ""
+    rows = 1
+    for d in in_shape[:-1]:
+        rows *= d
+    typ = "linear"
+    if rows != 1 or len(out) < 1:
+        return typ, (), f"linear layer over {rows} rows (tokens) has no op kind yet", ""
+    act, why = _activation(nodes)
+    note = f"activation {act} not in the linear kind" if act not in (None, "none") else ""
+    spec, why = _spec("linear", cin=int(head.attr("k", in_shape[-1])), cout=int(out[-1]))
+    return typ, (spec,) if spec else (), why, note
+
+
+def _pool(graph: Graph, head: Node, in_shape) -> tuple[str, tuple, str, str]:
+    cin, h, w = graph.chw(tuple(in_shape))
+    kernel, stride = head.attr("kernel", (1, 1)), head.attr("stride", (1, 1))
+    if len(set(kernel)) != 1 or len(set(stride)) != 1:
+        return head.op, (), "non-square pooling has no op kind yet", ""
+    spec, why = _spec(head.op, cin=cin, h=h, w=w, kernel=kernel[0], stride=stride[0])
+    return head.op, (spec,) if spec else (), why, ""
+
+
+def _gap(graph: Graph, head: Node, in_shape) -> tuple[str, tuple, str, str]:
+    cin, h, w = graph.chw(tuple(in_shape))
+    out = graph.out(head).shape
+    if len(in_shape) == 4 and len(out) == 2 and out[-1] != cin and out[-1] in in_shape[1:]:
+        # a mean over the other layout (TFLite converters transpose NHWC -> NCHW first): the channels are kept
+        rest = list(in_shape[1:])
+        rest.remove(out[-1])
+        cin, (h, w) = out[-1], rest
+    spatial_gone = len(out) >= 2 and graph.chw(tuple(out))[1:] == (1, 1) if len(out) == 4 else len(out) == 2
+    if not spatial_gone or len(in_shape) != 4:
+        return "reduce", (), "a reduction that is not a global average pool has no op kind yet", ""
+    spec, why = _spec("gap", cin=cin, h=h, w=w)
+    return "gap", (spec,) if spec else (), why, ""
+
+
+# ------------------------------------------------------------------ blocks
+def compose_blocks(kernels: Sequence[Any], graph: Graph) -> list[tuple[tuple[Any, ...], Any]]:
+    """Runs of consecutive kernels that one block kind builds: ``[(kernels, OpSpec), ...]``.
+
+    Recognised: ``mbconv`` (1x1 expand with act, depthwise with act, 1x1 project without act, the
+    residual add when the block has one), ``mbconv`` with expand 1 (depthwise, 1x1 project),
+    ``dsconv_pw`` (depthwise, 1x1 both with act) and ``head`` (1x1 conv with act, global pool, linear).
+    A predictor uses a block where it knows the block's kind but not its parts.
+    """
+    from hwlat.ops import OpSpec
+
+    out: list[tuple[tuple[Any, ...], Any]] = []
+    by_input: dict[str, int] = {}
+    outputs = [k.nodes[-1].outputs[0] if k.nodes[-1].outputs else "" for k in kernels]
+    for i, k in enumerate(kernels):
+        for t in k.nodes[0].inputs:
+            by_input.setdefault(t, i)
+
+    def follows(i: int, j: int) -> bool:
+        return j < len(kernels) and outputs[i] in kernels[j].nodes[0].inputs
+
+    def kind(k) -> str:
+        return k.specs[0].kind if k.specs else ""
+
+    for i, k in enumerate(kernels):
+        s = k.specs[0] if k.specs else None
+        if s is None:
+            continue
+        cand = None
+        if kind(k) == "pwconv" and s.act != "none" and follows(i, i + 1) and kind(kernels[i + 1]) == "dwconv":
+            dw = kernels[i + 1].specs[0]
+            if (
+                follows(i + 1, i + 2)
+                and kind(kernels[i + 2]) in ("pwconv", "conv")
+                and kernels[i + 2].specs[0].act == "none"
+            ):
+                pj = kernels[i + 2].specs[0]
+                if s.cout % s.cin == 0 and dw.act == s.act and pj.kernel == 1:
+                    cand = (
+                        (k, kernels[i + 1], kernels[i + 2]),
+                        dict(
+                            expand=s.cout // s.cin,
+                            kernel=dw.kernel,
+                            stride=dw.stride,
+                            cout=pj.cout,
+                            act=s.act,
+                            cin=s.cin,
+                            h=s.h,
+                            w=s.w,
+                        ),
+                    )
+        elif kind(k) == "dwconv" and follows(i, i + 1) and kind(kernels[i + 1]) in ("pwconv", "conv"):
+            pj = kernels[i + 1].specs[0]
+            if pj.kernel == 1 and pj.act == "none":
+                cand = (
+                    (k, kernels[i + 1]),
+                    dict(expand=1, kernel=s.kernel, stride=s.stride, cout=pj.cout, act=s.act, cin=s.cin, h=s.h, w=s.w),
+                )
+            elif pj.kernel == 1 and pj.act == s.act:
+                try:
+                    spec = OpSpec(
+                        "dsconv_pw", cin=s.cin, cout=pj.cout, h=s.h, w=s.w, kernel=s.kernel, stride=s.stride, act=s.act
+                    )
+                    out.append(((k, kernels[i + 1]), spec))
+                except ValueError:
+                    pass
+        elif kind(k) == "pwconv" and s.act != "none" and follows(i, i + 1) and kind(kernels[i + 1]) == "gap":
+            if follows(i + 1, i + 2) and kind(kernels[i + 2]) == "linear":
+                lin = kernels[i + 2].specs[0]
+                try:
+                    spec = OpSpec("head", cin=s.cin, mid=s.cout, cout=lin.cout, h=s.h, w=s.w, act=s.act)
+                    out.append(((k, kernels[i + 1], kernels[i + 2]), spec))
+                except ValueError:
+                    pass
+        if cand is not None:
+            parts, f = cand
+            try:
+                out.append((parts, OpSpec("mbconv", **f)))
+            except ValueError:
+                pass
+    return out
