@@ -78,24 +78,25 @@ def test_torch_rules_fuse_nothing():
     assert ks.rules.name == "torch"
     assert [k.type for k in ks] == ["conv", "batchnorm", "activation", "elementwise"]
     assert ks.kernels[0].specs[0].key == "conv:cin=8,cout=8,h=16,w=16,kernel=3,stride=1,act=none"
-    assert [k.why for k in ks.unmapped()] == [
-        "no op kind for batchnorm kernels yet",
-        "no op kind for activation kernels yet",
-        "no op kind for elementwise kernels yet",
+    assert [k.specs[0].key if k.specs else k.why for k in ks] == [
+        "conv:cin=8,cout=8,h=16,w=16,kernel=3,stride=1,act=none",
+        "batchnorm:cin=8,h=16,w=16,act=none",  # not folded in eager torch
+        "no op kind for activation kernels yet",  # a lone ReLU
+        "add:cin=8,h=16,w=16,act=none",  # the residual add of two activations
     ]
 
 
-def test_grouped_conv_is_a_kernel_without_an_op_kind():
+def test_grouped_conv_is_a_conv_with_groups():
     nodes = [
         node("Conv", ["x", "w"], ["c"], "gconv", kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=4),
         node("Relu", ["c"], ["y"], "relu"),
     ]
     g = onnx_graph(nodes, {"x": [1, 8, 16, 16]}, {"y": [1, 16, 16, 16]}, [weight("w", 16, 2, 3, 3)])
     (k,) = detect_kernels(g)
-    assert (k.type, k.ops, k.specs) == ("grouped_conv", "Conv+Relu", ())
-    assert k.why == "grouped convolution (groups=4) has no op kind yet"
-    assert k.macs == 16 * 16 * 16 * 2 * 9
-    assert k.signature == "grouped_conv:1x8x16x16->1x16x16x16:73728"
+    assert (k.type, k.ops, k.why) == ("grouped_conv", "Conv+Relu", "")
+    assert k.specs[0].key == "conv:cin=8,cout=16,h=16,w=16,kernel=3,stride=1,act=relu,groups=4"
+    assert k.macs == 16 * 16 * 16 * 2 * 9 == k.specs[0].flops
+    assert k.signature == k.specs[0].key
 
 
 def test_depthwise_hardswish_and_composites():
@@ -117,7 +118,7 @@ def test_depthwise_hardswish_and_composites():
     silu = [hs[0], node("Sigmoid", ["c"], ["s"], "sig"), hs[2]]
     ks = detect_kernels(onnx_graph(silu, {"x": [1, 8, 16, 16]}, {"y": [1, 16, 16, 16]}, [weight("w", 16, 8, 1, 1)]))
     assert [k.ops for k in ks] == ["Conv+Sigmoid+Mul"]
-    assert ks.kernels[0].why == "activation silu has no op kind yet"
+    assert ks.kernels[0].specs[0].key == "pwconv:cin=8,cout=16,h=16,w=16,act=silu"
     # sigmoid(x) * y of another tensor is no SiLU: the composite must close on its own input
     gate = [node("Sigmoid", ["a"], ["s"], "sig"), node("Mul", ["b", "s"], ["y"], "mul")]
     ks = detect_kernels(onnx_graph(gate, {"a": [1, 8], "b": [1, 8]}, {"y": [1, 8]}), rules="torch")
@@ -160,7 +161,7 @@ def test_channel_shuffle_is_one_kernel():
     inits = [ints("s1", [1, 2, 4, 4, 4]), ints("s2", [1, 8, 4, 4])]
     ks = detect_kernels(onnx_graph(nodes, {"x": [1, 8, 4, 4]}, {"y": [1, 8, 4, 4]}, inits))
     assert [(k.type, k.ops) for k in ks] == [("channel_shuffle", "Reshape+Transpose+Reshape")]
-    assert ks.kernels[0].why == "no op kind for channel_shuffle kernels yet" and not ks.free
+    assert ks.kernels[0].specs[0].key == "channel_shuffle:cin=8,h=4,w=4,groups=2" and not ks.free
     # a reshape alone (flatten before a linear layer) is free
     flat = [node("Reshape", ["x", "s"], ["f"], "flat"), node("Gemm", ["f", "w"], ["y"], "fc", transB=1)]
     ks = detect_kernels(onnx_graph(flat, {"x": [1, 8, 1, 1]}, {"y": [1, 4]}, [ints("s", [1, 8]), weight("w", 4, 8)]))
@@ -181,7 +182,8 @@ def test_squeeze_and_excitation_is_one_kernel():
     ks = detect_kernels(onnx_graph(nodes, {"x": [1, 16, 8, 8]}, {"y": [1, 16, 8, 8]}, inits))
     (k,) = ks
     assert (k.type, k.ops) == ("se", "GlobalAveragePool+Conv+Relu+Conv+HardSigmoid+Mul")
-    assert k.macs == 16 * 64 + 16 * 4 + 4 * 16 and k.why == "no op kind for se kernels yet"
+    assert k.macs == 16 * 64 + 16 * 4 + 4 * 16 == k.specs[0].flops
+    assert k.specs[0].key == "se:cin=16,mid=4,h=8,w=8,act=relu,gate=hsigmoid"
     assert k.params == 4 * 16 + 4 + 16 * 4 + 16
 
 
@@ -197,7 +199,7 @@ def test_attention_matmuls_are_one_kernel():
     (k,) = detect_kernels(g)
     assert (k.type, k.ops) == ("attention", "MatMul+Div+Softmax+MatMul")
     assert k.macs == 2 * (4 * 16 * 16 * 8) + 4 * 16 * 16  # two matmuls + the softmax's input
-    assert k.why == "no op kind for attention kernels yet"
+    assert k.specs[0].key == "attention:cin=8,heads=4,tokens=16" and k.macs == k.specs[0].flops
     # a lone product of two activations is a matmul kernel
     (mm,) = detect_kernels(onnx_graph(nodes[:1], inputs, {"s": [1, 4, 16, 16]}))
     assert mm.type == "matmul" and mm.why == "a product of two activations (attention) has no op kind yet"
@@ -217,8 +219,10 @@ def test_concat_pools_resize_and_softmax_kernels():
     assert [k.type for k in ks] == ["maxpool", "avgpool", "concat", "resize", "softmax"]
     assert ks.kernels[0].specs[0].key == "maxpool:cin=8,h=16,w=16,kernel=3,stride=2"
     assert ks.kernels[1].specs[0].key == "avgpool:cin=8,h=16,w=16,kernel=2,stride=2"
-    assert [k.why for k in ks.kernels[2:]] == [
-        f"no op kind for {t} kernels yet" for t in ("concat", "resize", "softmax")
+    assert [k.specs[0].key if k.specs else k.why for k in ks.kernels[2:]] == [
+        "concat:cin=8,cout=16,h=8,w=8,inputs=2",
+        "resize:cin=16,h=8,w=8,scale=2,mode=nearest",
+        "softmax over another axis than the last has no op kind",  # over channels (axis 1)
     ]
     assert ks.kernels[2].output_shape == (1, 16, 8, 8) and ks.kernels[3].output_shape == (1, 16, 16, 16)
     assert ks.type_counts() == {"maxpool": 1, "avgpool": 1, "concat": 1, "resize": 1, "softmax": 1}

@@ -317,7 +317,7 @@ def detect_kernels(graph: Graph, rules: RuleSet | str | None = None, *, device: 
 
 
 def _kernel(graph: Graph, rule: str, chain: Sequence[Node], originals: tuple[Node, ...]) -> Kernel:
-    from hwlat.graph.mapping import describe_kernel
+    from hwlat.graph.mapping import describe_kernel, vocab_spec
 
     inside = {t for n in originals for t in n.outputs}
     acts_in = [t for n in originals for t in n.inputs if t and t not in inside and not graph.tensors[t].const]
@@ -332,6 +332,13 @@ def _kernel(graph: Graph, rule: str, chain: Sequence[Node], originals: tuple[Nod
         + sum(graph.tensors[t].nbytes for t in consts)
     )
     ktype, specs, why, note = describe_kernel(graph, rule, chain, originals, first_in)
+    if not specs:  # the kernel vocabulary of real models: se, add, concat, resize, attention, ...
+        k = Kernel(chain[0].name, ktype, originals, macs, params, nbytes, tuple(first_in), tuple(out_shape))
+        spec, why2 = vocab_spec(graph, k)
+        if spec is not None:
+            specs, why = (spec,), ""
+        elif why2:
+            why = why2
     return Kernel(
         chain[0].name, ktype, originals, macs, params, nbytes, tuple(first_in), tuple(out_shape), specs, why, note
     )

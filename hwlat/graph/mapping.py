@@ -10,6 +10,7 @@ kinds. Blocks (:func:`compose_blocks`) map consecutive kernels to ``mbconv``, ``
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,7 +19,7 @@ from hwlat.graph.vocab import op_category
 
 __all__ = ["compose_blocks", "describe_kernel"]
 
-_ACT = {"relu": "relu", "relu6": "relu6", "hardswish": "hswish"}
+_ACT = {"relu": "relu", "relu6": "relu6", "hardswish": "hswish", "silu": "silu", "sigmoid": "sigmoid", "prelu": "prelu"}
 
 
 def _activation(nodes: Sequence[Node]) -> tuple[str | None, str]:
@@ -68,6 +69,105 @@ def describe_kernel(
     return typ, (), f"no op kind for {typ} kernels yet", ""
 
 
+# ------------------------------------------------------------------ the kernel vocabulary (hwlat.ops.VOCAB_KINDS)
+def vocab_spec(graph: Graph, k: Any) -> tuple[Any, str]:
+    """(OpSpec, "") of a kernel the conv/linear/pool kinds do not cover, from the kernel vocabulary
+    (se, add, scalar, concat, resize, softmax, layernorm, attention, conv_transpose,
+    channel_shuffle, batchnorm, pad), or (None, why not)."""
+    nodes, head, ins = k.nodes, k.nodes[0], tuple(k.input_shape)
+    if k.type == "se":
+        return _se(graph, nodes, ins)
+    if head.op in ("add", "sub", "mul", "div") and len(ins) in (2, 3, 4):
+        return _elementwise(graph, head, nodes, ins)
+    if head.op == "concat":
+        return _concat(graph, head)
+    if head.op == "resize":
+        cin, h, w = graph.chw(ins)
+        _, ho, wo = graph.chw(tuple(graph.out(head).shape))
+        if ho % h or wo % w or ho // h != wo // w:
+            return None, "resize by a non-integer or non-uniform scale has no op kind"
+        mode = "bilinear" if head.attr("mode") == "linear" or head.source_op == "RESIZE_BILINEAR" else "nearest"
+        return _spec("resize", cin=cin, h=h, w=w, scale=ho // h, mode=mode)
+    if head.op in ("softmax", "layernorm") and len(nodes) == 1:
+        if head.attr("axis", -1) % len(ins) != len(ins) - 1:
+            return None, f"{head.op} over another axis than the last has no op kind"
+        return _spec(head.op, cin=ins[-1], tokens=math.prod(ins[1:-1]) if len(ins) > 1 else 1)
+    if k.type == "attention":
+        q = tuple(graph.activations(nodes[0])[0].shape)
+        if len(q) < 3:
+            return None, "attention on 2-D operands has no op kind"
+        return _spec("attention", cin=q[-1], heads=math.prod(q[1:-2]) if len(q) > 3 else q[0], tokens=q[-2])
+    if head.op == "conv_transpose":
+        return _conv_transpose(graph, head, nodes, ins, k.output_shape)
+    if k.type == "channel_shuffle":
+        cin, h, w = graph.chw(ins)
+        five = graph.out(head).shape
+        return _spec("channel_shuffle", cin=cin, h=h, w=w, groups=five[1] if graph.layout == "NCHW" else five[3])
+    if head.op == "batchnorm":
+        cin, h, w = graph.chw(ins)
+        act, why = _activation(nodes[1:])
+        return _spec("batchnorm", cin=cin, h=h, w=w, act=act) if act else (None, why)
+    if head.op == "pad" and len(nodes) == 1:
+        cin, h, w = graph.chw(ins)
+        cout, ho, wo = graph.chw(tuple(k.output_shape))
+        if (ho, wo) != (h, w):
+            return None, "a spatial pad not followed by a conv has no op kind"
+        return _spec("pad", cin=cin, cout=cout, h=h, w=w)
+    return None, ""
+
+
+def _se(graph: Graph, nodes: Sequence[Node], ins: tuple[int, ...]) -> tuple[Any, str]:
+    mats = [n for n in nodes if n.op in ("conv", "gemm", "matmul")]
+    if len(mats) != 2:
+        return None, "an SE block without two projections"
+    mid = graph.out(mats[0]).shape
+    mid = mid[1] if len(mid) == 4 and graph.layout == "NCHW" else mid[-1]
+    after = nodes[nodes.index(mats[1]) :]
+    gate = "sigmoid" if any(n.op == "sigmoid" for n in after) else "hsigmoid"
+    act, why = _activation(nodes[nodes.index(mats[0]) + 1 : nodes.index(mats[1])])
+    if act is None:
+        return None, f"SE block: {why}"
+    cin, h, w = graph.chw(ins)
+    return _spec("se", cin=cin, mid=mid, h=h, w=w, act=act, gate=gate)
+
+
+def _elementwise(graph: Graph, head: Node, nodes: Sequence[Node], ins: tuple[int, ...]) -> tuple[Any, str]:
+    acts, consts = graph.activations(head), graph.constants(head)
+    act, why = _activation(nodes[1:])
+    if act is None:
+        return None, why
+    cin, h, w = graph.chw(ins) if len(ins) == 4 else (ins[-1], math.prod(ins[1:-1]), 1)
+    if len(acts) == 2 and acts[0].shape == acts[1].shape:
+        return _spec("add", cin=cin, h=h, w=w, act=act)
+    if len(acts) == 1 and consts and all(c.size in (1, cin) for c in consts):
+        return _spec("scalar", cin=cin, h=h, w=w, act=act)
+    return None, "a broadcast product of two activations has no op kind yet"
+
+
+def _concat(graph: Graph, head: Node) -> tuple[Any, str]:
+    acts = graph.activations(head)
+    out = graph.out(head).shape
+    axis = head.attr("axis", 0) % max(1, len(out))
+    if len(out) != 4 or axis != (1 if graph.layout == "NCHW" else 3) or len(acts) != len(head.inputs):
+        return None, "only channel concats of activations have an op kind"
+    cin, h, w = graph.chw(tuple(acts[0].shape))
+    return _spec("concat", cin=cin, cout=graph.chw(tuple(out))[0], h=h, w=w, inputs=len(acts))
+
+
+def _conv_transpose(graph: Graph, head: Node, nodes, ins, out_shape) -> tuple[Any, str]:
+    cin, h, w = graph.chw(ins)
+    ks, st = head.attr("kernel"), head.attr("stride")
+    if len(set(ks)) != 1 or len(set(st)) != 1 or head.attr("groups", 1) != 1:
+        return None, "a non-square or grouped transposed conv has no op kind"
+    _, ho, wo = graph.chw(tuple(out_shape))
+    if (ho, wo) != (h * st[0], w * st[0]):
+        return None, "a transposed conv whose output is not stride x its input has no op kind"
+    act, why = _activation(nodes)
+    if act is None:
+        return None, why
+    return _spec("conv_transpose", cin=cin, cout=head.attr("cout"), h=h, w=w, kernel=ks[0], stride=st[0], act=act)
+
+
 def _category_type(head: Node) -> str:
     from hwlat.graph.vocab import op_category
 
@@ -111,8 +211,9 @@ def _conv(
     act, why = _activation(nodes)
     if act is None:
         return typ, (), why, note
-    if typ == "grouped_conv" or typ == "dwconv_multiplier":
-        return typ, (), f"grouped convolution (groups={groups}) has no op kind yet", note
+    if typ == "grouped_conv" or typ == "dwconv_multiplier":  # conv with groups
+        spec, why = _spec("conv", cin=cin, cout=cout, h=h, w=w, kernel=k, stride=stride[0], act=act, groups=groups)
+        return typ, (spec,) if spec else (), why, note
     if typ == "dwconv":
         spec, why = _spec("dwconv", cin=cin, h=h, w=w, kernel=k, stride=stride[0], act=act)
         return typ, (spec,) if spec else (), why, note
@@ -138,11 +239,10 @@ def _linear(graph: Graph, rule: str, head: Node, nodes: Sequence[Node], in_shape
     for d in in_shape[:-1]:
         rows *= d
     typ = "linear"
-    if rows != 1 or len(out) < 1:
-        return typ, (), f"linear layer over {rows} rows (tokens) has no op kind yet", ""
     act, why = _activation(nodes)
     note = f"activation {act} not in the linear kind" if act not in (None, "none") else ""
-    spec, why = _spec("linear", cin=int(head.attr("k", in_shape[-1])), cout=int(out[-1]))
+    tokens = {} if rows == 1 else {"tokens": rows}  # a linear layer over tokens (transformers)
+    spec, why = _spec("linear", cin=int(head.attr("k", in_shape[-1])), cout=int(out[-1]), **tokens)
     return typ, (spec,) if spec else (), why, note
 
 
