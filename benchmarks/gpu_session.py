@@ -178,6 +178,9 @@ class _Timer:
 
 
 def _raise_deadline(signum, frame) -> None:
+    # Armed again: a signal's exception raised while Python runs a weakref callback or __del__ is
+    # dropped ("Exception ignored in ..."), so the timer fires until one gets through (__exit__ disarms it).
+    signal.setitimer(signal.ITIMER_REAL, 0.2)
     raise Deadline
 
 
