@@ -299,7 +299,8 @@ def compare(
     for backend in backends:
         # a device runs torch models and its own file format (an .onnx file does not run on LiteRT)
         supports = getattr(backend, "supports", lambda item: None)
-        runs = [n for n in networks if supports(n) is None]
+        problems = [supports(n) for n in networks]  # why the device does not run a model (None: it does)
+        runs = [n for n, why in zip(networks, problems) if why is None]
         if isinstance(backend, StoredDevice):
             new, info = 0, backend.info
         else:
@@ -316,7 +317,7 @@ def compare(
             )
         if missing:  # run_measure measures every missing key, so this is a bug, not a user error
             raise RuntimeError(f"{backend.spec.key}: no measurement of {', '.join(missing)} after measuring")
-        medians.append([rows.get(n.key) if supports(n) is None else supports(n) for n in networks])
+        medians.append([rows.get(n.key) if why is None else why for n, why in zip(networks, problems)])
 
     cells: list[list[Cell]] = [[None] * len(backends) for _ in networks]  # type: ignore[list-item]
     nan = float("nan")

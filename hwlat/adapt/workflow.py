@@ -111,16 +111,12 @@ def adapt_table(
     Returns ``(predictor, path, metadata path)``.
     """
     from hwlat.predict import save_predictor, table_checksum
-    from hwlat.predict.predictor import _meta_digest, check_predictor_output
+    from hwlat.predict.predictor import check_predictor_output
 
     check_predictor_output(out, force)  # before any fitting: never a table, another file only with --force
     predictors, names = load_sources(sources)
     items, y, key, df = target_rows(table, device)
     predictor = adapt_predictor(predictors, items, y, device_key=key, source_names=names)
     predictor.table_sha256_ = table_checksum(df)
-    path, meta_path = save_predictor(predictor, out, table=str(table), force=force)
-    meta = json.loads(Path(meta_path).read_text())
-    meta["adaptation"] = predictor.adaptation_
-    meta["meta_sha256"] = _meta_digest(meta)  # the record is part of what the checksum covers
-    Path(meta_path).write_text(json.dumps(meta, indent=1) + "\n")
+    path, meta_path = save_predictor(predictor, out, table=str(table), force=force)  # writes the adaptation record
     return predictor, Path(path), Path(meta_path)

@@ -76,6 +76,11 @@ class Tensor:
     def nbytes(self) -> int:
         return self.size * DTYPE_BYTES.get(self.dtype, 4)
 
+    @property
+    def is_weight(self) -> bool:
+        """A constant that counts as parameters: float or 8-bit (quantised) values, not integer shapes."""
+        return self.const and self.dtype.startswith(("float", "bfloat", "int8", "uint8"))
+
 
 @dataclass(frozen=True)
 class Node:
@@ -177,7 +182,7 @@ class Graph:
         return node_macs(self, node)
 
     def node_params(self, node: Node) -> int:
-        return sum(t.size for t in self.constants(node) if t.dtype.startswith(("float", "bfloat", "int8", "uint8")))
+        return sum(t.size for t in self.constants(node) if t.is_weight)
 
     def node_bytes(self, node: Node) -> int:
         """Bytes read and written: activations in and out, plus its constants."""
@@ -191,10 +196,8 @@ class Graph:
 
     @cached_property
     def params(self) -> int:
-        used = {t for n in self.nodes for t in n.inputs if t and self.tensors[t].const}
-        return sum(
-            self.tensors[t].size for t in used if self.tensors[t].dtype.startswith(("float", "bfloat", "int8", "uint8"))
-        )
+        used = {t for n in self.nodes for t in n.inputs if t and self.tensors[t].is_weight}
+        return sum(self.tensors[t].size for t in used)
 
     @cached_property
     def bytes(self) -> int:

@@ -325,7 +325,7 @@ def _kernel(graph: Graph, rule: str, chain: Sequence[Node], originals: tuple[Nod
     out_shape = graph.tensors[chain[-1].outputs[0]].shape if chain[-1].outputs else ()
     macs = sum(graph.node_macs(n) for n in originals)
     consts = {t for n in originals for t in n.inputs if t and graph.tensors[t].const}
-    params = sum(graph.tensors[t].size for t in consts if not graph.tensors[t].dtype.startswith(("int64", "int32")))
+    params = sum(graph.tensors[t].size for t in consts if graph.tensors[t].is_weight)
     nbytes = (
         sum(graph.tensors[t].nbytes for t in dict.fromkeys(acts_in))
         + sum(graph.tensors[t].nbytes for t in chain[-1].outputs)

@@ -263,7 +263,7 @@ def _gap(graph: Graph, head: Node, in_shape) -> tuple[str, tuple, str, str]:
         rest = list(in_shape[1:])
         rest.remove(out[-1])
         cin, (h, w) = out[-1], rest
-    spatial_gone = len(out) >= 2 and graph.chw(tuple(out))[1:] == (1, 1) if len(out) == 4 else len(out) == 2
+    spatial_gone = len(out) == 2 or (len(out) == 4 and graph.chw(tuple(out))[1:] == (1, 1))
     if not spatial_gone or len(in_shape) != 4:
         return "reduce", (), "a reduction that is not a global average pool has no op kind yet", ""
     spec, why = _spec("gap", cin=cin, h=h, w=w)
@@ -282,11 +282,7 @@ def compose_blocks(kernels: Sequence[Any], graph: Graph) -> list[tuple[tuple[Any
     from hwlat.ops import OpSpec
 
     out: list[tuple[tuple[Any, ...], Any]] = []
-    by_input: dict[str, int] = {}
     outputs = [k.nodes[-1].outputs[0] if k.nodes[-1].outputs else "" for k in kernels]
-    for i, k in enumerate(kernels):
-        for t in k.nodes[0].inputs:
-            by_input.setdefault(t, i)
 
     def follows(i: int, j: int) -> bool:
         return j < len(kernels) and outputs[i] in kernels[j].nodes[0].inputs

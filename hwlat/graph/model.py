@@ -165,7 +165,6 @@ def _rebuild(*args) -> Model:
 
 
 def _graph_of(model: Model, batch: int) -> Graph:
-    shape = (batch, *model.input_shape[1:])
     src = dict(model.provenance)
     src["format"] = model.format
     if model.format == "onnx":
@@ -177,26 +176,28 @@ def _graph_of(model: Model, batch: int) -> Graph:
         from hwlat.graph.tflite_import import graph_from_tflite
 
         return graph_from_tflite(model.path, name=model.name, batch=batch, source=src)
-    from hwlat.devices.onnxruntime import export_onnx  # torch: the exporter's graph (cached like every export)
+    return _exported_graph(model, batch, model.name, src)  # torch: the exporter's graph
+
+
+def _exported_graph(item: Any, batch: int, name: str, source: dict) -> Graph:
+    """The graph of ``item`` exported to ONNX at ``batch`` (the export is cached like every export)."""
+    from hwlat.devices.onnxruntime import export_onnx
     from hwlat.graph.onnx_import import graph_from_onnx
 
-    path = export_onnx(model, batch)
-    src["format"] = model.format
-    label = f"{model.name} (exported with torch.onnx)"
-    return graph_from_onnx(path, input_shape=shape, batch=batch, name=model.name, source=src, label=label)
+    shape = (batch, *item.input_shape[1:]) if isinstance(item, Model) else None  # ops/networks export static shapes
+    label = f"{name} (exported with torch.onnx)"
+    return graph_from_onnx(
+        export_onnx(item, batch), input_shape=shape, batch=batch, name=name, source=source, label=label
+    )
 
 
 def item_graph(item: Any, batch: int = 1) -> Graph:
     """The graph of any measurable item: a Model, a Network or an OpSpec (the last two through ONNX export)."""
     if isinstance(item, Model):
         return item.graph(batch)
-    from hwlat.devices.onnxruntime import export_onnx
-    from hwlat.graph.onnx_import import graph_from_onnx
-
     name = getattr(item, "name", None) or item.key
     src = {"format": "network" if item.kind == "network" else "op", "input_shape": format_shape(item.input_shape)}
-    label = f"{name} (exported with torch.onnx)"
-    return graph_from_onnx(export_onnx(item, batch), batch=batch, name=name, source=src, label=label)
+    return _exported_graph(item, batch, name, src)
 
 
 # ------------------------------------------------------------------ loading

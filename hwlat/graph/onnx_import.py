@@ -10,6 +10,7 @@ refused with one error naming each op type, its count and where it occurs.
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,12 @@ def _fold_shapes(model, label: str, rounds: int = 10):
 
 
 _INT_OPS = {"Add": "add", "Sub": "subtract", "Mul": "multiply", "Div": "floor_divide", "Mod": "mod"}
+# What shape arithmetic is made of; only tensors of at most _SMALL elements are ever folded.
+_FOLDABLE = frozenset(
+    {"Constant", "Shape", "Cast", "Slice", "Concat", "Gather", "Unsqueeze", "Squeeze", "Reshape", "Equal", "Less"}
+    | {"Greater", "Max", "Min", "Where", "Neg", "Expand", "ConstantOfShape", "Transpose", *_INT_OPS}
+)
+_SMALL = 64
 
 
 def _fold_once(model) -> int:
@@ -162,24 +169,26 @@ def _fold_once(model) -> int:
 
     g = model.graph
     shapes = {n: d for n, (d, _) in _value_shapes(model).items()}
-    val = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    # weights are never part of shape arithmetic: only small tensors are read (and converted) at all
+    val = {i.name: numpy_helper.to_array(i) for i in g.initializer if math.prod(i.dims) <= _SMALL}
     folded = []
     for n in g.node:
+        if n.op_type not in _FOLDABLE:
+            continue
+        if n.op_type == "Constant":
+            t = next((x.t for x in n.attribute if x.name == "value"), None)
+            if t is not None and math.prod(t.dims) <= _SMALL:
+                val[n.output[0]] = numpy_helper.to_array(t)
+            continue
         a = _attrs(n)
         ins = [val.get(i) for i in n.input]
         out = None
         try:
-            if n.op_type == "Constant" and "value" in a:
-                out = numpy_helper.to_array(a["value"])
-                val[n.output[0]] = out
-                continue
             if n.op_type == "Shape":
                 d = shapes.get(n.input[0])
                 if d and all(isinstance(x, int) for x in d):
                     out = np.array(d, np.int64)[slice(a.get("start"), a.get("end"))]
-            elif not n.input or any(x is None for x in ins if x is not None) or ins[0] is None:
-                out = None
-            elif ins[0].dtype.kind not in "iub" or ins[0].size > 64:
+            elif not n.input or ins[0] is None or ins[0].dtype.kind not in "iub":
                 out = None
             elif n.op_type == "Cast":
                 out = ins[0].astype(helper.tensor_dtype_to_np_dtype(a["to"]))
@@ -226,7 +235,7 @@ def _fold_once(model) -> int:
                 out = np.full(shape, fill.reshape(-1)[0], dtype=fill.dtype) if np.prod(shape) <= 64 else None
         except (ValueError, IndexError, TypeError, KeyError):
             out = None
-        if out is not None and len(n.output) == 1:
+        if out is not None and len(n.output) == 1 and np.asarray(out).size <= _SMALL:
             val[n.output[0]] = np.asarray(out)
             folded.append(n)
     for n in folded:

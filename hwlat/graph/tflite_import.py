@@ -29,7 +29,8 @@ def tflite_interpreter(path: str | Path, threads: int = 1):
     except ImportError:
         raise GraphError("ai-edge-litert is not installed: pip install 'hwlat[tflite]'") from None
     path = Path(path)
-    head = path.read_bytes()[:8]
+    with open(path, "rb") as f:
+        head = f.read(8)
     if len(head) < 8 or head[4:8] != b"TFL3":
         raise GraphError(f"{path}: not a TFLite flatbuffer (no TFL3 identifier; corrupt or another format?)")
     try:

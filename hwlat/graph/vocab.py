@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from hwlat.graph.core import Graph, Node
 
-__all__ = ["ACTIVATIONS", "CONTROL_FLOW", "ONNX_OPS", "TFLITE_OPS", "node_macs", "op_category", "refuse_ops"]
+__all__ = ["CONTROL_FLOW", "ONNX_OPS", "TFLITE_OPS", "node_macs", "op_category", "refuse_ops"]
 
 # Canonical op -> category (what a kernel made of it is called when nothing fuses it).
 _CATEGORY: dict[str, str] = {
@@ -109,7 +109,6 @@ _CATEGORY: dict[str, str] = {
     **dict.fromkeys(("topk",), "reduce"),
 }
 
-ACTIVATIONS = frozenset(k for k, v in _CATEGORY.items() if v == "activation")
 CONTROL_FLOW = frozenset({"If", "Loop", "Scan", "WHILE", "IF", "CALL_ONCE", "CALL"})
 
 

@@ -12,8 +12,6 @@ kernels with their counts and share of MACs, and the command that measures them;
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,10 +48,6 @@ class Unit:
     @property
     def macs(self) -> int:
         return sum(k.macs for k in self.kernels)
-
-    @property
-    def ops(self) -> str:
-        return " | ".join(k.ops for k in self.kernels)
 
 
 @dataclass
@@ -228,7 +222,3 @@ def kernel_specs(kernel_set: Any) -> list[Any]:
         if k.specs:
             seen.setdefault(k.specs[0].key, k.specs[0])
     return list(seen.values())
-
-
-def counts_by_type(units: Sequence[Unit]) -> Counter[str]:
-    return Counter(u.type for u in units)

@@ -24,6 +24,7 @@ from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.ensemble import ExtraTreesRegressor, GradientBoostingRegressor, RandomForestRegressor
 from sklearn.utils.validation import check_is_fitted
 
+from hwlat.cache import file_sha256
 from hwlat.network import Network
 from hwlat.ops import WHOLE_KINDS, OpSpec
 from hwlat.predict.calibration import fit_scale_overhead, network_ms
@@ -510,8 +511,10 @@ def save_predictor(
         "training_table_sha256": predictor.table_sha256_,
         "drift_corrected": predictor.drift_corrected_,
         "versions": _versions(),
-        "file_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "file_sha256": file_sha256(path),
     }
+    if getattr(predictor, "adaptation_", None):  # a few-shot predictor (hwlat.adapt): method, sources, N
+        meta["adaptation"] = predictor.adaptation_
     meta["meta_sha256"] = _meta_digest(meta)
     meta_path.write_text(json.dumps(meta, indent=1) + "\n")
     return path, meta_path
@@ -541,7 +544,7 @@ def load_predictor(path: str | Any) -> LatencyPredictor:
             f"{meta_path}: checksum does not match: the metadata was modified; refusing to load "
             f"(re-save it, or {_refit_hint(meta)})"
         )
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = file_sha256(path)
     if digest != meta.get("file_sha256"):
         raise PredictorFileError(
             f"{path}: checksum does not match its metadata: the file was modified; refusing to load"
