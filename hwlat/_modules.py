@@ -30,6 +30,12 @@ def activation(name: str, channels: int = 1) -> nn.Module:
         return nn.Sigmoid()
     if name == "prelu":
         return nn.PReLU(channels)
+    if name == "gelu":
+        return nn.GELU()
+    if name == "hsigmoid":
+        return nn.Hardsigmoid()
+    if name == "tanh":
+        return nn.Tanh()
     return nn.Identity()
 
 
@@ -250,6 +256,17 @@ class ChannelShuffleNHWC(nn.Module):
         return x.reshape(n, h, w, self.groups, c // self.groups).transpose(3, 4).reshape(n, h, w, c)
 
 
+class PReLUNHWC(nn.Module):
+    """:class:`torch.nn.PReLU` with one slope per channel on channel-last input."""
+
+    def __init__(self, prelu: nn.PReLU) -> None:
+        super().__init__()
+        self.weight = prelu.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.where(x >= 0, x, x * self.weight)
+
+
 class Scalar(nn.Module):
     """One element-wise op with a constant scalar (``x * a``; ``x + b`` costs the same), then ``act``."""
 
@@ -285,6 +302,8 @@ def build_op_nhwc(op: OpSpec, module: nn.Module) -> nn.Module:
         return ChannelShuffleNHWC(op.groups)
     if op.kind == "pad":
         return ChannelPad(op.cout - op.cin, dim=3)
+    if op.kind == "act":
+        return PReLUNHWC(module) if isinstance(module, nn.PReLU) else module  # element-wise: any layout
     raise AssertionError(f"no channel-last twin for {op.kind!r}")  # OpSpec.build_nhwc checked has_nhwc_twin
 
 
@@ -352,4 +371,6 @@ def build_op(op: OpSpec) -> nn.Module:
         return Scalar(op)
     if kind == "pad":
         return ChannelPad(op.cout - op.cin)
+    if kind == "act":
+        return activation(op.act, op.cin)
     raise AssertionError(f"no builder for {kind!r}")  # OpSpec validated the kind

@@ -36,8 +36,9 @@ __all__ = [
 ]
 
 # The first four are what every kind has always built; silu, sigmoid and prelu (one slope per channel: it
-# adds parameters) came with the kernel vocabulary. GELU is left out: no conv-like kind ships with it.
-ACTIVATIONS = ("relu", "relu6", "hswish", "none", "silu", "sigmoid", "prelu")
+# adds parameters) came with the kernel vocabulary, gelu, hsigmoid and tanh with the standalone ``act`` kind
+# (LiteRT runs HARD_SWISH, LOGISTIC, GELU, TANH as ops of their own, not fused into a conv).
+ACTIVATIONS = ("relu", "relu6", "hswish", "none", "silu", "sigmoid", "prelu", "gelu", "hsigmoid", "tanh")
 # SE gates (``se`` kind) and resize modes (``resize`` kind): the string-valued fields besides ``act``.
 GATES = ("sigmoid", "hsigmoid")
 RESIZE_MODES = ("nearest", "bilinear")
@@ -142,6 +143,7 @@ OP_KINDS: tuple[str, ...] = tuple(
         register_kind("batchnorm", ("cin", "h", "w", "act")),
         register_kind("scalar", ("cin", "h", "w", "act")),
         register_kind("pad", ("cin", "cout", "h", "w")),
+        register_kind("act", ("cin", "h", "w", "act")),
     )
 )
 # The kinds added for real models' kernels (everything after ``head``).
@@ -165,7 +167,7 @@ _INT_FIELDS = (
 )
 _STR_FIELDS = ("act", "gate", "mode")
 # Kinds with a channel-last twin module (OpSpec.build_nhwc) for TFLite converters.
-_NHWC_TWINS = ("se", "concat", "channel_shuffle", "pad")
+_NHWC_TWINS = ("se", "concat", "channel_shuffle", "pad", "act")
 # Kinds whose input is a sequence (1, tokens, cin) rather than an image (1, cin, h, w).
 _TOKEN_KINDS = ("softmax", "layernorm")
 
@@ -223,7 +225,8 @@ class OpSpec:
     and ``layernorm`` over ``cin``, both of (1, tokens, cin); ``attention`` softmax(q k^T / sqrt(d)) v;
     ``conv_transpose`` (with bias) to ``stride`` x the input, then act; ``channel_shuffle``;
     ``batchnorm`` that no conv absorbs, then act; ``scalar`` one element-wise op with a constant
-    scalar (x * a or x + b), then act; ``pad`` zero-padding the channels from ``cin`` to ``cout``.
+    scalar (x * a or x + b), then act; ``pad`` zero-padding the channels from ``cin`` to ``cout``;
+    ``act`` an activation a runtime runs as an op of its own (a sequence's (1, tokens, cin) as ``h=tokens, w=1``).
 
     Shapes are bounded (:data:`LIMITS`): channels at most 65536, ``h``/``w`` at most 8192, ``kernel``
     at most 31; the environment variables ``HWLAT_MAX_CHANNELS``, ``HWLAT_MAX_SIZE`` and
@@ -385,7 +388,7 @@ class OpSpec:
             return (self.tokens, 1)
         if self.kind in ("gap", "head"):
             return (1, 1)
-        if self.kind in ("identity", "se", "add", "concat", "channel_shuffle", "batchnorm", "scalar", "pad"):
+        if self.kind in ("identity", "se", "add", "concat", "channel_shuffle", "batchnorm", "scalar", "pad", "act"):
             return (self.h, self.w)
         if self.kind == "attention":  # each head's score map
             return (self.tokens, self.tokens)
@@ -517,7 +520,7 @@ class OpSpec:
             return self.mid
         if kind == "se":
             return self.mid
-        if kind in ("add", "batchnorm", "scalar"):
+        if kind in ("add", "batchnorm", "scalar", "act"):
             return self.cin
         return 0
 

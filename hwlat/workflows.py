@@ -90,14 +90,20 @@ def resolve_networks(spec: str, seed: int = 0) -> list[Network]:
 
 def resolve_models(spec: str, *, input_shape: str | None = None, seed: int = 0) -> list:
     """Items named by a ``--model``/``--models`` value: comma-separated model files (.onnx, .tflite,
-    .pt2), ``pkg.module:factory`` and anything :func:`resolve_networks` takes (zoo names, random:N,
+    .pt2), ``pkg.module:factory``, variants of :mod:`hwlat.models` (``resnet50-w0.5-r160``) and anything
+    :func:`resolve_networks` takes (zoo names, random:N,
     .json networks). ``input_shape`` applies to every .onnx file and module given (.tflite files have
     fixed shapes)."""
     from hwlat.graph import MODEL_SUFFIXES, load_model
+    from hwlat.models import get_model, list_models
 
     out: list = []
     for part in (p.strip() for p in str(spec).split(",")):
         if not part:
+            continue
+        if list_models(part) == [part]:  # a variant of hwlat.models' families, e.g. mobilenetv2-w0.75-r160
+            variant = get_model(part)
+            out.append(load_model(variant.build(), input_shape=input_shape or variant.input_shape, name=part))
             continue
         is_file = Path(part).suffix.lower() in MODEL_SUFFIXES
         is_factory = ":" in part and not part.startswith("random:") and not Path(part).exists()

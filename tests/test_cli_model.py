@@ -335,3 +335,23 @@ def test_input_shape_for_the_onnx_file_does_not_break_the_tflite_one(capsys, whe
         f"{wheel_files['ch_ppocr_mobile_v2.0_cls_infer']},{wheel_files['hand_recrop']}", input_shape="1x3x48x192"
     )
     assert [m.input_shape for m in models] == [(1, 3, 48, 192), (1, 256, 256, 3)]
+
+
+def test_measure_auto_space_on_the_fake_device(tmp_path, capsys):
+    from hwlat.cli.main import main
+    from hwlat.store import LatencyStore
+
+    db = tmp_path / "t.db"
+    args = ["measure", "--device", "fake", "--space", "auto:mobilenetv2-w0.35-r128", "--n", "24", "--db", str(db)]
+    assert main([*args, "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "round 0: 12 measured from the prior" in out and "round 2:" in out
+    with LatencyStore(db) as store:
+        first = set(store.frame()["op_key"])
+    assert len(first) == 24
+    assert main([*args, "--quiet"]) == 0  # 24 more, none of them a row already there
+    assert "24 of these kinds were there already" in capsys.readouterr().out
+    with LatencyStore(db) as store:
+        assert len(set(store.frame()["op_key"])) == 48
+    assert main(["measure", "--device", "fake", "--space", "auto:", "--db", str(tmp_path / "u.db")]) != 0
+    assert "needs models" in capsys.readouterr().err

@@ -81,8 +81,30 @@ def test_torch_rules_fuse_nothing():
     assert [k.specs[0].key if k.specs else k.why for k in ks] == [
         "conv:cin=8,cout=8,h=16,w=16,kernel=3,stride=1,act=none",
         "batchnorm:cin=8,h=16,w=16,act=none",  # not folded in eager torch
-        "no op kind for activation kernels yet",  # a lone ReLU
+        "act:cin=8,h=16,w=16,act=relu",  # a lone ReLU: the standalone activation kind
         "add:cin=8,h=16,w=16,act=none",  # the residual add of two activations
+    ]
+
+
+def test_lone_activations_are_act_kernels_on_litert():
+    """LiteRT runs HARD_SWISH and TANH as ops of their own: each is an ``act`` kernel (a sequence's
+    (1, tokens, C) as h=tokens, w=1)."""
+    g = onnx_graph(
+        [
+            node("Conv", ["x", "w"], ["c"], "conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+            node("HardSwish", ["c"], ["h"], "hswish"),
+            node("Reshape", ["h", "s"], ["r"], "flat"),
+            node("Tanh", ["r"], ["y"], "tanh"),
+        ],
+        {"x": [1, 8, 16, 16]},
+        {"y": [1, 8, 256]},
+        [weight("w", 8, 8, 3, 3), ints("s", [1, 8, 256])],
+    )
+    lite = [k.specs[0].key if k.specs else k.why for k in detect_kernels(g, device="litert-cpu")]
+    assert lite == [
+        "conv:cin=8,cout=8,h=16,w=16,kernel=3,stride=1,act=none",
+        "act:cin=8,h=16,w=16,act=hswish",
+        "act:cin=256,h=8,w=1,act=tanh",
     ]
 
 

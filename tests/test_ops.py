@@ -136,7 +136,7 @@ def test_unused_fields_are_normalised():
         (dict(kind="conv", cin=16, h=8, w=8, kernel=3, stride=3), ["stride", "[1, 2]"]),
         (dict(kind="conv", cin=0, h=8, w=8, kernel=3), ["cin"]),
         (dict(kind="conv", cin=8, h=0, w=8, kernel=3), ["h="]),
-        (dict(kind="conv", cin=8, h=8, w=8, kernel=3, act="gelu"), ["act", "relu6"]),
+        (dict(kind="conv", cin=8, h=8, w=8, kernel=3, act="elu"), ["act", "relu6"]),
         (dict(kind="head", cin=8, mid=-1, h=8, w=8), ["mid"]),
     ],
 )

@@ -13,6 +13,8 @@ from hwlat.spaces import KERNEL_SPACES, MAX_FLOPS, get_space
 torch = pytest.importorskip("torch")
 
 EXAMPLES = [
+    OpSpec("act", cin=24, h=14, w=14, act="hswish"),
+    OpSpec("act", cin=64, h=197, w=1, act="gelu"),
     OpSpec("se", cin=16, mid=4, h=12, w=24, act="relu", gate="hsigmoid"),
     OpSpec("se", cin=32, mid=8, h=7, w=7, act="silu", gate="sigmoid"),
     OpSpec("add", cin=16, h=14, w=14, act="relu"),
@@ -174,7 +176,7 @@ def test_features_tell_variants_apart():
         (dict(kind="pad", cin=8, cout=8, h=4, w=4), ["cout=8", "pad"]),
         (dict(kind="attention", cin=8, heads=0, tokens=4), ["heads=0"]),
         (dict(kind="layernorm", cin=8, tokens=10000), ["tokens=10000", "HWLAT_MAX_SIZE"]),
-        (dict(kind="conv", cin=8, cout=8, h=8, w=8, kernel=3, act="gelu"), ["act", "prelu"]),
+        (dict(kind="conv", cin=8, cout=8, h=8, w=8, kernel=3, act="elu"), ["act", "prelu"]),
     ],
 )
 def test_invalid_values_name_the_field(fields, words):
@@ -195,7 +197,7 @@ def test_bad_keys():
 @pytest.mark.parametrize("op", ONE_PER_KIND, ids=_ids)
 def test_nhwc_twin_computes_the_same(op):
     twin = op.build_nhwc()
-    assert op.has_nhwc_twin == (op.kind in ("se", "concat", "channel_shuffle", "pad")) == (twin is not None)
+    assert op.has_nhwc_twin == (op.kind in ("se", "concat", "channel_shuffle", "pad", "act")) == (twin is not None)
     if twin is None:
         return
     x = torch.rand(op.input_shape) - 0.5
@@ -204,6 +206,19 @@ def test_nhwc_twin_computes_the_same(op):
         want = ref(x).permute(0, 2, 3, 1)
         got = twin(x.permute(0, 2, 3, 1).contiguous())
     torch.testing.assert_close(got, want)
+
+
+def test_prelu_twin_keeps_one_slope_per_channel():
+    from hwlat._modules import build_op_nhwc
+
+    op = OpSpec("act", cin=6, h=5, w=5, act="prelu")
+    module = op.build()
+    with torch.no_grad():
+        module.weight.copy_(torch.arange(6, dtype=torch.float32) / 10)
+    twin = build_op_nhwc(op, module)
+    x = torch.rand(op.input_shape) - 0.5
+    with torch.no_grad():
+        torch.testing.assert_close(twin(x.permute(0, 2, 3, 1)), module(x).permute(0, 2, 3, 1))
 
 
 # ------------------------------------------------------------------ predictor and spaces

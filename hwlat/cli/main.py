@@ -145,6 +145,8 @@ def cmd_measure(args: argparse.Namespace) -> int:
         return _measure_on_farm(args, protocol, options)
     backend = create_backend(args.device, threads=args.threads, batch=args.batch, options=options)
     reference = _reference(args.reference, backend, protocol) if args.reference else None
+    if args.space and args.space.startswith("auto:") and not (args.model or args.networks):
+        return _measure_auto(args, backend, protocol, reference)
     items = _items(args)
     from hwlat.cli.adapt import few_shot_items
 
@@ -172,6 +174,50 @@ def cmd_measure(args: argparse.Namespace) -> int:
     )
     if drift:
         print(drift)
+    return 0
+
+
+def _measure_auto(args: argparse.Namespace, backend, protocol, reference) -> int:
+    """``--space auto:M1,M2 --n N``: N new kernel configs around the models' kernels, then near the worst-predicted."""
+    from hwlat.ops import OpSpec
+    from hwlat.spaces.auto import auto_space, sample_adaptive
+    from hwlat.store import LatencyStore
+    from hwlat.workflows import run_measure
+
+    models = [m for m in args.space[len("auto:") :].split(",") if m.strip()]
+    if not models:
+        raise CLIError("--space auto: needs models to sample around: auto:MODEL[,MODEL...] (files, pkg.mod:factory)")
+    if args.few_shot:
+        raise CLIError("--few-shot chooses among given items; --space auto: chooses its own")
+    space = auto_space(models, device=backend.spec.key, seed=args.seed)
+    print(
+        f"{space.name}: {len(space.prior)} distinct kernel configs of {len(space.kinds)} kinds "
+        f"({', '.join(space.kinds)})"
+    )
+    t0 = time.perf_counter()
+    with LatencyStore(args.db) as store:
+
+        def table() -> dict[str, float]:
+            rows = store.frame(backend.spec.key, provenance=False) if backend.spec.key in store.device_keys() else None
+            if rows is None:
+                return {}
+            rows = rows[(rows["protocol"] == protocol.key) & rows["kind"].isin(space.kinds)]
+            return dict(zip(rows["op_key"], rows["median_ms"].astype(float)))
+
+        known = [(OpSpec.from_key(k), ms) for k, ms in table().items()]
+
+        def measure(batch: list) -> list[float]:
+            run_measure(backend, batch, store, protocol, quiet=args.quiet, jobs=args.jobs, reference=reference)
+            got = table()
+            return [got[op.key] for op in batch]
+
+        new, rounds = sample_adaptive(
+            space, args.n, measure, seed=args.seed, known=known, on_round=lambda r: print(r.describe(), flush=True)
+        )
+    print(
+        f"{backend.spec.key}: {len(new)} new configs measured into {args.db} in {len(rounds)} rounds "
+        f"({len(known)} of these kinds were there already; none measured twice) in {time.perf_counter() - t0:.1f} s"
+    )
     return 0
 
 
@@ -444,7 +490,11 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="backend name, e.g. onnxruntime-cpu (see `hwlat devices`); with --farm a comma list of DEVICE[@HOST]",
     )
-    s.add_argument("--space", help="op space to sample (see hwlat.spaces), e.g. mbconv")
+    s.add_argument(
+        "--space",
+        help="op space to sample (see hwlat.spaces), e.g. mbconv; auto:M1,M2 samples around those models' kernels, "
+        "then near the configs predicted worst (adaptive, in rounds)",
+    )
     s.add_argument("--n", type=_count(1), default=100, help="ops to sample from the space (default 100)")
     s.add_argument("--networks", help="networks instead of ops: zoo names, random:N, or .json files, comma-separated")
     _model_arguments(s)

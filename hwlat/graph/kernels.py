@@ -334,7 +334,7 @@ def _kernel(graph: Graph, rule: str, chain: Sequence[Node], originals: tuple[Nod
     ktype, specs, why, note = describe_kernel(graph, rule, chain, originals, first_in)
     if not specs:  # the kernel vocabulary of real models: se, add, concat, resize, attention, ...
         k = Kernel(chain[0].name, ktype, originals, macs, params, nbytes, tuple(first_in), tuple(out_shape))
-        spec, why2 = vocab_spec(graph, k)
+        spec, why2 = vocab_spec(graph, k, chain)
         if spec is not None:
             specs, why = (spec,), ""
         elif why2:

@@ -19,7 +19,17 @@ from hwlat.graph.vocab import op_category
 
 __all__ = ["compose_blocks", "describe_kernel"]
 
-_ACT = {"relu": "relu", "relu6": "relu6", "hardswish": "hswish", "silu": "silu", "sigmoid": "sigmoid", "prelu": "prelu"}
+_ACT = {
+    "relu": "relu",
+    "relu6": "relu6",
+    "hardswish": "hswish",
+    "silu": "silu",
+    "sigmoid": "sigmoid",
+    "prelu": "prelu",
+    "gelu": "gelu",
+    "hardsigmoid": "hsigmoid",
+    "tanh": "tanh",
+}
 
 
 def _activation(nodes: Sequence[Node]) -> tuple[str | None, str]:
@@ -70,10 +80,11 @@ def describe_kernel(
 
 
 # ------------------------------------------------------------------ the kernel vocabulary (hwlat.ops.VOCAB_KINDS)
-def vocab_spec(graph: Graph, k: Any) -> tuple[Any, str]:
+def vocab_spec(graph: Graph, k: Any, chain: Sequence[Node] | None = None) -> tuple[Any, str]:
     """(OpSpec, "") of a kernel the conv/linear/pool kinds do not cover, from the kernel vocabulary
     (se, add, scalar, concat, resize, softmax, layernorm, attention, conv_transpose,
-    channel_shuffle, batchnorm, pad), or (None, why not)."""
+    channel_shuffle, batchnorm, pad, act), or (None, why not). ``chain``: the kernel's nodes with
+    composites collapsed (a decomposed hardswish is one node there), when the caller has them."""
     nodes, head, ins = k.nodes, k.nodes[0], tuple(k.input_shape)
     if k.type == "se":
         return _se(graph, nodes, ins)
@@ -107,6 +118,13 @@ def vocab_spec(graph: Graph, k: Any) -> tuple[Any, str]:
         cin, h, w = graph.chw(ins)
         act, why = _activation(nodes[1:])
         return _spec("batchnorm", cin=cin, h=h, w=w, act=act) if act else (None, why)
+    chain = list(chain or nodes)
+    if op_category(chain[0].op) == "activation" and len(ins) >= 2:
+        act, why = _activation(chain)
+        if act is None:
+            return None, why
+        cin, h, w = graph.chw(ins) if len(ins) == 4 else (ins[-1], math.prod(ins[1:-1]) or 1, 1)
+        return _spec("act", cin=cin, h=h, w=w, act=act)
     if head.op == "pad" and len(nodes) == 1:
         cin, h, w = graph.chw(ins)
         cout, ho, wo = graph.chw(tuple(k.output_shape))
@@ -140,6 +158,11 @@ def _elementwise(graph: Graph, head: Node, nodes: Sequence[Node], ins: tuple[int
     if len(acts) == 2 and acts[0].shape == acts[1].shape:
         return _spec("add", cin=cin, h=h, w=w, act=act)
     if len(acts) == 1 and consts and all(c.size in (1, cin) for c in consts):
+        return _spec("scalar", cin=cin, h=h, w=w, act=act)
+    full = math.prod(ins)
+    if len(acts) == 2 and head.op in ("mul", "add") and sorted(t.size for t in acts) == [cin, full]:
+        # x * gate(c, 1, 1) (an SE gate the runtime's rules did not fold into an se kernel): a per-channel
+        # broadcast, which moves the same bytes as a product with a per-channel constant
         return _spec("scalar", cin=cin, h=h, w=w, act=act)
     return None, "a broadcast product of two activations has no op kind yet"
 

@@ -7,8 +7,9 @@ networks and the search frontends agree on block positions.
 
 One module per family: ``_base`` (the :class:`Space` type and the registry),
 ``generic`` (grids of op kinds), ``kernels`` (the kernel vocabulary of real models: SE, grouped
-convs, adds, concats, resize, softmax, LayerNorm, attention, ...), ``proxyless`` (the backbone, its networks and
-MBConv spaces), ``candidates`` (what a searchable block or a DARC layer may
+convs, adds, concats, resize, softmax, LayerNorm, attention, ...), ``models`` (``model-kernels``: every kind real
+CNNs and small ViTs contain, sampled over their ranges, for predicting users' models), ``proxyless`` (the
+backbone, its networks and MBConv spaces), ``candidates`` (what a searchable block or a DARC layer may
 become) and ``digits`` (the scikit-learn digits demos).
 
 Examples
@@ -40,6 +41,7 @@ from hwlat.spaces.digits import (
 )
 from hwlat.spaces.generic import CHANNELS, MAX_FLOPS, RESOLUTIONS
 from hwlat.spaces.kernels import KERNEL_SPACES
+from hwlat.spaces.models import MODEL_KINDS, kind_spaces, sample_per_kind
 from hwlat.spaces.proxyless import (
     MBCONV_EXPANDS,
     MBCONV_KERNELS,
@@ -64,6 +66,9 @@ __all__ = [
     "RESOLUTIONS",
     "CHANNELS",
     "KERNEL_SPACES",
+    "MODEL_KINDS",
+    "kind_spaces",
+    "sample_per_kind",
     "MBCONV_KERNELS",
     "MBCONV_EXPANDS",
     "register_space",

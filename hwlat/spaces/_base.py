@@ -92,5 +92,10 @@ def list_spaces(pattern: str | list[str] | tuple[str, ...] = "*") -> list[str]:
 
 
 def get_space(name: str) -> Space:
-    """The registered space ``name``; unknown names raise ``ValueError`` listing the valid ones."""
+    """The registered space ``name``, or ``auto:M1,M2`` (configs around those models' kernels, see
+    :func:`hwlat.spaces.auto.auto_space`); unknown names raise ``ValueError`` listing the valid ones."""
+    if name.startswith("auto:"):
+        from hwlat.spaces.auto import auto_space
+
+        return auto_space([m for m in name[len("auto:") :].split(",") if m.strip()])
     return SPACES.get(name)()

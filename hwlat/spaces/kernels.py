@@ -1,7 +1,8 @@
 """Kernel-vocabulary spaces: the kernels real CNNs and small transformers contain besides convolutions.
 
 One space per kind (``se``, ``gconv``, ``add``, ``concat``, ``resize``, ``softmax``, ``layernorm``,
-``attention``, ``linear-tokens``, ``conv_transpose``, ``channel_shuffle``, ``batchnorm``, ``scalar``, ``pad``) and
+``attention``, ``linear-tokens``, ``conv_transpose``, ``channel_shuffle``, ``batchnorm``, ``scalar``, ``pad``,
+``act``) and
 ``kernels``, which draws from each of them equally often. The ranges cover what MobileNetV3,
 EfficientNet, ShuffleNetV2, DenseNet-style concats, U-Net/FPN decoders and small vision or
 text transformers contain at mobile resolutions; like the generic spaces they keep ops below
@@ -234,6 +235,18 @@ def _pad() -> Space:
     return _space("pad", "zero-padding the channels by 4-64 (BlazeFace's widening shortcuts)", ("pad",), axes, make)
 
 
+@register_space("act")
+def _act() -> Space:
+    axes = {"cin": CHANNELS, "h": RESOLUTIONS, "act": ("hswish", "hsigmoid", "sigmoid", "silu", "gelu", "tanh", "relu")}
+    return _space(
+        "act",
+        "an activation run as an op of its own (LiteRT's HARD_SWISH, LOGISTIC, GELU; eager torch)",
+        ("act",),
+        axes,
+        lambda v: _square({"kind": "act", **v}),
+    )
+
+
 KERNEL_SPACES = (
     "se",
     "gconv",
@@ -249,6 +262,7 @@ KERNEL_SPACES = (
     "batchnorm",
     "scalar",
     "pad",
+    "act",
 )
 
 
