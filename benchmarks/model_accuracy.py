@@ -125,12 +125,27 @@ def kernel_chain(predictor, item, device: str) -> SimpleNamespace:
     return SimpleNamespace(ops=tuple(u.spec for u in pred.known))
 
 
-def calibrations(predictor, items: list, measured: list[float], device: str) -> dict:
-    """One NetworkCalibration per term set, fitted on the calibration models' kernel chains."""
-    from hwlat.predict.calibration import CALIBRATION_TERMS, NetworkCalibration
+def calibrations(predictor, items: list, measured: list[float], device: str) -> tuple[dict, dict]:
+    """One NetworkCalibration per term set (None: the plain sum), fitted on the calibration models' kernel
+    chains, and each one's leave-one-out MAPE on those models (what chooses the term set)."""
+    from hwlat.predict.calibration import CALIBRATION_TERMS, CalibratedPredictor, NetworkCalibration
 
     chains = [kernel_chain(predictor, it, device) for it in items]
-    return {t: NetworkCalibration.fit(predictor, chains, measured, terms=t) for t in CALIBRATION_TERMS}
+    y = np.asarray(measured, dtype=float)
+    fits: dict = {"none": None}
+    loo: dict[str, float] = {
+        "none": float(np.mean([abs(predictor.predict(c.ops).sum() / m - 1) for c, m in zip(chains, y)]))
+    }
+    for t in CALIBRATION_TERMS:
+        fits[t] = NetworkCalibration.fit(predictor, chains, y, terms=t)
+        errs = []
+        for j in range(len(chains)):
+            rest = [i for i in range(len(chains)) if i != j]
+            c = NetworkCalibration.fit(predictor, [chains[i] for i in rest], y[rest], terms=t)
+            pred = CalibratedPredictor(predictor, c).predict(chains[j].ops).sum() + c.offset_ms
+            errs.append(abs(pred / y[j] - 1))
+        loo[t] = float(np.mean(errs))
+    return fits, loo
 
 
 def predict_all(predictor, items: list, device: str) -> list[dict]:
@@ -192,7 +207,7 @@ def run_runtime(runtime: str, args, work: Path) -> dict:
     t0 = time.perf_counter()
 
     # 1. sampled tables
-    specs = sample_per_kind(args.per_kind, seed=args.seed)
+    specs = sample_per_kind(args.per_kind[runtime], seed=args.seed)
     table_db = work / runtime / "kernels.db"
     measure_into(backend, specs, table_db, protocol)
     t_tables = time.perf_counter() - t0
@@ -208,7 +223,8 @@ def run_runtime(runtime: str, args, work: Path) -> dict:
         for n in resolve_networks(f"random:{args.calib}", seed=args.seed + 1)
     ]
     cm = measure_into(backend, calib_items, work / runtime / "calibration.db", protocol)
-    calib = calibrations(predictor, calib_items, [cm[it.key] for it in calib_items], key)
+    calib, loo = calibrations(predictor, calib_items, [cm[it.key] for it in calib_items], key)
+    terms = min(loo, key=loo.get) if args.terms == "auto" else args.terms
 
     # 2. the test models, measured twice
     zoo = zoo_models(args.models)
@@ -249,7 +265,7 @@ def run_runtime(runtime: str, args, work: Path) -> dict:
     own_names: list[str] = []
     seen_fam: set[str] = set()
     for m in tests:
-        if m["family"] not in seen_fam and len(own_names) < args.own_models:
+        if m["family"] not in seen_fam and len(own_names) < args.own_models.get(runtime, 0):
             seen_fam.add(m["family"])
             own_names.append(m["name"])
     own_items = [it for m, it in zip(tests, items) if m["name"] in own_names]
@@ -262,7 +278,7 @@ def run_runtime(runtime: str, args, work: Path) -> dict:
     measure_into(backend, list(own_specs.values()), own_db, protocol)
     t_own = time.perf_counter() - t2
     own_predictor = fit(own_db, key)
-    own_pred = predict_all(CalibratedPredictor(own_predictor, calib[args.terms]), own_items, key)
+    own_pred = predict_all(CalibratedPredictor(own_predictor, calib[terms]), own_items, key)
     own_by_name = dict(zip(own_names, own_pred))
     for r in rows:
         if r["model"] in own_by_name:
@@ -277,12 +293,12 @@ def run_runtime(runtime: str, args, work: Path) -> dict:
         "own_kernel_configs": len(own_specs),
         "own_models": own_names,
         "seconds": {"tables": t_tables, "models": t_models, "own_tables": t_own, "total": time.perf_counter() - t0},
-        "calibration": {t: dataclasses.asdict(c) for t, c in calib.items()},
+        "calibration": {t: dataclasses.asdict(c) if c else None for t, c in calib.items()},
         "calibration_models": len(calib_items),
-        "terms": args.terms,
-        "sampled": by_family(rows, f"sampled_{args.terms}_ms"),
-        "sampled_by_terms": {t: by_family(rows, f"sampled_{t}_ms")["all"]["predicted"] for t in calib}
-        | {"uncalibrated": by_family(rows, "sampled_ms")["all"]["predicted"]},
+        "terms": terms,
+        "calibration_loo_mape": loo,
+        "sampled": by_family(rows, f"sampled_{terms}_ms"),
+        "sampled_by_terms": {t: by_family(rows, f"sampled_{t}_ms")["all"]["predicted"] for t in calib},
         "own": by_family([r for r in rows if "own_ms" in r], "own_ms"),
         "rows": rows,
     }
@@ -313,9 +329,12 @@ def markdown(res: dict) -> list[str]:
             f"Spearman ρ {s['predicted']['spearman']:.3f}; noise floor (pass A as a prediction of pass B): "
             f"{_pct(s['noise']['within_10'])} within ±10 %, MAPE {_pct(s['noise']['mape'])}; "
             f"error / noise floor = {s['predicted']['mape'] / max(s['noise']['mape'], 1e-9):.2f}",
-            f"- calibration ({rt['terms']}, on {rt['calibration_models']} random ProxylessNAS-space networks): "
+            f"- calibration: `{rt['terms']}`, the term set with the lowest leave-one-out error on "
+            f"{rt['calibration_models']} random ProxylessNAS-space networks measured whole ("
+            + ", ".join(f"{t} {_pct(v)}" for t, v in rt["calibration_loo_mape"].items())
+            + "); on the test models: "
             + "; ".join(
-                f"{t} MAPE {_pct(v['mape'])} ±10 % {_pct(v['within_10'])}" for t, v in rt["sampled_by_terms"].items()
+                f"{t} MAPE {_pct(v['mape'])}, ±10 % {_pct(v['within_10'])}" for t, v in rt["sampled_by_terms"].items()
             ),
             f"- time: tables {rt['seconds']['tables']:.0f} s, models A+B {rt['seconds']['models']:.0f} s, "
             f"own kernel tables {rt['seconds']['own_tables']:.0f} s",
@@ -336,21 +355,43 @@ def markdown(res: dict) -> list[str]:
     return md
 
 
+def per_runtime(text: str) -> dict[str, int]:
+    """``"N"`` (every runtime) or ``"RUNTIME=N,..."``."""
+    if "=" not in text:
+        return dict.fromkeys(RUNTIMES, int(text))
+    return {k: int(v) for k, v in (p.split("=") for p in text.split(",") if p)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runtimes", default=",".join(RUNTIMES))
-    ap.add_argument("--per-kind", type=int, default=100, help="sampled kernel configs per kind")
+    ap.add_argument(
+        "--per-kind",
+        default="onnxruntime-cpu=100,litert-cpu=60",
+        type=per_runtime,
+        help="sampled kernel configs per kind: N, or RUNTIME=N,... (LiteRT converts each config in ~1 s)",
+    )
     ap.add_argument("--models", default="*", help="zoo variants (shell pattern)")
     ap.add_argument("--no-fixtures", dest="fixtures", action="store_false", help="leave out the part-1 fixtures")
-    ap.add_argument("--own-models", type=int, default=19, help="models whose own kernels are measured (--kernels)")
+    ap.add_argument(
+        "--own-models",
+        default="onnxruntime-cpu=19,litert-cpu=6",
+        type=per_runtime,
+        help="models (one per family) whose own kernels are measured (as `hwlat measure --kernels`): N or RUNTIME=N",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--calib", type=int, default=16, help="random ProxylessNAS-space networks to calibrate on")
-    ap.add_argument("--terms", default="count", help="the calibration terms the headline uses")
+    ap.add_argument(
+        "--terms",
+        default="auto",
+        help="calibration terms of the headline: none, count, input-mb, scale-input-mb, or auto (the lowest "
+        "leave-one-out error on the calibration networks)",
+    )
     ap.add_argument("--work", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "hwlat-model-accuracy")
     ap.add_argument(
         "--per-family",
         default="litert-cpu=1",
-        type=lambda text: {k: int(v) for k, v in (p.split("=") for p in text.split(",") if p)},
+        type=per_runtime,
         help="RUNTIME=K,...: only the first K variants of each family on that runtime",
     )
     ap.add_argument("--ship", action="store_true", help="export the sampled tables to datasets_lat/")
@@ -361,6 +402,7 @@ def main() -> None:
         "machine": platform.platform(),
         "cpus": os.cpu_count(),
         "per_kind": args.per_kind,
+        "own_models": args.own_models,
         "models_pattern": args.models,
         "runtimes": [run_runtime(rt, args, args.work) for rt in args.runtimes.split(",")],
     }

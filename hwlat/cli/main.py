@@ -19,6 +19,7 @@ _EXTENSIONS: tuple[str, ...] = (
     "hwlat.cli.compare",
     "hwlat.cli.search",
     "hwlat.cli.cache",
+    "hwlat.cli.fusion",
     "hwlat.cli.adapt",
     "hwlat.cli.farm",
 )

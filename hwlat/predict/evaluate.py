@@ -83,7 +83,7 @@ def evaluate_table(
     from hwlat.network import Network
     from hwlat.predict.predictor import _table_frame
 
-    df, nets = _table_frame(table)
+    df, nets, _ = _table_frame(table)
     rdf = _table_frame(repeat_table)[0] if repeat_table is not None else None
     if correct_drift:
         df, rdf = correct_frames(df, rdf)

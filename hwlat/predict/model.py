@@ -181,7 +181,7 @@ def predict_model(
 
     graph = item if isinstance(item, Graph) else item_graph(item, batch)
     device_key = device or getattr(model, "device_key_", "") or ""
-    kset = detect_kernels(graph, device=device_key or None)
+    kset = detect_kernels(graph, learned_rules(model) or None, device=device_key or None)
     units = assign_kernels(kset, model)
     specs = [u.spec for u in units if u.spec is not None]
     if specs:
@@ -191,6 +191,18 @@ def predict_model(
     if pred.missing and not allow_missing:
         raise MissingKernelsError(_missing_message(pred, graph, measure_hint), pred)
     return pred
+
+
+def learned_rules(model: Any):
+    """The RuleSet of the fusion rules a predictor was fitted with (``hwlat fusion-rules``), or None."""
+    text = getattr(model, "fusion_rules_", None)
+    if text is None and hasattr(model, "predictor"):
+        text = getattr(model.predictor, "fusion_rules_", None)
+    if not text:
+        return None
+    from hwlat.graph.fusion import FusionRules
+
+    return FusionRules.from_json(text).rule_set()
 
 
 def _missing_message(pred: ModelPrediction, graph: Any, hint: str | None) -> str:

@@ -263,7 +263,7 @@ class LatencyPredictor(BaseEstimator, RegressorMixin):
         rows measured with a drift reference are first put on the table's
         typical speed (:mod:`hwlat.measure.drift`).
         """
-        df, nets = _table_frame(table, correct_drift)
+        df, nets, rules = _table_frame(table, correct_drift)
         keys = sorted(df["device_key"].unique())
         if device is None:
             if len(keys) != 1:
@@ -280,6 +280,8 @@ class LatencyPredictor(BaseEstimator, RegressorMixin):
         self.target_ = target
         self.table_sha256_ = table_checksum(df)
         self.drift_corrected_ = bool(correct_drift)
+        # fusion rules learned on this device (hwlat fusion-rules): kernel detection for its models uses them
+        self.fusion_rules_ = rules(device) if rules else None
         net_rows = df[(df["kind"] == "network") & df["op_key"].isin(list(nets))]
         if len(net_rows):
             self.calibrate([nets[k] for k in net_rows["op_key"]], net_rows[target].to_numpy())
@@ -362,18 +364,21 @@ class LatencyPredictor(BaseEstimator, RegressorMixin):
 
 
 def _table_frame(table: Any, correct_drift: bool = False):
-    """(frame, networks) from a LatencyStore, a path, or a DataFrame."""
+    """(frame, networks, device key -> stored fusion rules JSON or None) from a LatencyStore, a path, or a
+    DataFrame (no networks, no rules)."""
     import pandas as pd
 
     from hwlat.measure.drift import correct_frame
     from hwlat.store import LatencyStore
 
     if isinstance(table, pd.DataFrame):
-        return (correct_frame(table) if correct_drift else table), {}
+        return (correct_frame(table) if correct_drift else table), {}, None
     if isinstance(table, LatencyStore):
-        return table.frame(provenance=False, correct_drift=correct_drift), table.networks()
+        found = {k: table.fusion_rules(k) for k in table.device_keys()}
+        return table.frame(provenance=False, correct_drift=correct_drift), table.networks(), found.get
     with LatencyStore(table, readonly=True) as store:
-        return store.frame(provenance=False, correct_drift=correct_drift), store.networks()
+        found = {k: store.fusion_rules(k) for k in store.device_keys()}
+        return store.frame(provenance=False, correct_drift=correct_drift), store.networks(), found.get
 
 
 def table_checksum(df) -> str:

@@ -290,6 +290,28 @@ class LatencyStore:
                 (net.key, json.dumps(net.to_dict())),
             )
 
+    def set_fusion_rules(self, device_key: str, rules_json: str) -> None:
+        """Store the fusion rules learned on ``device_key`` (``hwlat fusion-rules``), replacing older ones."""
+        self._materialize()
+        with self._sql("writing"):
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS fusion_rules "
+                "(device_key TEXT NOT NULL PRIMARY KEY, rules_json TEXT NOT NULL)"
+            )
+            self._conn.execute(
+                "INSERT OR REPLACE INTO fusion_rules (device_key, rules_json) VALUES (?, ?)", (device_key, rules_json)
+            )
+
+    def fusion_rules(self, device_key: str | None = None) -> Any:
+        """The fusion rules stored for ``device_key`` (JSON, or None); without a key, {device key: JSON}."""
+        found: dict[str, str] = {}
+        if self._conn is not None:
+            with self._sql():
+                names = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                if "fusion_rules" in names:
+                    found = dict(self._conn.execute("SELECT device_key, rules_json FROM fusion_rules").fetchall())
+        return found if device_key is None else found.get(device_key)
+
     def networks(self) -> dict[str, Network]:
         """Definitions of the networks measured in this table, by key."""
         from hwlat.network import Network
