@@ -355,6 +355,32 @@ def markdown(res: dict) -> list[str]:
     return md
 
 
+def ship_tables(work: Path, runtimes: list[str], res: dict) -> None:
+    """The sampled kernel tables as datasets_lat/<runtime>_model-kernels.csv, each with its card."""
+    import subprocess
+
+    from hwlat.store import LatencyStore
+
+    for rt in runtimes:
+        out = ROOT / "datasets_lat" / f"{rt}_model-kernels.csv"
+        with LatencyStore(work / rt / "kernels.db", readonly=True) as store:
+            store.export(out)
+        per = next(r for r in res["runtimes"] if r["runtime"] == rt)["samples_per_kind"]
+        subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "datasets_lat" / "make_card.py"),
+                str(out),
+                "--networks",
+                "none (kernel configs only)",
+                "--regenerate",
+                "`python benchmarks/model_accuracy.py --ship` (the `model-kernels` space, "
+                f"{', '.join(f'{k} {n}' for k, n in per.items())} configs, seed 0)",
+            ],
+            check=True,
+        )
+
+
 def per_runtime(text: str) -> dict[str, int]:
     """``"N"`` (every runtime) or ``"RUNTIME=N,..."``."""
     if "=" not in text:
@@ -407,6 +433,8 @@ def main() -> None:
         "runtimes": [run_runtime(rt, args, args.work) for rt in args.runtimes.split(",")],
     }
     res["total_s"] = time.perf_counter() - t0
+    if args.ship:
+        ship_tables(args.work, [rt["runtime"] for rt in res["runtimes"]], res)
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     (out / "model_accuracy.json").write_text(json.dumps(res, indent=1) + "\n")

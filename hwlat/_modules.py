@@ -111,6 +111,13 @@ class GlobalAvgPool(nn.Module):
         return x.mean((2, 3))
 
 
+class GlobalAvgPoolNHWC(nn.Module):
+    """:class:`GlobalAvgPool` on channel-last input (LiteRT's MEAN over the spatial axes)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean((1, 2))
+
+
 class SqueezeExcite(nn.Module):
     """Squeeze-and-excitation: global average pool, 1x1 conv (with bias) to ``mid``, act, 1x1 conv back
     to ``cin``, gate (sigmoid or hard sigmoid), times the input (as in MobileNetV3 and EfficientNet)."""
@@ -302,6 +309,8 @@ def build_op_nhwc(op: OpSpec, module: nn.Module) -> nn.Module:
         return ChannelShuffleNHWC(op.groups)
     if op.kind == "pad":
         return ChannelPad(op.cout - op.cin, dim=3)
+    if op.kind == "gap":
+        return GlobalAvgPoolNHWC()
     if op.kind == "act":
         return PReLUNHWC(module) if isinstance(module, nn.PReLU) else module  # element-wise: any layout
     raise AssertionError(f"no channel-last twin for {op.kind!r}")  # OpSpec.build_nhwc checked has_nhwc_twin

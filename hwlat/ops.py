@@ -167,7 +167,7 @@ _INT_FIELDS = (
 )
 _STR_FIELDS = ("act", "gate", "mode")
 # Kinds with a channel-last twin module (OpSpec.build_nhwc) for TFLite converters.
-_NHWC_TWINS = ("se", "concat", "channel_shuffle", "pad", "act")
+_NHWC_TWINS = ("se", "concat", "channel_shuffle", "pad", "act", "gap")
 # Kinds whose input is a sequence (1, tokens, cin) rather than an image (1, cin, h, w).
 _TOKEN_KINDS = ("softmax", "layernorm")
 
