@@ -197,7 +197,8 @@ def test_bad_keys():
 @pytest.mark.parametrize("op", ONE_PER_KIND, ids=_ids)
 def test_nhwc_twin_computes_the_same(op):
     twin = op.build_nhwc()
-    assert op.has_nhwc_twin == (op.kind in ("se", "concat", "channel_shuffle", "pad", "act", "gap")) == (twin is not None)
+    twins = ("se", "concat", "channel_shuffle", "pad", "act", "gap")
+    assert op.has_nhwc_twin == (op.kind in twins) == (twin is not None)
     if twin is None:
         return
     x = torch.rand(op.input_shape) - 0.5
