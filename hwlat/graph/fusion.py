@@ -19,6 +19,7 @@ kernels with them (``LatencyPredictor.fusion_rules_``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fnmatch
 import json
@@ -280,23 +281,12 @@ def learned_rule_set(default: RuleSet, pairs: Sequence[PairResult]) -> RuleSet:
 
 
 def _category_ops(step: Step) -> set[str]:
-    from hwlat.graph.vocab import _CATEGORY
+    from hwlat.graph.vocab import ops_in_category
 
-    return {op for op, cat in _CATEGORY.items() if cat in step.categories}
+    return {op for cat in step.categories for op in ops_in_category(cat)}
 
 
 # ------------------------------------------------------------------ measuring
-class _nullcontext:
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def __enter__(self) -> Any:
-        return self.value
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
 def run_pair_tests(
     backend: Any,
     protocol: Any,
@@ -322,7 +312,7 @@ def run_pair_tests(
             from hwlat.store import LatencyStore
             from hwlat.workflows import run_measure
 
-            with LatencyStore(":memory:") if store is None else _nullcontext(store) as target:
+            with LatencyStore(":memory:") if store is None else contextlib.nullcontext(store) as target:
                 run_measure(backend, list(items), target, protocol, quiet=quiet)
                 rows = target.frame(backend.spec.key, provenance=False)
             rows = rows[rows["protocol"] == protocol.key]

@@ -116,6 +116,11 @@ def op_category(op: str) -> str:
     return _CATEGORY.get(op, op)
 
 
+def ops_in_category(category: str) -> frozenset[str]:
+    """The canonical ops of ``category`` (``activation``, ``elementwise``, ``norm``, ...)."""
+    return frozenset(op for op, cat in _CATEGORY.items() if cat == category)
+
+
 ONNX_OPS: dict[str, str] = {
     "Conv": "conv",
     "ConvTranspose": "conv_transpose",

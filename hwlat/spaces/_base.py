@@ -31,6 +31,8 @@ class Space:
         drawing does not find enough distinct ones (small spaces).
     bound : callable
         ``bound() -> int``: a cheap upper bound on the number of configs.
+    prior : tuple of OpSpec
+        The real configs a space samples around (``auto:``), empty for the others.
     """
 
     name: str
@@ -39,6 +41,7 @@ class Space:
     draw: Callable[[random.Random], OpSpec | None] = field(repr=False, compare=False)
     grid: Callable[[], Iterable[OpSpec | None]] = field(repr=False, compare=False)
     bound: Callable[[], int] = field(repr=False, compare=False)
+    prior: tuple[OpSpec, ...] = field(default=(), repr=False, compare=False)
 
     def configs(self) -> list[OpSpec]:
         """Every distinct config of the space (can be slow for the large spaces)."""

@@ -100,12 +100,9 @@ def auto_space(
     if not real:
         raise ValueError(f"no kernels found in {', '.join(models)}: nothing to sample around")
     by_kind: dict[str, list[OpSpec]] = {}
-    seen: dict[str, dict[str, list[Any]]] = {}
     for s in real:
         by_kind.setdefault(s.kind, []).append(s)
-        for name, value in s.to_dict().items():
-            if name != "kind":
-                seen.setdefault(s.kind, {}).setdefault(name, []).append(value)
+    seen = _seen(real)
     real_keys = {s.key for s in real}
     kinds = sorted(by_kind)
 
@@ -123,17 +120,15 @@ def auto_space(
         if include_real:
             yield from real
 
-    name = "auto:" + ",".join(models)
-    space = Space(
-        name,
+    return Space(
+        "auto:" + ",".join(models),
         tuple(kinds),
         f"configs around the kernels of {', '.join(models)}",
         draw,
         grid,
         lambda: 200 * len(real) + len(real),
+        prior=tuple(real),
     )
-    object.__setattr__(space, "prior", tuple(real))  # Space is frozen; the adaptive sampler reads the prior
-    return space
 
 
 def _seen(specs: Sequence[OpSpec]) -> dict[str, dict[str, list[Any]]]:
@@ -221,7 +216,7 @@ def sample_adaptive(
             f"need n >= 1, rounds >= 1 and 0 < initial_fraction <= 1 (got {n}, {rounds}, {initial_fraction})"
         )
     rng = random.Random(seed)
-    seen = _seen(getattr(space, "prior", ()) or [])
+    seen = _seen(space.prior)
     specs = [s for s, _ in known]
     ms = [float(m) for _, m in known]
     taken = {s.key for s in specs}
