@@ -39,9 +39,15 @@ def activation(name: str, channels: int = 1) -> nn.Module:
     return nn.Identity()
 
 
-def conv_bn_act(cin: int, cout: int, kernel: int, stride: int, groups: int, act: str) -> nn.Sequential:
+def conv_bn_act(
+    cin: int, cout: int, kernel: int, stride: int, groups: int, act: str, stride_w: int = 0, dilation: int = 1
+) -> nn.Sequential:
+    """Conv ('same' padding: ``dilation * (kernel // 2)``), BatchNorm, act; ``stride_w`` (0: ``stride``): the
+    stride along the width."""
+    s = stride if not stride_w or stride_w == stride else (stride, stride_w)
+    extra = {"dilation": dilation} if dilation != 1 else {}
     return nn.Sequential(
-        nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
+        nn.Conv2d(cin, cout, kernel, s, dilation * (kernel // 2), groups=groups, bias=False, **extra),
         nn.BatchNorm2d(cout),
         activation(act, cout),
     )
@@ -166,7 +172,7 @@ class Concat(nn.Module):
 
     def __init__(self, op: OpSpec) -> None:
         super().__init__()
-        c = (op.cout - op.cin) // (op.inputs - 1)
+        c = (op.cout - op.cin) // max(1, op.inputs - 1)  # one input: a concat of the input alone (a copy)
         for i in range(op.inputs - 1):
             self.register_buffer(f"other{i}", _operand((1, c, op.h, op.w), i + 1))
         self.n = op.inputs - 1
@@ -298,6 +304,40 @@ class ChannelPad(nn.Module):
         return nn.functional.pad(x, pad)
 
 
+class Slice(nn.Module):
+    """The input, viewed as ``(h, cin, w)`` (:attr:`OpSpec.view_shape`), cut along ``cin``: its first ``cout``
+    (one output: ONNX Slice, TFLite SLICE) or ``outputs`` parts of ``cout`` (ONNX Split; LiteRT runs one
+    SLICE per part). The outputs are made contiguous, so that eager torch copies as the runtimes do."""
+
+    def __init__(self, op: OpSpec) -> None:
+        super().__init__()
+        self.view = op.view_shape[1:] if len(op.input_shape) != len(op.view_shape) else None
+        self.axis = 1 if op.h == 1 else 2
+        self.cout, self.outputs = op.cout, op.outputs
+
+    def forward(self, x: torch.Tensor):
+        if self.view is not None:  # held flat (a 4-D input would be taken for an image)
+            x = x.reshape(-1, *self.view)
+        if self.outputs == 1:
+            return x.narrow(self.axis, 0, self.cout).contiguous()
+        return tuple(part.contiguous() for part in x.split(self.cout, self.axis))
+
+
+class Transpose(nn.Module):
+    """The input, viewed as ``(heads, h, w, cin)`` (:attr:`OpSpec.view_shape`), permuted to ``(heads, w, h, cin)``:
+    one Transpose (TRANSPOSE) node; contiguous, so that eager torch copies as the runtimes do."""
+
+    def __init__(self, op: OpSpec) -> None:
+        super().__init__()
+        self.view = op.view_shape[1:] if len(op.input_shape) != len(op.view_shape) else None
+        self.axis = 1 if op.heads == 1 else 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.view is not None:  # held flat (a 4-D input would be taken for an image)
+            x = x.reshape(-1, *self.view)
+        return x.transpose(self.axis, self.axis + 1).contiguous()
+
+
 def build_op_nhwc(op: OpSpec, module: nn.Module) -> nn.Module:
     """The channel-last twin of ``module`` (``op``'s NCHW module) for kinds that litert-torch's layout
     pass leaves wrapped in TRANSPOSEs (it moves to NHWC only what a conv or pool anchors)."""
@@ -327,9 +367,9 @@ def conv_transpose_act(op: OpSpec) -> nn.Sequential:
 def build_op(op: OpSpec) -> nn.Module:
     kind, k, s = op.kind, op.kernel, op.stride
     if kind in ("conv", "stem"):
-        return conv_bn_act(op.cin, op.cout, k, s, op.groups, op.act)
+        return conv_bn_act(op.cin, op.cout, k, s, op.groups, op.act, op.stride_w, op.dilation)
     if kind == "dwconv":
-        return conv_bn_act(op.cin, op.cin, k, s, op.cin, op.act)
+        return conv_bn_act(op.cin, op.cin, k, s, op.cin, op.act, op.stride_w, op.dilation)
     if kind == "pwconv":
         return conv_bn_act(op.cin, op.cout, 1, 1, 1, op.act)
     if kind == "dsconv":
@@ -382,4 +422,10 @@ def build_op(op: OpSpec) -> nn.Module:
         return ChannelPad(op.cout - op.cin)
     if kind == "act":
         return activation(op.act, op.cin)
+    if kind == "slice":
+        return Slice(op)
+    if kind == "transpose":
+        return Transpose(op)
+    if kind == "patch_embed":  # no padding: the output is (h // kernel) x (w // kernel)
+        return nn.Sequential(nn.Conv2d(op.cin, op.cout, k, k), activation(op.act, op.cout))
     raise AssertionError(f"no builder for {kind!r}")  # OpSpec validated the kind

@@ -50,9 +50,9 @@ BYTES_PER_ELEMENT = 4  # fp32
 # network measured here (the shipped tables stay under 1280 channels, 224 px, kernel 7), small enough
 # that a typo (cin=1000000) is refused at once instead of being measured or predicted for hours.
 LIMITS: dict[str, tuple[tuple[str, ...], int, str]] = {
-    "channels": (("cin", "cout", "mid", "groups", "heads", "inputs"), 65536, "HWLAT_MAX_CHANNELS"),
+    "channels": (("cin", "cout", "mid", "groups", "heads", "inputs", "outputs"), 65536, "HWLAT_MAX_CHANNELS"),
     "size": (("h", "w", "tokens"), 8192, "HWLAT_MAX_SIZE"),
-    "kernel": (("kernel",), 31, "HWLAT_MAX_KERNEL"),
+    "kernel": (("kernel", "dilation"), 31, "HWLAT_MAX_KERNEL"),
 }
 
 
@@ -113,9 +113,19 @@ def register_kind(
 OP_KINDS: tuple[str, ...] = tuple(
     k.name
     for k in (
-        register_kind("conv", ("cin", "cout", "h", "w", "kernel", "stride", "act"), optional=("groups",)),
+        register_kind(
+            "conv",
+            ("cin", "cout", "h", "w", "kernel", "stride", "act"),
+            optional=("groups", "stride_w", "dilation"),
+            stride_w=(0, 1, 2),
+        ),
         register_kind("stem", ("cin", "cout", "h", "w", "kernel", "stride", "act")),
-        register_kind("dwconv", ("cin", "h", "w", "kernel", "stride", "act")),
+        register_kind(
+            "dwconv",
+            ("cin", "h", "w", "kernel", "stride", "act"),
+            optional=("stride_w", "dilation"),
+            stride_w=(0, 1, 2),
+        ),
         register_kind("pwconv", ("cin", "cout", "h", "w", "act")),
         register_kind(
             "mbconv", ("cin", "cout", "h", "w", "kernel", "stride", "expand", "act"), kernel=(3, 5, 7), expand=(1, 3, 6)
@@ -144,6 +154,9 @@ OP_KINDS: tuple[str, ...] = tuple(
         register_kind("scalar", ("cin", "h", "w", "act")),
         register_kind("pad", ("cin", "cout", "h", "w")),
         register_kind("act", ("cin", "h", "w", "act")),
+        register_kind("slice", ("cin", "cout", "h", "w", "outputs")),
+        register_kind("transpose", ("cin", "h", "w", "heads")),
+        register_kind("patch_embed", ("cin", "cout", "h", "w", "kernel", "act")),
     )
 )
 # The kinds added for real models' kernels (everything after ``head``).
@@ -164,12 +177,16 @@ _INT_FIELDS = (
     "heads",
     "inputs",
     "scale",
+    "outputs",
+    "dilation",
 )
 _STR_FIELDS = ("act", "gate", "mode")
 # Kinds with a channel-last twin module (OpSpec.build_nhwc) for TFLite converters.
 _NHWC_TWINS = ("se", "concat", "channel_shuffle", "pad", "act", "gap")
 # Kinds whose input is a sequence (1, tokens, cin) rather than an image (1, cin, h, w).
 _TOKEN_KINDS = ("softmax", "layernorm")
+# Kinds whose h and w are what comes before and after the axes they work on (OpSpec.view_shape), not an image's.
+_VIEW_KINDS = ("slice", "transpose")
 
 
 def list_op_kinds(pattern: str = "*") -> list[str]:
@@ -194,7 +211,8 @@ class OpSpec:
         Input and output channels (``cout`` defaults to ``cin`` for kinds that
         keep the channel count). ``attention``: the per-head dimension.
     h, w : int
-        Input height and width (1 for ``linear``).
+        Input height and width (1 for ``linear``); ``slice``: the sizes before and after the axis it cuts
+        (``cin`` long); ``transpose``: the two sizes it swaps (``cin``: the size after them).
     kernel, stride, expand : int
         Kernel size, stride, MBConv expansion ratio.
     act : str
@@ -208,7 +226,7 @@ class OpSpec:
         Sequence length: ``softmax``, ``layernorm``, ``attention``; ``linear`` (optional, default 1:
         a vector) applies to each of ``tokens`` rows.
     heads : int
-        ``attention``: the number of heads.
+        ``attention``: the number of heads; ``transpose``: the leading axes it keeps in place.
     inputs : int
         ``concat``: the number of tensors concatenated (at least 2).
     scale : int
@@ -217,6 +235,12 @@ class OpSpec:
         ``se``: the gate, one of :data:`GATES`.
     mode : str
         ``resize``: one of :data:`RESIZE_MODES`.
+    outputs : int
+        ``slice``: 1 for one slice (the first ``cout`` of ``cin``), n >= 2 for a split into n parts of ``cout``.
+    stride_w, dilation : int
+        ``conv``, ``dwconv`` (optional): the stride along the width when it is not ``stride`` (a text
+        recogniser's 2x1 strides: ``stride=2, stride_w=1``; 0, the default, is ``stride``), and the dilation
+        (default 1; the padding ``dilation * (kernel // 2)`` keeps the output size, for odd kernels).
 
     The kernel-vocabulary kinds (:data:`VOCAB_KINDS`), each one kernel as runtimes execute it:
     ``se`` squeeze-excite (pool, 1x1 to ``mid``, act, 1x1 back, gate, times the input); ``add`` two
@@ -226,7 +250,14 @@ class OpSpec:
     ``conv_transpose`` (with bias) to ``stride`` x the input, then act; ``channel_shuffle``;
     ``batchnorm`` that no conv absorbs, then act; ``scalar`` one element-wise op with a constant
     scalar (x * a or x + b), then act; ``pad`` zero-padding the channels from ``cin`` to ``cout``;
-    ``act`` an activation a runtime runs as an op of its own (a sequence's (1, tokens, cin) as ``h=tokens, w=1``).
+    ``act`` an activation a runtime runs as an op of its own (a sequence's (1, tokens, cin) as ``h=tokens, w=1``);
+    ``slice`` a tensor viewed as (h, cin, w) cut along its middle axis (``h``: what comes before that axis, ``w``:
+    what comes after, so layouts and ranks map exactly): ``outputs`` 1 keeps the first ``cout`` (a Slice, Gather,
+    STRIDED_SLICE: ViTs' class token), ``outputs`` n >= 2 splits it into n parts of ``cout`` (n * cout == cin:
+    ShuffleNetV2's channel split, an attention's q/k/v); ``transpose`` a tensor viewed as (heads, h, w, cin)
+    permuted to (heads, w, h, cin), which every transpose that swaps two groups of axes is (attention's head
+    split and merge, k^T, NCHW <-> NHWC, a patch grid's flatten); ``patch_embed`` a conv whose stride is its
+    kernel and that pads nothing (ViT patch embeddings, 4x4 ConvNeXt/Swin stems; with bias), then act.
 
     Shapes are bounded (:data:`LIMITS`): channels at most 65536, ``h``/``w`` at most 8192, ``kernel``
     at most 31; the environment variables ``HWLAT_MAX_CHANNELS``, ``HWLAT_MAX_SIZE`` and
@@ -260,6 +291,9 @@ class OpSpec:
     scale: int = 1
     gate: str = "sigmoid"
     mode: str = "nearest"
+    outputs: int = 1
+    stride_w: int = 0
+    dilation: int = 1
 
     FIELDS: ClassVar[dict[str, tuple[str, ...]]] = _KIND_FIELDS
     OPTIONAL_FIELDS: ClassVar[dict[str, tuple[str, ...]]] = _KIND_OPTIONAL
@@ -275,16 +309,20 @@ class OpSpec:
         for name in defaults:
             if name not in ("kind", "cin", "cout") and name not in used:
                 object.__setattr__(self, name, defaults[name])
-        for name in _INT_FIELDS:
+        for name in (*_INT_FIELDS, "stride_w"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"OpSpec field {name!r} must be an int, got {value!r}")
+        if self.stride_w == self.stride:  # a square stride is written once
+            object.__setattr__(self, "stride_w", 0)
         for name in ("cin", "cout", "h", "w", "kernel", "stride", "expand", *_INT_FIELDS[8:]):
             if getattr(self, name) < 1:
                 raise ValueError(f"Invalid {name}={getattr(self, name)} for {self.kind!r}: must be >= 1")
         if self.mid < 0:
             raise ValueError(f"Invalid mid={self.mid} for {self.kind!r}: must be >= 0")
         for name, limit, var in _current_limits():
+            if name in ("h", "w") and self.kind in _VIEW_KINDS:  # products of axes (a 112x112 map's h * w)
+                limit *= limit
             if getattr(self, name) > limit:
                 raise ValueError(
                     f"Invalid {name}={getattr(self, name)} for {self.kind!r}: at most {limit} (set {var} to allow more)"
@@ -298,6 +336,8 @@ class OpSpec:
             self.kernel > max(self.h, self.w) + 2 * (self.kernel // 2)
         ):
             raise ValueError(f"Invalid kernel={self.kernel} for a {self.h}x{self.w} input")
+        if self.dilation > 1 and self.kernel % 2 == 0:
+            raise ValueError(f"Invalid dilation={self.dilation} for kernel={self.kernel}: a dilated kernel must be odd")
         if self.kind in VOCAB_KINDS or self.groups != 1:
             self._check_vocab()
 
@@ -313,16 +353,33 @@ class OpSpec:
         if kind == "se" and self.mid < 1:
             raise ValueError(f"Invalid mid={self.mid} for 'se': the squeezed width must be >= 1")
         if kind == "concat":
-            if self.inputs < 2:
-                raise ValueError(f"Invalid inputs={self.inputs} for 'concat': must be >= 2")
+            if self.inputs < 2 and self.cout != self.cin:
+                raise ValueError(
+                    f"Invalid inputs={self.inputs} for 'concat': must be >= 2 (or 1 with cout == cin: a copy, "
+                    "as DenseNet's first layer concatenates one tensor)"
+                )
             rest = self.cout - self.cin
-            if rest < self.inputs - 1 or rest % (self.inputs - 1):
+            if self.inputs > 1 and (rest < self.inputs - 1 or rest % (self.inputs - 1)):
                 raise ValueError(
                     f"Invalid cout={self.cout} for 'concat': cout - cin must split evenly into the other "
                     f"{self.inputs - 1} input(s) of at least 1 channel"
                 )
         if kind == "pad" and self.cout <= self.cin:
             raise ValueError(f"Invalid cout={self.cout} for 'pad': the zero-padded width must exceed cin={self.cin}")
+        if kind == "slice" and self.outputs == 1 and self.cout >= self.cin:
+            raise ValueError(f"Invalid cout={self.cout} for 'slice': one slice keeps fewer than cin={self.cin}")
+        if kind == "slice" and self.outputs > 1 and self.outputs * self.cout != self.cin:
+            raise ValueError(
+                f"Invalid cout={self.cout} for 'slice' with outputs={self.outputs}: a split into equal parts "
+                f"needs outputs * cout == cin={self.cin}"
+            )
+        if kind == "transpose" and min(self.h, self.w) < 2:
+            raise ValueError(f"Invalid h={self.h}, w={self.w} for 'transpose': both swapped axes must be >= 2")
+        if kind == "patch_embed" and not 2 <= self.kernel <= min(self.h, self.w):
+            raise ValueError(
+                f"Invalid kernel={self.kernel} for 'patch_embed': 2 to min(h, w)={min(self.h, self.w)} "
+                "(kernel 1 is a pwconv)"
+            )
         if kind == "conv_transpose":
             k, s = self.kernel, self.stride
             if k < s or (k - s) % 2:
@@ -370,10 +427,30 @@ class OpSpec:
 
     # --------------------------------------------------------------- shapes
     @property
+    def view_shape(self) -> tuple[int, ...]:
+        """``slice`` and ``transpose``: the tensor they work on at batch 1, ``(1, h, cin, w)`` and
+        ``(1, heads, h, w, cin)`` without the axes of size 1 (but the sliced or swapped ones); () for other kinds."""
+        if self.kind == "slice":
+            return (1, *(() if self.h == 1 else (self.h,)), self.cin, *(() if self.w == 1 else (self.w,)))
+        if self.kind == "transpose":
+            heads, cin = (() if self.heads == 1 else (self.heads,)), (() if self.cin == 1 else (self.cin,))
+            return (1, *heads, self.h, self.w, *cin)
+        return ()
+
+    @property
     def input_shape(self) -> tuple[int, ...]:
         """Input tensor shape for batch 1: NCHW; (1, C) for ``linear`` (``(1, tokens, C)`` with
         tokens); ``(1, tokens, C)`` for ``softmax``/``layernorm``; ``attention``: its q (= k = v)
-        of shape (1, heads, tokens, C) held flat as ``(1, heads * tokens, C)``."""
+        of shape (1, heads, tokens, C) held flat as ``(1, heads * tokens, C)``; ``slice`` and
+        ``transpose``: :attr:`view_shape`, held flat as ``(1, h * cin, w)`` and ``(1, heads * h, w * cin)``
+        where it has four axes (a converter would take those for an NCHW image)."""
+        if self.kind in ("slice", "transpose"):
+            view = self.view_shape
+            if len(view) != 4:
+                return view
+            if self.kind == "slice":
+                return (1, self.h * self.cin, self.w)
+            return (1, self.heads * self.h, self.w * self.cin)
         if self.kind == "linear":
             return (1, self.tokens, self.cin) if self.tokens > 1 else (1, self.cin)
         if self.kind in _TOKEN_KINDS:
@@ -388,8 +465,23 @@ class OpSpec:
             return (self.tokens, 1)
         if self.kind in ("gap", "head"):
             return (1, 1)
-        if self.kind in ("identity", "se", "add", "concat", "channel_shuffle", "batchnorm", "scalar", "pad", "act"):
+        if self.kind in (
+            "identity",
+            "se",
+            "add",
+            "concat",
+            "channel_shuffle",
+            "batchnorm",
+            "scalar",
+            "pad",
+            "act",
+            "slice",
+        ):
             return (self.h, self.w)
+        if self.kind == "transpose":
+            return (self.w, self.h)
+        if self.kind == "patch_embed":
+            return (self.h // self.kernel, self.w // self.kernel)
         if self.kind == "attention":  # each head's score map
             return (self.tokens, self.tokens)
         if self.kind == "resize":
@@ -401,7 +493,7 @@ class OpSpec:
         if self.kind == "zero" or self.kind == "pwconv":
             s = 1 if self.kind == "pwconv" else self.stride
             return (-(-self.h // s), -(-self.w // s))
-        return (conv_out(self.h, self.kernel, self.stride), conv_out(self.w, self.kernel, self.stride))
+        return (conv_out(self.h, self.kernel, self.stride), conv_out(self.w, self.kernel, self.stride_w or self.stride))
 
     @property
     def output_shape(self) -> tuple[int, ...]:
@@ -413,6 +505,15 @@ class OpSpec:
             return (1, self.cin)
         if self.kind in (*_TOKEN_KINDS, "attention"):
             return self.input_shape
+        if self.kind == "slice":  # each output's
+            view = list(self.view_shape)
+            view[1 if self.h == 1 else 2] = self.cout
+            return tuple(view)
+        if self.kind == "transpose":
+            view = list(self.view_shape)
+            i = 1 if self.heads == 1 else 2
+            view[i], view[i + 1] = view[i + 1], view[i]
+            return tuple(view)
         return (1, self.cout, *self.out_hw)
 
     @property
@@ -434,10 +535,10 @@ class OpSpec:
     def _parts(self) -> list[tuple[str, int, int, int, int, int, int]]:
         """Layers as (type, cin, cout, k, groups, out_h, out_w) for costing.
 
-        Types: ``conv`` (no bias, BatchNorm after), ``linear`` (weight + bias; also the SE's 1x1 convs
-        on a 1x1 map), ``deconv`` (transposed conv with bias: out_h/out_w are its *input* size, so
-        ``out_h * out_w * cout * cin * k * k`` counts its MACs as ONNX's graph does), ``matmul`` (a
-        product of two activations: no weights)."""
+        Types: ``conv`` (no bias, BatchNorm after), ``conv_bias`` (with bias, no BatchNorm: ``patch_embed``),
+        ``linear`` (weight + bias; also the SE's 1x1 convs on a 1x1 map), ``deconv`` (transposed conv with
+        bias: out_h/out_w are its *input* size, so ``out_h * out_w * cout * cin * k * k`` counts its MACs as
+        ONNX's graph does), ``matmul`` (a product of two activations: no weights)."""
         ho, wo = self.out_hw
         k, kind = self.kernel, self.kind
         if kind in ("conv", "stem"):
@@ -479,6 +580,8 @@ class OpSpec:
             return [("matmul", d, t, 1, 1, n, t), ("matmul", t, d, 1, 1, n, t)]
         if kind == "conv_transpose":
             return [("deconv", self.cin, self.cout, k, 1, self.h, self.w)]
+        if kind == "patch_embed":
+            return [("conv_bias", self.cin, self.cout, k, 1, ho, wo)]
         return []
 
     @property
@@ -487,8 +590,8 @@ class OpSpec:
         exported graph: convs, linears and matmuls; one per window element for pooling; one per input
         element for global pooling (``gap``, ``head``, the squeeze of ``se``), softmax (also inside
         ``attention``) and normalisation (``layernorm``, ``batchnorm``); nothing for element-wise ops,
-        activations, concat, resize, shuffles and pads (``add``, ``scalar``, ``concat``, ``resize``,
-        ``channel_shuffle``, ``pad`` are 0)."""
+        activations, concat, resize, shuffles, pads, slices and transposes (``add``, ``scalar``, ``concat``,
+        ``resize``, ``channel_shuffle``, ``pad``, ``slice``, ``transpose`` are 0)."""
         total = 0
         for _typ, cin, cout, k, groups, ho, wo in self._parts():
             total += ho * wo * cout * (cin // groups) * k * k
@@ -508,7 +611,7 @@ class OpSpec:
     def _act_channels(self) -> int:
         """Channels of every activation the op applies (PReLU has one slope per channel)."""
         kind = self.kind
-        if kind in ("conv", "stem", "dwconv", "pwconv", "dsconv", "conv_transpose"):
+        if kind in ("conv", "stem", "dwconv", "pwconv", "dsconv", "conv_transpose", "patch_embed"):
             return self.cout
         if kind == "dsconv_pw":
             return self.cin + self.cout
@@ -532,7 +635,7 @@ class OpSpec:
         for typ, cin, cout, k, groups, _, _ in self._parts():
             if typ == "linear":
                 total += cin * cout + cout
-            elif typ == "deconv":
+            elif typ in ("deconv", "conv_bias"):
                 total += cin * (cout // groups) * k * k + cout
             elif typ == "conv":
                 total += cout * (cin // groups) * k * k + 2 * cout
@@ -545,13 +648,15 @@ class OpSpec:
     @property
     def bytes(self) -> int:
         """Bytes moved in fp32: input + output + weights (intermediates excluded); ``add`` and ``concat``
-        also read their other inputs."""
+        also read their other inputs, a ``slice`` into n parts writes all n."""
         n_in = math.prod(self.input_shape)
         n_out = math.prod(self.output_shape) if self.kind != "zero" else 0
         if self.kind == "add":
             n_in *= 2
         elif self.kind == "concat":
             n_in = n_out
+        elif self.kind == "slice":
+            n_out *= self.outputs
         return BYTES_PER_ELEMENT * (n_in + n_out + self.params)
 
     @property
@@ -584,15 +689,21 @@ class OpSpec:
 
         The kernel-vocabulary kinds fill the same columns (a predictor fits one model per kind):
         sequence kinds report ``tokens`` as ``h``; ``attention`` ``heads`` as ``mid``; ``concat``
-        ``inputs`` and ``channel_shuffle`` ``groups`` as ``expand``; ``conv`` with groups its group
-        count as ``expand`` (1, as before, without); ``resize`` its scale as ``stride`` and its taps
-        per axis (nearest 1, bilinear 2) as ``kernel``; ``se`` a hard-sigmoid gate as ``kernel`` 2."""
+        ``inputs``, ``channel_shuffle`` ``groups`` and ``slice`` ``outputs`` as ``expand``; ``conv`` with groups
+        its group count as ``expand`` (1, as before, without); ``resize`` its scale as ``stride`` and its taps
+        per axis (nearest 1, bilinear 2) as ``kernel``; ``se`` a hard-sigmoid gate as ``kernel`` 2;
+        ``transpose`` ``heads`` as ``mid``; ``patch_embed`` its stride (= kernel) as ``stride``; ``conv`` and
+        ``dwconv`` a dilation above 1 as ``mid`` (0 without; a stride along the width shows in ``out_w``)."""
         ho, wo = self.out_hw
         h, kernel, stride, expand, mid = self.h, self.kernel, self.stride, self.expand, self.mid
         if self.kind in (*_TOKEN_KINDS, "attention") or (self.kind == "linear" and self.tokens > 1):
             h = self.tokens
-        if self.kind == "attention":
+        if self.kind in ("attention", "transpose"):
             mid = self.heads
+        elif self.kind == "slice":
+            expand = self.outputs
+        elif self.kind == "patch_embed":
+            stride = self.kernel
         elif self.kind == "concat":
             expand = self.inputs
         elif self.kind in ("conv", "channel_shuffle"):
@@ -601,6 +712,8 @@ class OpSpec:
             stride, kernel = self.scale, RESIZE_MODES.index(self.mode) + 1
         elif self.kind == "se":
             kernel = GATES.index(self.gate) + 1
+        if self.dilation > 1:  # conv, dwconv
+            mid = self.dilation
         values = {
             "cin": self.cin,
             "cout": self.cout,

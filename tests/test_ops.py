@@ -31,6 +31,9 @@ EXAMPLES = [
     OpSpec("zero", cin=16, cout=24, h=7, w=7, stride=2),
     OpSpec("head", cin=32, mid=64, cout=10, h=7, w=7),
     OpSpec("head", cin=32, mid=0, cout=10, h=4, w=4, act="relu"),
+    # optional geometry of conv and dwconv: a stride along the width of its own, dilation
+    OpSpec("dwconv", cin=16, h=12, w=40, kernel=3, stride=2, stride_w=1, act="hswish"),
+    OpSpec("conv", cin=8, cout=16, h=15, w=15, kernel=3, stride=1, stride_w=2, dilation=2, act="relu"),
 ]
 NO_COMPUTE = ("identity", "zero")
 
@@ -121,6 +124,29 @@ def test_skip_and_projection():
     assert not OpSpec("resblock", cin=16, cout=16, h=8, w=8, kernel=3).has_projection
 
 
+def test_stride_w_and_dilation_are_optional_geometry():
+    """Keys stay what they were unless set; a square stride is written once; out_w follows stride_w."""
+    dw = OpSpec("dwconv", cin=8, h=24, w=96, kernel=3, stride=2, stride_w=1)
+    assert dw.key == "dwconv:cin=8,h=24,w=96,kernel=3,stride=2,act=relu6,stride_w=1"
+    assert dw.out_hw == (12, 96) and dw.flops == 12 * 96 * 8 * 9
+    assert OpSpec("dwconv", cin=8, h=24, w=96, kernel=3, stride=2, stride_w=2) == OpSpec(
+        "dwconv", cin=8, h=24, w=96, kernel=3, stride=2
+    )
+    dil = OpSpec("conv", cin=8, cout=8, h=15, w=15, kernel=3, dilation=4)
+    assert dil.out_hw == (15, 15) and dil.flops == OpSpec("conv", cin=8, cout=8, h=15, w=15, kernel=3).flops
+    assert dil.features()["mid"] == 4.0 and OpSpec("conv", cin=8, cout=8, h=15, w=15, kernel=3).features()["mid"] == 0
+    # kinds without them normalise them away (as every unused field)
+    assert OpSpec("pwconv", cin=8, cout=8, h=7, w=7, stride_w=2, dilation=2) == OpSpec(
+        "pwconv", cin=8, cout=8, h=7, w=7
+    )
+    with pytest.raises(ValueError, match=r"Invalid stride_w=3 for 'dwconv'; allowed: \[0, 1, 2\]"):
+        OpSpec("dwconv", cin=8, h=8, w=8, kernel=3, stride_w=3)
+    with pytest.raises(ValueError, match="Invalid dilation=2 for kernel=2: a dilated kernel must be odd"):
+        OpSpec("conv", cin=8, cout=8, h=8, w=8, kernel=2, dilation=2)
+    with pytest.raises(ValueError, match="dilation=40 .* at most 31"):
+        OpSpec("conv", cin=8, cout=8, h=8, w=8, kernel=3, dilation=40)
+
+
 def test_unused_fields_are_normalised():
     a = OpSpec("pwconv", cin=8, cout=16, h=7, w=7, kernel=3, stride=2)
     assert a == OpSpec("pwconv", cin=8, cout=16, h=7, w=7)
@@ -186,6 +212,10 @@ def test_bad_keys(key, words):
         ("conv:cin=8,cout=8,h=10000,w=8,kernel=3,stride=1", ["h=10000", "8192", "HWLAT_MAX_SIZE"]),
         ("gap:cin=8,h=8,w=9000", ["w=9000", "8192", "HWLAT_MAX_SIZE"]),
         ("conv:cin=8,cout=8,h=64,w=64,kernel=33,stride=1", ["kernel=33", "31", "HWLAT_MAX_KERNEL"]),
+        # slice and transpose: h and w are products of axes (before and after the ones they move), bounded by 8192^2
+        ("transpose:cin=1,h=70000000,w=2,heads=1", ["h=70000000", "67108864", "HWLAT_MAX_SIZE"]),
+        ("slice:cin=4,cout=2,h=1,w=70000000,outputs=2", ["w=70000000", "67108864"]),
+        ("slice:cin=4,cout=2,h=1,w=64,outputs=70000", ["outputs=70000", "65536", "HWLAT_MAX_CHANNELS"]),
     ],
 )
 def test_shapes_beyond_the_limits_are_refused_in_one_line(key, words):
@@ -199,6 +229,7 @@ def test_shapes_beyond_the_limits_are_refused_in_one_line(key, words):
 
 def test_the_limits_are_inclusive_and_the_environment_raises_them(monkeypatch):
     assert OpSpec("conv", cin=65536, cout=8, h=8192, w=8192, kernel=31).cin == 65536  # the bounds themselves pass
+    assert OpSpec("slice", cin=64, cout=32, h=1, w=8192**2, outputs=2).w == 8192**2  # a product of two sizes
     with pytest.raises(ValueError, match="HWLAT_MAX_CHANNELS"):
         OpSpec("linear", cin=100_000, cout=10)
     monkeypatch.setenv("HWLAT_MAX_CHANNELS", "200000")

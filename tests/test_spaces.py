@@ -49,7 +49,7 @@ def test_samples_are_deterministic_distinct_and_valid(name):
     for op in ops:
         assert isinstance(op, OpSpec) and op.kind in space.kinds
         assert OpSpec.from_key(op.key) == op
-        assert op.h == op.w
+        assert op.h == op.w or op.kind in ("slice", "transpose")  # theirs: the sizes around the axes they move
 
 
 @pytest.mark.parametrize("name", GENERIC)
@@ -62,7 +62,7 @@ def test_samples_build_and_run(name):
     for op in get_space(name).sample(4, seed=2):
         with torch.no_grad():
             y = op.build()(torch.randn(op.input_shape))
-        assert tuple(y.shape) == op.output_shape
+        assert all(tuple(part.shape) == op.output_shape for part in (y if isinstance(y, tuple) else (y,)))  # splits
 
 
 def test_too_many_says_how_many():

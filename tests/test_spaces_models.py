@@ -5,7 +5,7 @@ import math
 import pytest
 
 from hwlat.spaces import MODEL_KINDS, get_space, kind_spaces, sample_per_kind
-from hwlat.spaces.models import MODEL_KERNEL_ELEMENTS, MODEL_KERNEL_FLOPS
+from hwlat.spaces.models import MODEL_KERNEL_ELEMENTS, MODEL_KERNEL_FLOPS, TOKENS
 
 
 def test_sample_per_kind_gives_n_distinct_configs_of_every_kind():
@@ -41,3 +41,24 @@ def test_the_mixed_space_and_unknown_kinds():
     assert len({op.key for op in space.sample(100, seed=0)}) == 100
     with pytest.raises(ValueError, match="no model-kernels space for mbconv"):
         sample_per_kind(5, kinds=("conv", "mbconv"))
+
+
+def test_slices_transposes_and_patch_embeddings_at_real_ranges():
+    """ShuffleNetV2 half-splits of 24-1024 channels at 7-56 px (channels first and last), a ViT's q/k/v split and
+    class token at 17-257 tokens; its transposes (heads 1-12, 64-768 dims); patch embeddings of 3-channel inputs."""
+    ops = sample_per_kind(200, seed=0, kinds=("slice", "transpose", "patch_embed"))
+    slices = [op for op in ops if op.kind == "slice"]
+    halves = [op for op in slices if op.cin == 2 * op.cout]
+    assert any(op.h == 1 and op.w in (7 * 7, 56 * 56) for op in halves) and any(op.w == 1 for op in halves)
+    assert min(op.cin for op in halves) >= 24 and max(op.cin for op in halves) > 512
+    assert {op.outputs for op in slices} == {1, 2, 3}
+    assert any(op.cin == 3 and op.outputs == 3 and op.w % 17 == 0 for op in slices)  # q/k/v of (3, tokens * dim)
+    assert any(op.cout == 1 and op.cin in (17, 197, 257) for op in slices)  # the class token
+    transposes = [op for op in ops if op.kind == "transpose"]
+    assert {op.heads for op in transposes} >= {1, 3, 12} and {op.cin for op in transposes} >= {1, 64}
+    assert any(op.h == 2 and op.heads == 1 and op.cin > 1 for op in transposes)  # an NCHW shuffle in an NHWC graph
+    patches = [op for op in ops if op.kind == "patch_embed"]
+    assert any(op.cin == 3 and op.kernel == 16 and op.h == 224 for op in patches)
+    assert any(op.kernel == 2 and op.cout == 2 * op.cin for op in patches)  # ConvNeXt-style downsampling
+    assert any(op.heads > 1 and op.h in TOKENS and op.w in (32, 48, 64) for op in transposes)  # k^T per head
+    assert all(op.h != op.w for op in transposes + slices if op.w == 1 or op.h == 1)  # not squares: views

@@ -50,31 +50,37 @@ class Pattern:
     name: str
     steps: tuple[Step, ...]
     closes_head_input: bool = False
+    region: bool = False  # closes: region (see _region)
 
     @classmethod
     def parse(cls, data: dict[str, Any], where: str) -> Pattern:
         if not isinstance(data, dict) or "name" not in data or not data.get("steps"):
             raise GraphError(f"kernel rules ({where}): each pattern needs a name and steps, got {data!r}")
         closes = data.get("closes")
-        if closes not in (None, "head_input"):
-            raise GraphError(f"kernel rules ({where}): closes must be head_input, not {closes!r}")
+        if closes not in (None, "head_input", "region"):
+            raise GraphError(f"kernel rules ({where}): closes must be head_input or region, not {closes!r}")
         steps = tuple(Step.parse(s) for s in data["steps"])
         if steps[0].optional:
             raise GraphError(f"kernel rules ({where}): pattern {data['name']}'s first step cannot be optional")
-        return cls(str(data["name"]), steps, closes == "head_input")
+        return cls(str(data["name"]), steps, closes == "head_input", closes == "region")
 
 
 @dataclass(frozen=True)
 class RuleSet:
-    """One runtime's kernel rules: free ops, composites and kernel patterns."""
+    """One runtime's kernel rules: free ops, composites and kernel patterns; ``layout`` is the layout the
+    runtime keeps image tensors in ("NHWC" for LiteRT, whatever layout the graph it is given has), or ""
+    (the graph's own)."""
 
     name: str
     free: frozenset[str]
     composites: tuple[Pattern, ...]
     kernels: tuple[Pattern, ...]
+    layout: str = ""
 
     def describe(self) -> str:
         lines = [f"rule set {self.name}", f"  free: {', '.join(sorted(self.free))}"]
+        if self.layout:
+            lines.append(f"  layout: {self.layout} (image tensors, whatever the graph's layout)")
         for title, pats in (("composites", self.composites), ("kernels", self.kernels)):
             lines.append(f"  {title}:")
             for p in pats:
@@ -82,9 +88,11 @@ class RuleSet:
                     "|".join(sorted(s.ops) + [f"@{c}" for c in sorted(s.categories)]) + ("?" if s.optional else "")
                     for s in p.steps
                 )
-                lines.append(
-                    f"    {p.name}: {steps}" + (" (closes on the first node's input)" if p.closes_head_input else "")
+                closes = " (closes on the first node's input)" if p.closes_head_input else ""
+                closes = (
+                    " (a region: these nodes in any order, reading only the first one's input)" if p.region else closes
                 )
+                lines.append(f"    {p.name}: {steps}{closes}")
         return "\n".join(lines)
 
 
@@ -115,11 +123,18 @@ def parse_rule_sets(data: dict[str, Any]) -> dict[str, RuleSet]:
 
     for name in raw:
         body = resolve(name)
+        layout = body.get("layout") or ""
+        if layout not in ("", "NCHW", "NHWC"):
+            raise GraphError(f"kernel rules ({name}): layout must be NCHW or NHWC, not {layout!r}")
+        kernels = tuple(Pattern.parse(p, name) for p in body.get("kernels") or ())
+        if any(p.region for p in kernels):
+            raise GraphError(f"kernel rules ({name}): closes: region is for composites, not kernels")
         out[name] = RuleSet(
             name,
             frozenset(body.get("free") or ()),
             tuple(Pattern.parse(p, name) for p in body.get("composites") or ()),
-            tuple(Pattern.parse(p, name) for p in body.get("kernels") or ()),
+            kernels,
+            layout,
         )
     return out
 
@@ -258,6 +273,83 @@ def _next(graph: Graph, node: Node, taken: set[str]) -> Node | None:
     return cons[0]
 
 
+_REGION_MAX = 24  # nodes a region may hold (a written-out LayerNorm has 9 to 12)
+
+
+def _region(graph: Graph, head: Node, pattern: Pattern, taken: set[str], free: frozenset[str]) -> list[Node] | None:
+    """A composite that is no chain (``closes: region``): ``head`` and the nodes after it that the pattern's
+    steps (or free ops) accept, in any order, each reading only ``head``'s one activation input, constants
+    and each other, up to the one tensor (of that input's shape) the rest of the graph reads. Every step
+    that is not optional is matched by a node of its own. A LayerNorm written out: mean, (x - mean)^2,
+    mean, + eps, sqrt, divide, scale, shift, with x read three times."""
+    if not pattern.steps[0].accepts(head) or len(head.outputs) != 1:
+        return None
+    acts = [t for t in head.inputs if t and not graph.tensors[t].const]
+    if len(acts) != 1:
+        return None
+    x = acts[0]
+
+    def allowed(n: Node) -> bool:
+        return n.op in free or bool(n.attr("shape_only")) or any(s.accepts(n) for s in pattern.steps)
+
+    region = {head.name: head}
+    frontier = [head]
+    while frontier and len(region) < _REGION_MAX:
+        for t in frontier.pop().outputs:
+            for c in graph.consumers.get(t, ()):
+                if c.name not in region and c.name not in taken and allowed(c):
+                    region[c.name] = c
+                    frontier.append(c)
+    while True:  # drop the nodes that read an activation from outside (x itself excepted), until none does
+        made = {t for n in region.values() for t in n.outputs}
+        bad = [
+            name
+            for name, n in region.items()
+            if name != head.name
+            and any(t and t != x and not graph.tensors[t].const and t not in made for t in n.inputs)
+        ]
+        if not bad:
+            break
+        for name in bad:
+            del region[name]
+    position = {n.name: i for i, n in enumerate(graph.nodes)}
+    for last in sorted(region.values(), key=lambda n: -position[n.name]):
+        if len(last.outputs) != 1 or graph.tensors[last.outputs[0]].shape != graph.tensors[x].shape:
+            continue
+        inside, todo = {last.name: last}, [last]  # last's ancestors in the region
+        while todo:
+            for t in todo.pop().inputs:
+                p = graph.producer.get(t)
+                if p is not None and p.name in region and p.name not in inside:
+                    inside[p.name] = p
+                    todo.append(p)
+        if head.name not in inside:
+            continue
+        read_out = {
+            t
+            for n in inside.values()
+            for t in n.outputs
+            if t in graph.outputs or any(c.name not in inside for c in graph.consumers.get(t, ()))
+        }
+        nodes = sorted(inside.values(), key=lambda n: position[n.name])
+        if read_out == {last.outputs[0]} and _steps_matched(pattern, nodes):
+            return nodes
+    return None
+
+
+def _steps_matched(pattern: Pattern, nodes: Sequence[Node]) -> bool:
+    """Each step that is not optional takes a node of its own (the first unused one it accepts)."""
+    used: set[str] = set()
+    for step in pattern.steps:
+        if step.optional:
+            continue
+        found = next((n for n in nodes if n.name not in used and step.accepts(n)), None)
+        if found is None:
+            return False
+        used.add(found.name)
+    return True
+
+
 def _collapse(graph: Graph, rules: RuleSet) -> tuple[list[Node], dict[str, tuple[Node, ...]]]:
     """Nodes with composites collapsed; ``parts[name]`` holds a composite's original nodes."""
     if not rules.composites:
@@ -269,7 +361,10 @@ def _collapse(graph: Graph, rules: RuleSet) -> tuple[list[Node], dict[str, tuple
         if node.name in taken:
             continue
         for pat in rules.composites:
-            chain = _chain(graph, node, pat, taken, frozenset())
+            if pat.region:
+                chain = _region(graph, node, pat, taken, rules.free)
+            else:
+                chain = _chain(graph, node, pat, taken, frozenset())
             if chain:
                 names = {n.name for n in chain}
                 outside = [t for n in chain for t in n.inputs if t and t not in {o for m in chain for o in m.outputs}]
@@ -312,11 +407,11 @@ def detect_kernels(graph: Graph, rules: RuleSet | str | None = None, *, device: 
         chain = chain or [node]
         taken.update(n.name for n in chain)
         originals = tuple(p for n in chain for p in parts.get(n.name, (n,)))
-        kernels.append(_kernel(graph, name, chain, originals))
+        kernels.append(_kernel(graph, name, chain, originals, rules.layout))
     return KernelSet(graph, rules, kernels, free)
 
 
-def _kernel(graph: Graph, rule: str, chain: Sequence[Node], originals: tuple[Node, ...]) -> Kernel:
+def _kernel(graph: Graph, rule: str, chain: Sequence[Node], originals: tuple[Node, ...], layout: str = "") -> Kernel:
     from hwlat.graph.mapping import describe_kernel, vocab_spec
 
     inside = {t for n in originals for t in n.outputs}
@@ -334,7 +429,7 @@ def _kernel(graph: Graph, rule: str, chain: Sequence[Node], originals: tuple[Nod
     ktype, specs, why, note = describe_kernel(graph, rule, chain, originals, first_in)
     if not specs:  # the kernel vocabulary of real models: se, add, concat, resize, attention, ...
         k = Kernel(chain[0].name, ktype, originals, macs, params, nbytes, tuple(first_in), tuple(out_shape))
-        spec, why2 = vocab_spec(graph, k, chain)
+        spec, why2 = vocab_spec(graph, k, chain, layout=layout)
         if spec is not None:
             specs, why = (spec,), ""
         elif why2:

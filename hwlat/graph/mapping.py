@@ -1,15 +1,18 @@
 """From a kernel to the hwlat op kinds that can stand for it (and why none can).
 
 A convolution kernel becomes ``conv``/``pwconv``/``dwconv`` (or ``stem`` for a 3-channel input)
-when its geometry is one those kinds build: a square kernel, stride 1 or 2, no dilation,
-``same`` padding and an activation hwlat builds (relu, relu6, hswish or none). A fused residual
-add keeps the kind (the note says so). Linear layers, pools and global average pools map to their
-kinds. Blocks (:func:`compose_blocks`) map consecutive kernels to ``mbconv``, ``dsconv_pw`` and
+when its geometry is one those kinds build: a square kernel, strides of 1 or 2 (a stride along the
+width of its own is ``stride_w``), a square dilation, ``same`` padding and an activation hwlat
+builds; a conv whose stride is its kernel, unpadded, is a ``patch_embed``. A fused residual add
+keeps the kind (the note says so). Linear layers, pools (also after LiteRT's explicit PADV2) and
+global average pools map to their kinds; the rest to the kernel vocabulary (:func:`vocab_spec`).
+Blocks (:func:`compose_blocks`) map consecutive kernels to ``mbconv``, ``dsconv_pw`` and
 ``head`` where a predictor knows those kinds but not their parts.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -67,6 +70,8 @@ def describe_kernel(
         return rule, (), f"no op kind for {rule} kernels yet", ""
     if head.op == "pad" and len(chain) > 1 and chain[1].op == "conv":  # explicit padding, then a VALID conv
         return _conv(graph, chain[1], chain, in_shape, padded_from=in_shape)
+    if head.op == "pad" and len(chain) > 1 and chain[1].op in ("maxpool", "avgpool"):  # LiteRT: PADV2 + a VALID pool
+        return _pool(graph, chain[1], in_shape, padded_from=in_shape)
     if head.op == "conv":
         return _conv(graph, head, chain, in_shape)
     if rule == "linear" or head.op in ("gemm", "matmul"):
@@ -80,14 +85,22 @@ def describe_kernel(
 
 
 # ------------------------------------------------------------------ the kernel vocabulary (hwlat.ops.VOCAB_KINDS)
-def vocab_spec(graph: Graph, k: Any, chain: Sequence[Node] | None = None) -> tuple[Any, str]:
+def vocab_spec(graph: Graph, k: Any, chain: Sequence[Node] | None = None, layout: str = "") -> tuple[Any, str]:
     """(OpSpec, "") of a kernel the conv/linear/pool kinds do not cover, from the kernel vocabulary
     (se, add, scalar, concat, resize, softmax, layernorm, attention, conv_transpose,
-    channel_shuffle, batchnorm, pad, act), or (None, why not). ``chain``: the kernel's nodes with
-    composites collapsed (a decomposed hardswish is one node there), when the caller has them."""
+    channel_shuffle, batchnorm, pad, act, slice, transpose), or (None, why not). ``chain``: the kernel's
+    nodes with composites collapsed (a decomposed hardswish is one node there), when the caller has
+    them; ``layout``: the runtime's layout of image tensors (:attr:`hwlat.graph.kernels.RuleSet.layout`)."""
     nodes, head, ins = k.nodes, k.nodes[0], tuple(k.input_shape)
     if k.type == "se":
         return _se(graph, nodes, ins)
+    chain = list(chain or nodes)
+    if op_category(chain[0].op) == "activation" and len(ins) >= 2:  # also a composite (GELU as x * erf(...))
+        act, why = _activation(chain)
+        if act is None:
+            return None, why
+        cin, h, w = graph.chw(ins) if len(ins) == 4 else (ins[-1], math.prod(ins[1:-1]) or 1, 1)
+        return _spec("act", cin=cin, h=h, w=w, act=act)
     if head.op in ("add", "sub", "mul", "div") and len(ins) in (2, 3, 4):
         return _elementwise(graph, head, nodes, ins)
     if head.op == "concat":
@@ -99,10 +112,12 @@ def vocab_spec(graph: Graph, k: Any, chain: Sequence[Node] | None = None) -> tup
             return None, "resize by a non-integer or non-uniform scale has no op kind"
         mode = "bilinear" if head.attr("mode") == "linear" or head.source_op == "RESIZE_BILINEAR" else "nearest"
         return _spec("resize", cin=cin, h=h, w=w, scale=ho // h, mode=mode)
-    if head.op in ("softmax", "layernorm") and len(nodes) == 1:
-        if head.attr("axis", -1) % len(ins) != len(ins) - 1:
-            return None, f"{head.op} over another axis than the last has no op kind"
-        return _spec(head.op, cin=ins[-1], tokens=math.prod(ins[1:-1]) if len(ins) > 1 else 1)
+    lead = chain[0]  # a LayerNorm written out is one composite node
+    if lead.op in ("softmax", "layernorm") and len(chain) == 1:
+        written_out = len(nodes) > 1 and graph.out(head).size * (ins[-1] if ins else 1) != math.prod(ins)
+        if lead.attr("axis", -1) % len(ins) != len(ins) - 1 or written_out:
+            return None, f"{lead.op} over another axis than the last has no op kind"
+        return _spec(lead.op, cin=ins[-1], tokens=math.prod(ins[1:-1]) if len(ins) > 1 else 1)
     if k.type == "attention":
         q = tuple(graph.activations(nodes[0])[0].shape)
         if len(q) < 3:
@@ -111,20 +126,15 @@ def vocab_spec(graph: Graph, k: Any, chain: Sequence[Node] | None = None) -> tup
     if head.op == "conv_transpose":
         return _conv_transpose(graph, head, nodes, ins, k.output_shape)
     if k.type == "channel_shuffle":
-        cin, h, w = graph.chw(ins)
-        five = graph.out(head).shape
-        return _spec("channel_shuffle", cin=cin, h=h, w=w, groups=five[1] if graph.layout == "NCHW" else five[3])
+        return _shuffle(graph, nodes, ins)
+    if head.op == "transpose" and len(nodes) == 1:
+        return _transpose(graph, head)
+    if op_category(head.op) == "slice" and len(nodes) == 1:
+        return _slice(graph, head, layout)
     if head.op == "batchnorm":
         cin, h, w = graph.chw(ins)
         act, why = _activation(nodes[1:])
         return _spec("batchnorm", cin=cin, h=h, w=w, act=act) if act else (None, why)
-    chain = list(chain or nodes)
-    if op_category(chain[0].op) == "activation" and len(ins) >= 2:
-        act, why = _activation(chain)
-        if act is None:
-            return None, why
-        cin, h, w = graph.chw(ins) if len(ins) == 4 else (ins[-1], math.prod(ins[1:-1]) or 1, 1)
-        return _spec("act", cin=cin, h=h, w=w, act=act)
     if head.op == "pad" and len(nodes) == 1:
         cin, h, w = graph.chw(ins)
         cout, ho, wo = graph.chw(tuple(k.output_shape))
@@ -157,6 +167,9 @@ def _elementwise(graph: Graph, head: Node, nodes: Sequence[Node], ins: tuple[int
     cin, h, w = graph.chw(ins) if len(ins) == 4 else (ins[-1], math.prod(ins[1:-1]), 1)
     if len(acts) == 2 and acts[0].shape == acts[1].shape:
         return _spec("add", cin=cin, h=h, w=w, act=act)
+    if len(acts) == 1 and len(consts) == 1 and consts[0].size == math.prod(ins) > cin:
+        # a constant as large as the input (a ViT's position embedding): reads as much as a second activation
+        return _spec("add", cin=cin, h=h, w=w, act=act)
     if len(acts) == 1 and consts and all(c.size in (1, cin) for c in consts):
         return _spec("scalar", cin=cin, h=h, w=w, act=act)
     full = math.prod(ins)
@@ -168,13 +181,25 @@ def _elementwise(graph: Graph, head: Node, nodes: Sequence[Node], ins: tuple[int
 
 
 def _concat(graph: Graph, head: Node) -> tuple[Any, str]:
+    """A channel concat; or one along another axis with nothing before it or nothing after it (a ViT's class
+    token joined to the patch tokens), as the concat of that many channels over h = the rest, w = 1. Constant
+    inputs count as inputs: the concat kind holds its other inputs as constants too."""
     acts = graph.activations(head)
+    parts = [graph.tensors[t] for t in head.inputs if t]
     out = graph.out(head).shape
     axis = head.attr("axis", 0) % max(1, len(out))
-    if len(out) != 4 or axis != (1 if graph.layout == "NCHW" else 3) or len(acts) != len(head.inputs):
-        return None, "only channel concats of activations have an op kind"
-    cin, h, w = graph.chw(tuple(acts[0].shape))
-    return _spec("concat", cin=cin, cout=graph.chw(tuple(out))[0], h=h, w=w, inputs=len(acts))
+    if not acts or any(len(p.shape) != len(out) for p in parts):
+        return None, "only concats of activations have an op kind"
+    if len(out) == 4 and axis == (1 if graph.layout == "NCHW" else 3):
+        cin, h, w = graph.chw(tuple(acts[0].shape))
+        cout, n = graph.chw(tuple(out))[0], len(parts)
+        if n > 1 and (cout - cin) % (n - 1):  # unequal inputs (GoogLeNet): the same total in equal other inputs
+            cin += (cout - cin) % (n - 1)
+        return _spec("concat", cin=cin, cout=cout, h=h, w=w, inputs=n)
+    outer, inner = math.prod(out[:axis]), math.prod(out[axis + 1 :])
+    if min(outer, inner) != 1:
+        return None, "a concat along a middle axis (not channels) has no op kind"
+    return _spec("concat", cin=acts[0].shape[axis], cout=out[axis], h=outer * inner, w=1, inputs=len(parts))
 
 
 def _conv_transpose(graph: Graph, head: Node, nodes, ins, out_shape) -> tuple[Any, str]:
@@ -213,44 +238,173 @@ def _conv(
     else:
         typ = "grouped_conv"
     note = "includes a residual add" if any(n.op == "add" for n in nodes) else ""
+    if _patchify(head, cin, h, w, padded_from):
+        act, why = _activation(nodes)
+        if act is None:
+            return "patch_embed", (), why, note
+        spec, why = _spec("patch_embed", cin=cin, cout=cout, h=h, w=w, kernel=kernel[0], act=act)
+        return "patch_embed", (spec,) if spec else (), why, note
     if len(kernel) != 2 or kernel[0] != kernel[1]:
         return typ, (), f"kernel {'x'.join(map(str, kernel))} is not square", note
-    if len(set(stride)) != 1 or stride[0] not in (1, 2):
+    if len(stride) != 2 or any(s not in (1, 2) for s in stride):
         return typ, (), f"stride {'x'.join(map(str, stride))} (op kinds have stride 1 or 2)", note
-    if any(d != 1 for d in dil):
-        return typ, (), f"dilation {'x'.join(map(str, dil))} has no op kind yet", note
-    k = kernel[0]
+    if len(set(dil)) > 1:
+        return typ, (), f"dilation {'x'.join(map(str, dil))} is not square", note
+    k, d = kernel[0], (dil or (1,))[0]
     pads, padding = head.attr("pads"), head.attr("padding")
-    if padded_from is not None:  # PAD then a VALID conv: 'same' when the pad adds k - 1 or 2 * (k // 2)
+    if padded_from is not None:  # PAD then a VALID conv: 'same' when the pad adds d * (k - 1) or 2 * d * (k // 2)
         _, ph, pw = graph.chw(tuple(graph.activations(head)[0].shape))
         valid = padding == "valid" or (padding is None and not any(pads or ()))  # ONNX: Pad, then a conv with no pads
-        same = valid and all(p - q in (k - 1, 2 * (k // 2)) for p, q in ((ph, h), (pw, w)))
+        same = valid and all(p - q in (d * (k - 1), 2 * d * (k // 2)) for p, q in ((ph, h), (pw, w)))
     elif padding is not None:  # TFLite: SAME or VALID
         same = padding == "same" or k == 1
     else:
-        same = pads is None or all(p == k // 2 for p in pads)
-    if not same:
-        return typ, (), f"padding {pads} is not 'same' (k // 2)", note
+        same = pads is None or all(p == d * (k // 2) for p in pads)
+    if not same:  # VALID or other padding: the 'same' conv with this output size does the same MACs
+        _, oh, ow = graph.chw(tuple(graph.out(head).shape))
+        h, w = oh * stride[0], ow * stride[1]
+        note = "; ".join(x for x in (note, f"padding {pads or padding}: as the 'same' conv of its output size") if x)
     act, why = _activation(nodes)
     if act is None:
         return typ, (), why, note
+    geometry = {"stride": stride[0], "stride_w": stride[1], "dilation": d}  # 2x1 strides, dilation: conv, dwconv
     if typ == "grouped_conv" or typ == "dwconv_multiplier":  # conv with groups
-        spec, why = _spec("conv", cin=cin, cout=cout, h=h, w=w, kernel=k, stride=stride[0], act=act, groups=groups)
+        spec, why = _spec("conv", cin=cin, cout=cout, h=h, w=w, kernel=k, act=act, groups=groups, **geometry)
         return typ, (spec,) if spec else (), why, note
     if typ == "dwconv":
-        spec, why = _spec("dwconv", cin=cin, h=h, w=w, kernel=k, stride=stride[0], act=act)
+        spec, why = _spec("dwconv", cin=cin, h=h, w=w, kernel=k, act=act, **geometry)
         return typ, (spec,) if spec else (), why, note
     specs = []
     if typ == "pwconv":
         spec, why = _spec("pwconv", cin=cin, cout=cout, h=h, w=w, act=act)
         specs.append(spec)
-    spec, why2 = _spec("conv", cin=cin, cout=cout, h=h, w=w, kernel=k, stride=stride[0], act=act)
+    spec, why2 = _spec("conv", cin=cin, cout=cout, h=h, w=w, kernel=k, act=act, **geometry)
     specs.append(spec)
-    if cin == 3:
+    if cin == 3 and stride[0] == stride[1] and d == 1:
         stem, _ = _spec("stem", cin=cin, cout=cout, h=h, w=w, kernel=k, stride=stride[0], act=act)
         specs.append(stem)
     specs = tuple(s for s in specs if s is not None)
     return typ, specs, "" if specs else (why or why2), note
+
+
+def _patchify(head: Node, cin: int, h: int, w: int, padded_from) -> bool:
+    """A conv whose stride is its (square, >= 2) kernel, with no padding, groups or dilation: a patch embedding."""
+    kernel, stride = tuple(head.attr("kernel", (1, 1))), tuple(head.attr("stride", (1, 1)))
+    if padded_from is not None or len(kernel) != 2 or kernel[0] != kernel[1] or kernel[0] < 2 or stride != kernel:
+        return False
+    if head.attr("groups", 1) != 1 or any(d != 1 for d in head.attr("dilation", (1, 1))):
+        return False
+    pads, padding, k = head.attr("pads"), head.attr("padding"), kernel[0]
+    if padding is not None:  # TFLite: SAME pads nothing either when the kernel tiles the input
+        return padding == "valid" or (h % k == 0 and w % k == 0)
+    return not any(pads or ())
+
+
+# ------------------------------------------------------------------ slices and transposes
+def _slice(graph: Graph, head: Node, layout: str = "") -> tuple[Any, str]:
+    """A Slice, Gather, Split (ONNX) or SLICE, STRIDED_SLICE, SPLIT, GATHER, UNPACK (TFLite) as the ``slice``
+    kind: the input viewed as (before, axis, after) around the one axis it cuts. An NCHW graph's channel split
+    on a channel-last runtime (``layout`` NHWC) is mapped as that runtime runs it (h = n * h * w, w = 1)."""
+    acts = graph.activations(head)
+    if not acts or not head.outputs:
+        return None, ""
+    ins = tuple(acts[0].shape)
+    outs = [graph.tensors[t].shape for t in head.outputs if t]
+    out = tuple(outs[0])
+    if len(out) == len(ins):
+        axes = [a for a in range(len(ins)) if ins[a] != out[a]]
+        if len(axes) != 1:
+            return None, "a slice along several axes has no op kind" if axes else "a slice that keeps all of its input"
+        axis, cout = axes[0], out[axes[0]]
+    elif len(out) == len(ins) - 1:  # Gather of one index, UNPACK: the axis is dropped
+        axis = head.attr("axis")
+        cands = [a for a in range(len(ins)) if ins[:a] + ins[a + 1 :] == out]
+        axis = axis % len(ins) if axis is not None and axis % len(ins) in cands else (cands or [None])[0]
+        if axis is None:
+            return None, f"a slice of {ins} to {out} has no op kind"
+        cout = 1
+    else:
+        return None, f"a slice of {ins} to {out} has no op kind"
+    n = len(outs) if head.op == "split" else 1
+    if n > 1 and any(tuple(o) != out for o in outs):
+        return None, "a split into unequal parts has no op kind"
+    outer, inner = math.prod(ins[:axis]), math.prod(ins[axis + 1 :])
+    if layout == "NHWC" and graph.layout == "NCHW" and len(ins) == 4 and axis == 1:
+        outer, inner = outer * inner, 1
+    return _spec("slice", cin=ins[axis], cout=cout, h=outer, w=inner, outputs=n)
+
+
+def _reduced(shape: Sequence[int], perm: Sequence[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """A transpose's canonical form: axes of size 1 dropped, axes that stay next to each other (and in
+    order) merged. Returns the merged input shape and the permutation of its axes."""
+    keep = [a for a in range(len(shape)) if shape[a] > 1]
+    rank = {a: i for i, a in enumerate(keep)}
+    groups: list[list[int]] = []
+    for a in (a for a in perm if shape[a] > 1):
+        if groups and groups[-1][-1] + 1 == rank[a]:
+            groups[-1].append(rank[a])
+        else:
+            groups.append([rank[a]])
+    order = sorted(range(len(groups)), key=lambda g: groups[g][0])
+    dims = tuple(math.prod(shape[keep[r]] for r in groups[g]) for g in order)
+    return dims, tuple(order.index(g) for g in range(len(groups)))
+
+
+# Canonical permutations that swap two groups of axes: (heads?, h, w, cin?) -> (heads?, w, h, cin?).
+_SWAPS = {(1, 0): (False, False), (0, 2, 1): (True, False), (1, 0, 2): (False, True), (0, 2, 1, 3): (True, True)}
+
+
+def _swap(shape: Sequence[int], perm: Sequence[int]) -> tuple[dict[str, int] | None, str]:
+    """The ``transpose`` kind's fields (heads, h, w, cin) of a transpose, or None and why not."""
+    dims, q = _reduced(shape, perm)
+    if len(q) < 2:
+        return None, "a transpose that moves only axes of size 1 has no op kind"
+    if q not in _SWAPS:
+        return None, f"a transpose that is not a swap of two groups of axes (permutation {q} of {dims})"
+    outer, inner = _SWAPS[q]
+    heads = dims[0] if outer else 1
+    return {"heads": heads, "h": dims[int(outer)], "w": dims[int(outer) + 1], "cin": dims[-1] if inner else 1}, ""
+
+
+def _perm(graph: Graph, node: Node) -> tuple[int, ...] | None:
+    """A transpose node's permutation: ONNX's attribute; TFLite keeps it in a constant the graph does not read,
+    so it is the one the shapes allow that swaps two groups of axes (the reversal when none does)."""
+    ins, out = tuple(graph.activations(node)[0].shape), tuple(graph.out(node).shape)
+    perm = node.attr("perm")
+    if perm is not None:
+        return tuple(perm) if perm else tuple(reversed(range(len(ins))))
+    if len(ins) != len(out) or len(ins) > 6:
+        return None
+    cands = [p for p in itertools.permutations(range(len(ins))) if tuple(ins[a] for a in p) == out]
+    swaps = [p for p in cands if _reduced(ins, p)[1] in _SWAPS]
+    return (swaps or cands or [None])[0]
+
+
+def _transpose(graph: Graph, node: Node) -> tuple[Any, str]:
+    perm = _perm(graph, node)
+    if perm is None:
+        return None, "a transpose whose permutation is unknown has no op kind"
+    fields, why = _swap(graph.activations(node)[0].shape, perm)
+    return _spec("transpose", **fields) if fields else (None, why)
+
+
+def _shuffle(graph: Graph, nodes: Sequence[Node], ins: tuple[int, ...]) -> tuple[Any, str]:
+    """A reshape -> transpose -> reshape kernel: a ``channel_shuffle`` when it swaps channel groups of an image
+    in the graph's layout, otherwise the ``transpose`` its transpose is (attention's k^T in a TFLite graph, a
+    shuffle of NCHW channels inside an NHWC graph)."""
+    node = next((n for n in nodes if n.op == "transpose"), None)
+    perm = _perm(graph, node) if node is not None else None
+    if perm is None:
+        return None, "a reshape-transpose-reshape whose permutation is unknown has no op kind"
+    fields, why = _swap(graph.activations(node)[0].shape, perm)
+    if fields is None:
+        return None, why
+    if len(ins) == 4:
+        cin, h, w = graph.chw(ins)
+        around = (1, h * w) if graph.layout == "NCHW" else (h * w, 1)
+        if (fields["heads"], fields["cin"]) == around and fields["h"] * fields["w"] == cin:
+            return _spec("channel_shuffle", cin=cin, h=h, w=w, groups=fields["h"])
+    return _spec("transpose", **fields)
 
 
 def _linear(graph: Graph, rule: str, head: Node, nodes: Sequence[Node], in_shape) -> tuple[str, tuple, str, str]:
@@ -269,11 +423,20 @@ def _linear(graph: Graph, rule: str, head: Node, nodes: Sequence[Node], in_shape
     return typ, (spec,) if spec else (), why, note
 
 
-def _pool(graph: Graph, head: Node, in_shape) -> tuple[str, tuple, str, str]:
+def _pool(
+    graph: Graph, head: Node, in_shape, padded_from: tuple[int, ...] | None = None
+) -> tuple[str, tuple, str, str]:
     cin, h, w = graph.chw(tuple(in_shape))
     kernel, stride = head.attr("kernel", (1, 1)), head.attr("stride", (1, 1))
     if len(set(kernel)) != 1 or len(set(stride)) != 1:
         return head.op, (), "non-square pooling has no op kind yet", ""
+    if padded_from is not None:  # PAD then a VALID pool: 'same' when the pad adds k - 1 or 2 * (k // 2)
+        k = kernel[0]
+        _, ph, pw = graph.chw(tuple(graph.activations(head)[0].shape))
+        pads = head.attr("pads")
+        valid = head.attr("padding") == "valid" or (head.attr("padding") is None and not any(pads or ()))
+        if not valid or not all(p - q in (k - 1, 2 * (k // 2)) for p, q in ((ph, h), (pw, w))):
+            return head.op, (), f"a pad of {h}x{w} to {ph}x{pw} before a {k}x{k} pool is not 'same' padding", ""
     spec, why = _spec(head.op, cin=cin, h=h, w=w, kernel=kernel[0], stride=stride[0])
     return head.op, (spec,) if spec else (), why, ""
 
@@ -311,7 +474,9 @@ def compose_blocks(kernels: Sequence[Any], graph: Graph) -> list[tuple[tuple[Any
         return j < len(kernels) and outputs[i] in kernels[j].nodes[0].inputs
 
     def kind(k) -> str:
-        return k.specs[0].kind if k.specs else ""
+        """The kernel's kind; a conv strided 2x1 or dilated is none of the blocks' parts."""
+        s = k.specs[0] if k.specs else None
+        return "" if s is None else s.kind if s.stride_w == 0 and s.dilation == 1 else f"{s.kind}*"
 
     for i, k in enumerate(kernels):
         s = k.specs[0] if k.specs else None

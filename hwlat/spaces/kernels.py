@@ -1,12 +1,13 @@
 """Kernel-vocabulary spaces: the kernels real CNNs and small transformers contain besides convolutions.
 
-One space per kind (``se``, ``gconv``, ``add``, ``concat``, ``resize``, ``softmax``, ``layernorm``,
-``attention``, ``linear-tokens``, ``conv_transpose``, ``channel_shuffle``, ``batchnorm``, ``scalar``, ``pad``,
-``act``) and
-``kernels``, which draws from each of them equally often. The ranges cover what MobileNetV3,
-EfficientNet, ShuffleNetV2, DenseNet-style concats, U-Net/FPN decoders and small vision or
-text transformers contain at mobile resolutions; like the generic spaces they keep ops below
-:data:`~hwlat.spaces.generic.MAX_FLOPS` MACs and images square.
+One space per kind (``se``, ``gconv``, ``conv-geometry`` (2x1 strides, dilation), ``add``, ``concat``,
+``resize``, ``softmax``, ``layernorm``, ``attention``, ``linear-tokens``, ``conv_transpose``,
+``channel_shuffle``, ``batchnorm``, ``scalar``, ``pad``, ``act``, ``slice``, ``transpose``, ``patch_embed``)
+and ``kernels``, which draws from each of them equally often. The ranges cover what MobileNetV3,
+EfficientNet, ShuffleNetV2, DenseNet-style concats, U-Net/FPN decoders, text recognisers and small vision
+or text transformers contain at mobile resolutions; like the generic spaces they keep ops below
+:data:`~hwlat.spaces.generic.MAX_FLOPS` MACs and images square (``slice`` and ``transpose`` below
+:data:`MAX_ELEMENTS` elements; their h and w are what comes before and after the axes they move).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = ["KERNEL_SPACES"]
 WIDE = tuple(range(16, 1025, 16))  # channels of the late stages (SE widths, transformer dims)
 TOKENS = (1, 4, 16, 40, 49, 64, 80, 128, 196, 256, 384, 512)
 MAPS = (7, 14, 20, 28, 40, 56)  # feature maps a decoder up-samples or a concat joins
+MAX_ELEMENTS = 1 << 20  # slices and transposes compute nothing: their size is what bounds them
 
 Make = Callable[[dict[str, Any]], dict[str, Any] | None]
 
@@ -93,6 +95,35 @@ def _gconv() -> Space:
         ("conv",),
         axes,
         lambda v: _square({"kind": "conv", **v}),
+    )
+
+
+@register_space("conv-geometry")
+def _conv_geometry() -> Space:
+    def make(v: dict[str, Any]) -> dict[str, Any] | None:
+        stride, stride_w = v.pop("strides")
+        if stride == stride_w and v["dilation"] == 1:  # plain: the conv and dwconv spaces have those
+            return None
+        if v["kind"] == "dwconv":
+            v.pop("cout")
+        return _square({**v, "stride": stride, "stride_w": stride_w})
+
+    axes = {
+        "kind": ("conv", "dwconv"),
+        "cin": CHANNELS,
+        "cout": CHANNELS,
+        "h": RESOLUTIONS,
+        "kernel": (3, 5),
+        "strides": ((2, 1), (1, 2), (1, 1), (2, 2)),
+        "dilation": (1, 2, 4),
+        "act": ("relu", "hswish", "none"),
+    }
+    return _space(
+        "conv-geometry",
+        "conv-BN-act and depthwise with 2x1/1x2 strides (text recognisers) or dilation 2/4 (DeepLab)",
+        ("conv", "dwconv"),
+        axes,
+        make,
     )
 
 
@@ -247,9 +278,65 @@ def _act() -> Space:
     )
 
 
+@register_space("slice")
+def _slice() -> Space:
+    def make(v: dict[str, Any]) -> dict[str, Any] | None:
+        n, cin, hw = v["outputs"], v["cin"], v["size"] ** 2
+        if cin % max(2, n) or cin * hw > MAX_ELEMENTS:
+            return None
+        h, w = (1, hw) if v["layout"] == "first" else (hw, 1)
+        return {"kind": "slice", "cin": cin, "cout": cin // max(2, n), "h": h, "w": w, "outputs": n}
+
+    axes = {"cin": CHANNELS, "size": RESOLUTIONS, "layout": ("first", "last"), "outputs": (1, 2, 3)}
+    return _space(
+        "slice",
+        "a channel slice (half the channels) or split into 2/3 parts, channels first or last (ShuffleNetV2, q/k/v)",
+        ("slice",),
+        axes,
+        make,
+    )
+
+
+@register_space("transpose")
+def _transpose() -> Space:
+    def make(v: dict[str, Any]) -> dict[str, Any] | None:
+        if v["heads"] * v["h"] * v["w"] * v["cin"] > MAX_ELEMENTS:
+            return None
+        return {"kind": "transpose", **v}
+
+    axes = {"cin": (1, 16, 32, 64), "h": (4, 16, 49, 64, 196, 256, 784), "w": (2, 3, 8, 12, 64, 128, 256)}
+    return _space(
+        "transpose",
+        "(heads, h, w, cin) -> (heads, w, h, cin): layout changes, attention's head split/merge and k^T",
+        ("transpose",),
+        {**axes, "heads": (1, 3, 12)},
+        make,
+    )
+
+
+@register_space("patch_embed")
+def _patch_embed() -> Space:
+    def make(v: dict[str, Any]) -> dict[str, Any] | None:
+        if v["h"] % v["kernel"]:
+            return None
+        return _square({"kind": "patch_embed", **v})
+
+    axes = {
+        "cin": (3, 32, 64, 96),
+        "cout": (32, 64, 96, 128, 192, 256, 384),
+        "h": (14, 28, 56, 112, 224),
+        "kernel": (2, 4, 8, 16),
+        "act": ("none", "gelu"),
+    }
+    return _space(
+        "patch_embed", "patch embeddings: a conv of stride = kernel 2-16, no padding", ("patch_embed",), axes, make
+    )
+
+
 KERNEL_SPACES = (
     "se",
     "gconv",
+    "conv-geometry",
     "add",
     "concat",
     "resize",
@@ -263,6 +350,9 @@ KERNEL_SPACES = (
     "scalar",
     "pad",
     "act",
+    "slice",
+    "transpose",
+    "patch_embed",
 )
 
 

@@ -53,9 +53,14 @@ def _conv(rng: random.Random) -> dict[str, Any]:
     stem = rng.random() < 0.15
     cin = 3 if stem else _channels(rng, 8, 1024)
     groups = 1
-    if not stem and rng.random() < 0.3:  # grouped (ResNeXt, RegNet, ShuffleNetV1)
-        groups = rng.choice([g for g in (2, 4, 8, 16, 32, 64) if cin % g == 0] or [1])
     cout = _channels(rng, 8, 64) if stem else _channels(rng, 8, 1024)
+    if not stem and rng.random() < 0.3:
+        if rng.random() < 0.5:  # a group count (ResNeXt's 32, ShuffleNetV1)
+            groups = rng.choice([g for g in (2, 4, 8, 16, 32, 64) if cin % g == 0] or [1])
+        else:  # a group width, any count of groups, as wide in as out (RegNet's 8-64 channels a group)
+            width = rng.choice((8, 16, 24, 32, 48, 64))
+            cin = cout = max(width, cin // width * width)
+            groups = cin // width
     if cout % groups:
         cout = max(groups, cout // groups * groups)
     h = _size(rng, 96, 256) if stem else _size(rng, 4, 160)
@@ -173,6 +178,57 @@ def _attention(rng: random.Random) -> dict[str, Any]:
     }
 
 
+def _slice(rng: random.Random) -> dict[str, Any] | None:
+    """ShuffleNetV2's channel halves (a Split, or a SLICE per half on LiteRT) in either layout; a ViT's q/k/v
+    split (of (3, tokens * dim), or of (tokens, 3 * dim) along its last axis); its class token (one of the tokens)."""
+    r, tokens = rng.random(), rng.choice(TOKENS)
+    if r < 0.55:
+        cin, size = _channels(rng, 24, 1024, 2), _size(rng, 7, 56)
+        h, w = (1, size * size) if rng.random() < 0.5 else (size * size, 1)
+        return {"kind": "slice", "cin": cin, "cout": cin // 2, "h": h, "w": w, "outputs": rng.choice((1, 2))}
+    dim = rng.choice((32, 48, 64)) * rng.choice((1, 2, 3, 4, 6, 8, 12))
+    if r < 0.7:
+        return {"kind": "slice", "cin": 3, "cout": 1, "h": 1, "w": tokens * dim, "outputs": rng.choice((1, 3))}
+    if r < 0.85:
+        return {"kind": "slice", "cin": 3 * dim, "cout": dim, "h": tokens, "w": 1, "outputs": rng.choice((1, 3))}
+    return {"kind": "slice", "cin": tokens, "cout": 1, "h": 1, "w": _channels(rng, 64, 768, 16)}
+
+
+def _transpose(rng: random.Random) -> dict[str, Any]:
+    """Layout changes of c x (size^2) maps, a shuffle of NCHW channel halves in an NHWC graph, and attention's
+    transposes: (tokens, 3 * heads, d) -> (3 * heads, tokens, d), the heads merged back, k^T, a patch grid's flatten."""
+    r, tokens = rng.random(), rng.choice(TOKENS)
+    heads, d = rng.choice((1, 2, 3, 4, 6, 8, 12)), rng.choice((32, 48, 64))
+    if r < 0.3:
+        c, hw = _channels(rng, 16, 1024), _size(rng, 4, 56) ** 2
+        h, w = (c, hw) if rng.random() < 0.5 else (hw, c)
+        return {"kind": "transpose", "cin": 1, "h": h, "w": w, "heads": 1}
+    if r < 0.4:
+        c = _channels(rng, 24, 1024, 2)
+        return {"kind": "transpose", "cin": _size(rng, 4, 56) ** 2, "h": 2, "w": c // 2, "heads": 1}
+    if r < 0.55:
+        return {"kind": "transpose", "cin": d, "h": tokens, "w": rng.choice((3, 1)) * heads, "heads": 1}
+    if r < 0.7:
+        return {"kind": "transpose", "cin": d, "h": max(2, heads), "w": tokens, "heads": 1}
+    if r < 0.9:
+        return {"kind": "transpose", "cin": 1, "h": tokens, "w": d, "heads": heads}
+    return {"kind": "transpose", "cin": 1, "h": heads * d, "w": tokens - 1, "heads": 1}
+
+
+def _patch_embed(rng: random.Random) -> dict[str, Any]:
+    """ViT/DeiT patch embeddings (3 channels, patches of 4-16 px) and ConvNeXt-style 2x2 downsampling."""
+    if rng.random() < 0.7:
+        kernel = rng.choice((4, 8, 14, 16, 16))
+        size = rng.choice([s for s in (112, 128, 160, 192, 224, 256) if s % kernel == 0])
+        cin, cout = 3, _channels(rng, 64, 768, 16)
+    else:
+        kernel, size = 2, _size(rng, 14, 112)
+        cin = _channels(rng, 48, 512, 16)
+        cout = 2 * cin
+    act = "none" if rng.random() < 0.8 else rng.choice(("relu", "gelu"))
+    return {"kind": "patch_embed", "cin": cin, "cout": cout, "h": size, "kernel": kernel, "act": act}
+
+
 # kind -> drawer of OpSpec fields.
 _DRAWERS: dict[str, Draw] = {
     "conv": _conv,
@@ -192,6 +248,9 @@ _DRAWERS: dict[str, Draw] = {
     "softmax": _softmax,
     "attention": _attention,
     "act": _map_op("act", ("hswish", "sigmoid", "silu", "gelu", "hsigmoid", "relu", "relu6", "tanh")),
+    "slice": _slice,
+    "transpose": _transpose,
+    "patch_embed": _patch_embed,
 }
 MODEL_KINDS: tuple[str, ...] = tuple(_DRAWERS)
 
@@ -201,7 +260,7 @@ def _spec(fields: dict[str, Any] | None) -> OpSpec | None:
         return None
     fields = dict(fields)
     if "h" in fields:
-        fields["w"] = fields["h"]
+        fields.setdefault("w", fields["h"])  # square maps; slices and transposes give their own w
     try:
         spec = OpSpec(**fields)
     except ValueError:
