@@ -10,6 +10,7 @@ arguments and prints what these return; errors are ``ValueError`` naming the fix
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import sys
@@ -41,7 +42,11 @@ __all__ = [
     "run_measure",
     "save_row",
     "table_summary",
+    "model_kernels",
+    "runtime_graph",
 ]
+
+log = logging.getLogger(__name__)
 
 
 _RANDOM = re.compile(r"random:(\d+)(?::(\d+))?")
@@ -92,7 +97,8 @@ def resolve_models(spec: str, *, input_shape: str | None = None, seed: int = 0) 
     """Items named by a ``--model``/``--models`` value: comma-separated model files (.onnx, .tflite,
     .pt2), ``pkg.module:factory``, variants of :mod:`hwlat.models` (``resnet50-w0.5-r160``) and anything
     :func:`resolve_networks` takes (zoo names, random:N,
-    .json networks). ``input_shape`` applies to every .onnx file and module given (.tflite files have
+    .json networks), and ``composed:N[:SEED]`` (:mod:`hwlat.models.composed`: the calibration networks of
+    whole-model predictions). ``input_shape`` applies to every .onnx file and module given (.tflite files have
     fixed shapes)."""
     from hwlat.graph import MODEL_SUFFIXES, load_model
     from hwlat.models import get_model, list_models
@@ -105,6 +111,10 @@ def resolve_models(spec: str, *, input_shape: str | None = None, seed: int = 0) 
             variant = get_model(part)
             out.append(load_model(variant.build(), input_shape=input_shape or variant.input_shape, name=part))
             continue
+        if part.startswith("composed:"):  # random networks of real networks' blocks (hwlat.models.composed)
+            for variant in composed_specs(part):
+                out.append(load_model(variant.build(), input_shape=variant.input_shape, name=variant.name))
+            continue
         is_file = Path(part).suffix.lower() in MODEL_SUFFIXES
         is_factory = ":" in part and not part.startswith("random:") and not Path(part).exists()
         if is_file or is_factory:  # a .tflite file's shapes are fixed: the shape is for the others
@@ -115,6 +125,16 @@ def resolve_models(spec: str, *, input_shape: str | None = None, seed: int = 0) 
     if not out:
         raise ValueError("no models given: --model takes files (.onnx, .tflite, .pt2), pkg.module:factory or zoo names")
     return out
+
+
+def composed_specs(text: str) -> list:
+    """The ModelSpecs of ``composed:N[:SEED]``: N networks of :mod:`hwlat.models.composed` from seed SEED (0)."""
+    from hwlat.models.composed import sample_networks as composed
+
+    parts = text.split(":")[1:]
+    if not 1 <= len(parts) <= 2 or not all(p.isdigit() for p in parts) or int(parts[0]) < 1:
+        raise ValueError(f"Invalid {text!r}: give composed:N or composed:N:SEED (N >= 1 networks, e.g. composed:96)")
+    return composed(int(parts[0]), seed=int(parts[1]) if len(parts) == 2 else 0)
 
 
 def check_jobs(jobs: int) -> int:
@@ -198,6 +218,12 @@ def run_measure(
         nonlocal new
         new += save_row(store, m, by_key[m.op_key], info_id)
 
+    rules = store.fusion_rules(backend.spec.key)
+    kernels = {it.key: model_kernels(backend, it, rules) for it in todo if it.kind == "model"}
+
+    def extra(it) -> tuple:
+        return (*backend.measurement_extra(it), *kernels.get(it.key, ()))
+
     with tqdm(
         total=len(items),
         initial=len(items) - len(todo),
@@ -207,8 +233,41 @@ def run_measure(
         file=sys.stderr,
         dynamic_ncols=True,
     ) as bar:
-        measure(backend, todo, protocol, on_result=save, progress=bar.update, reference=reference)
+        measure(backend, todo, protocol, on_result=save, progress=bar.update, reference=reference, extra=extra)
     return new, len(items) - len(todo)
+
+
+def runtime_graph(backend, item):
+    """The graph ``backend`` executes for a model: the file itself where the backend runs its format
+    (.onnx on ONNX Runtime, .tflite on LiteRT), else the file it converts the model to (the .tflite
+    LiteRT converts a torch module to; the exported .onnx ONNX Runtime runs)."""
+    from hwlat.devices import Backend
+    from hwlat.graph import load_model
+
+    if item.format in ("onnx", "tflite") or type(backend).convert is Backend.convert:
+        return item.graph(backend.spec.batch)
+    return load_model(backend.convert(item), name=item.name).graph(backend.spec.batch)
+
+
+def model_kernels(backend, item, rules_json: str | None = None) -> tuple[tuple[str, str], ...]:
+    """``(("kernels", "KEY;KEY;..."),)``: the op key standing for each kernel of a model as ``backend``
+    runs it (``?TYPE`` for a kernel no op kind stands for), detected with the device's rules or the
+    fusion rules learned on it (``rules_json``). Stored with the model's row, so ``hwlat fit``
+    calibrates whole-model predictions on measured models without converting them again
+    (:mod:`hwlat.predict.calibration`, ``kinds``). Empty when the graph cannot be read."""
+    from hwlat.graph import GraphError, detect_kernels
+
+    rules = None
+    if rules_json:
+        from hwlat.graph.fusion import FusionRules
+
+        rules = FusionRules.from_json(rules_json).rule_set()
+    try:
+        kset = detect_kernels(runtime_graph(backend, item), rules, device=backend.spec.key)
+    except (GraphError, ValueError, OSError) as exc:
+        log.warning("%s: kernels not recorded (%s)", item.name, exc)
+        return ()
+    return (("kernels", ";".join(k.specs[0].key if k.specs else f"?{k.type}" for k in kset.kernels)),)
 
 
 def protocol_from_options(

@@ -241,8 +241,8 @@ def test_foreign_predictors_refused(tmp_path, source):
     import copy
 
     other = copy.deepcopy(source)
-    other.feature_names_ = other.feature_names_[:5]
-    with pytest.raises(AdaptError, match="another feature set"):
+    other.feature_names_ = [*other.feature_names_[:5], "no_such_feature"]
+    with pytest.raises(AdaptError, match="features this hwlat does not compute"):
         adapt_predictor([other], POOL[:10], source.predict(POOL[:10]))
     with pytest.raises(AdaptError, match="not a fitted LatencyPredictor"):
         adapt_predictor([LatencyPredictor()], POOL[:10], source.predict(POOL[:10]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from hwlat.devices import create_backend
 from hwlat.measure import Protocol
 from hwlat.ops import OpSpec
 from hwlat.predict import LatencyPredictor
+from hwlat.predict.calibration import KIND_RIDGES, KIND_SCALE_BOUNDS, MIN_SHARE, choose_calibration, io_mb, op_terms
 from hwlat.search import proxyless as px
 from hwlat.search._latency import (
     CALIBRATION_TERMS,
@@ -265,3 +267,127 @@ def test_one_calibration_module_serves_predictor_search_and_cost(predictor, netw
     for model in (predictor, cp):
         assert isinstance(model, LatencyModel)
         assert calibration.network_ms(model, networks) == pytest.approx(model.predict_network(networks), rel=1e-12)
+
+
+# ------------------------------------------------------------------ per-kind scales (whole models)
+KIND_SCALE = {"stem": 1.4, "mbconv": 0.8, "head": 1.1}
+PER_OP_MS, PER_IO_MS_PER_MB, OFFSET_MS = -0.004, -0.02, 0.01
+
+
+@pytest.fixture(scope="module")
+def many_networks():
+    """12 kernel chains (what a model's kernels look like to a calibration) with 1-3 stems and heads each."""
+    rng = np.random.default_rng(0)
+    ops = px.candidate_ops(TINY)
+    blocks = [o for o in ops if o.kind == "mbconv"]
+    stem, head = (next(o for o in ops if o.kind == k) for k in ("stem", "head"))
+    nets = []
+    for _ in range(12):
+        body = [blocks[i] for i in rng.choice(len(blocks), size=int(rng.integers(2, 9)))]
+        nets.append(
+            SimpleNamespace(ops=(stem,) * int(rng.integers(1, 4)) + tuple(body) + (head,) * int(rng.integers(1, 4)))
+        )
+    return nets
+
+
+def _kinds_truth(predictor, net) -> float:
+    ops = list(net.ops)
+    p = predictor.predict(ops)
+    scaled = sum(KIND_SCALE[op.kind] * v for op, v in zip(ops, p))
+    return float(scaled + PER_OP_MS * len(ops) + PER_IO_MS_PER_MB * io_mb(ops).sum() + OFFSET_MS)
+
+
+def test_io_mb_counts_every_input_and_the_output():
+    ops = [OpSpec("pwconv", cin=16, cout=32, h=32, w=32), OpSpec("add", cin=8, h=4, w=4, act="none")]
+    assert io_mb(ops) == pytest.approx([4e-6 * (16 + 32) * 32 * 32, 4e-6 * 3 * 8 * 4 * 4], rel=1e-12)
+
+
+def test_kinds_fit_recovers_per_kind_scales_without_a_ridge(predictor, many_networks):
+    truth = [_kinds_truth(predictor, n) for n in many_networks]
+    calib = NetworkCalibration.fit(predictor, many_networks, truth, terms="kinds", ridge=0.0)
+    assert calib.terms == "kinds" and calib.ridge == 0.0 and calib.n_networks == 12
+    assert dict(calib.kind_scales) == pytest.approx(KIND_SCALE, abs=1e-6)
+    assert (calib.per_op_ms, calib.per_io_mb_ms, calib.offset_ms) == pytest.approx(
+        (PER_OP_MS, PER_IO_MS_PER_MB, OFFSET_MS), abs=1e-7
+    )
+    cp = CalibratedPredictor(predictor, calib)
+    for net, t in zip(many_networks, truth):
+        assert cp.predict(net.ops).sum() + cp.overhead_ms_ == pytest.approx(t, rel=1e-6)
+    op = many_networks[0].ops[0]
+    expected = KIND_SCALE[op.kind] * predictor.predict([op])[0] + PER_OP_MS + PER_IO_MS_PER_MB * io_mb([op])[0]
+    assert cp.predict([op])[0] == pytest.approx(expected, rel=1e-6)
+    assert calib.kind_scale("linear") == calib.scale == 1.0  # a kind the fit never saw keeps the plain scale
+    assert "per-kind scales (head 1.10, mbconv 0.80, stem 1.40)" in cp.describe()
+
+
+def test_kinds_ridge_pulls_scales_towards_one_and_bounds_hold(predictor, many_networks):
+    truth = [_kinds_truth(predictor, n) for n in many_networks]
+    free = NetworkCalibration.fit(predictor, many_networks, truth, terms="kinds", ridge=0.0)
+    pulled = NetworkCalibration.fit(predictor, many_networks, truth, terms="kinds", ridge=100.0)
+    for kind, s in free.kind_scales:
+        assert abs(dict(pulled.kind_scales)[kind] - 1) < abs(s - 1)
+    wild = [
+        5 * _kinds_truth(predictor, n) if i % 2 else _kinds_truth(predictor, n) for i, n in enumerate(many_networks)
+    ]
+    bounded = NetworkCalibration.fit(predictor, many_networks, wild, terms="kinds", ridge=0.0)
+    low, high = KIND_SCALE_BOUNDS
+    assert all(low <= s <= high for _, s in bounded.kind_scales)
+    chosen = NetworkCalibration.fit(predictor, many_networks, truth, terms="kinds")
+    assert chosen.ridge in KIND_RIDGES
+    with pytest.raises(ValueError, match="at least 5 measured networks, got 4"):
+        NetworkCalibration.fit(predictor, many_networks[:4], truth[:4], terms="kinds")
+
+
+def test_choose_calibration_keeps_the_plain_sum_or_the_set_that_predicts_held_out_networks(predictor, many_networks):
+    plain = [float(predictor.predict(list(n.ops)).sum()) for n in many_networks]
+    calib, loo, fits = choose_calibration(predictor, many_networks, plain)
+    assert calib is None and loo["none"] == pytest.approx(0.0, abs=1e-12) and min(loo, key=loo.get) == "none"
+    assert set(fits) == {"none", *CALIBRATION_TERMS}
+    truth = [_kinds_truth(predictor, n) for n in many_networks]
+    calib, loo, _ = choose_calibration(predictor, many_networks, truth)
+    assert (
+        calib.terms == "kinds" and loo["kinds"] < 0.01 and loo["kinds"] < min(v for t, v in loo.items() if t != "kinds")
+    )
+    few, loo_few, fits_few = choose_calibration(predictor, many_networks[:5], truth[:5])
+    assert "kinds" not in fits_few and "kinds" not in loo_few  # needs 5 networks and one more left out
+
+
+def test_count_io_fits_one_scale_a_per_op_and_a_per_mb_term(predictor, many_networks):
+    truth = []
+    for net in many_networks:
+        ops = list(net.ops)
+        truth.append(
+            float(1.2 * predictor.predict(ops).sum() + PER_OP_MS * len(ops) + PER_IO_MS_PER_MB * io_mb(ops).sum())
+            + OFFSET_MS
+        )
+    calib = NetworkCalibration.fit(predictor, many_networks, truth, terms="count-io")
+    assert calib.terms == "count-io" and calib.kind_scales == () and calib.ridge == 0.0
+    assert (calib.scale, calib.per_op_ms, calib.per_io_mb_ms, calib.offset_ms) == pytest.approx(
+        (1.2, PER_OP_MS, PER_IO_MS_PER_MB, OFFSET_MS), abs=1e-7
+    )
+    assert "1.200 x sum(ops) -4.00 us/op" in CalibratedPredictor(predictor, calib).describe()
+    assert "-20.00 us/MB of image activations" in CalibratedPredictor(predictor, calib).describe()
+    assert calib.per_token_mb_ms == 0.0 and calib.per_weight_mb_ms == pytest.approx(0.0, abs=1e-7)
+
+
+def test_count_io_and_kinds_keep_every_share_above_a_tenth_of_the_op_alone(predictor, many_networks):
+    ops = list(many_networks[0].ops)
+    raw = predictor.predict(ops)
+    free = NetworkCalibration(per_op_ms=-10 * float(raw.max()), terms="count-io", n_networks=5)
+    assert CalibratedPredictor(predictor, free).predict(ops) == pytest.approx(MIN_SHARE * raw)
+    old = NetworkCalibration(per_op_ms=-10 * float(raw.max()), terms="count", n_networks=5)
+    assert np.all(CalibratedPredictor(predictor, old).predict(ops) < 0)  # the older sets are left as they were
+
+
+def test_op_terms_split_image_and_other_activations_and_count_weights():
+    ops = [
+        OpSpec("pwconv", cin=16, cout=32, h=8, w=8),
+        OpSpec("linear", cin=64, cout=10, tokens=5),
+        OpSpec("transpose", cin=64, h=4, w=5),
+    ]
+    t = op_terms(ops)
+    assert t[:, 0].tolist() == [1.0, 1.0, 1.0]
+    assert t[0, 1:3].tolist() == pytest.approx([4e-6 * (16 + 32) * 64, 0.0])
+    assert t[1, 1:3].tolist() == pytest.approx([0.0, 4e-6 * 5 * (64 + 10)])
+    assert t[2, 1] == 0.0 and t[2, 2] == pytest.approx(4e-6 * 2 * 64 * 20)
+    assert t[:, 3].tolist() == pytest.approx([4e-6 * ops[0].params, 4e-6 * (64 * 10 + 10), 0.0])

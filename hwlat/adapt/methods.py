@@ -248,10 +248,10 @@ def _check_source(predictor: Any, name: str) -> None:
 
     if not isinstance(predictor, LatencyPredictor) or not hasattr(predictor, "models_"):
         raise AdaptError(f"source {name}: not a fitted LatencyPredictor; fit one with `hwlat fit --table T --out P`")
-    if list(getattr(predictor, "feature_names_", [])) != list(FEATURES):
+    if not set(getattr(predictor, "feature_names_", [])) <= set(FEATURES):
         raise AdaptError(
-            f"source {name}: fitted on another feature set ({len(predictor.feature_names_)} features, this hwlat "
-            f"uses {len(FEATURES)}); re-fit it with this version: `hwlat fit --table ITS_TABLE --out NEW.skops`"
+            f"source {name}: fitted on features this hwlat does not compute ({len(predictor.feature_names_)} "
+            f"features); re-fit it with this version: `hwlat fit --table ITS_TABLE --out NEW.skops`"
         )
 
 

@@ -314,6 +314,13 @@ def cmd_fit(args: argparse.Namespace) -> int:
     )
     kinds = ", ".join(f"{k} ({n})" for k, n in p.n_train_.items())
     print(f"fitted {args.model} on {p.device_key_}: {kinds}; network overhead {p.overhead_ms_:.3f} ms")
+    if p.composition_ is not None:
+        from hwlat.predict.calibration import CalibratedPredictor
+
+        c = p.composition_
+        loo = ", ".join(f"{t} {100 * v:.1f} %" for t, v in c["loo_mape"].items())
+        how = CalibratedPredictor(p, p.composition()).describe() if c["terms"] != "none" else "the plain sum of kernels"
+        print(f"whole models: {how}; chosen from {c['n_models']} models measured whole by leave-one-out MAPE ({loo})")
     print(f"saved {path} and {meta}")
     return 0
 

@@ -9,6 +9,7 @@ Importing this module imports torch; :mod:`hwlat.models` itself does not.
 
 from __future__ import annotations
 
+from hwlat.models.composed import random_network
 from hwlat.models.densenet import densenet121, densenet169
 from hwlat.models.efficientnet import efficientnet
 from hwlat.models.googlenet import googlenet
@@ -32,6 +33,7 @@ __all__ = [
     "mobilenet_v2",
     "mobilenet_v3_large",
     "mobilenet_v3_small",
+    "random_network",
     "regnet_x",
     "regnet_y",
     "resnet18",

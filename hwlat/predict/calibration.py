@@ -23,6 +23,15 @@ squares in relative error). Two users share the code here:
     ``per_mb`` and ``offset`` come out negative: they are the savings ``b``
     (ms/MB) and ``a`` (ms) of ``Σ (p(op) − b · input MB) − a``.
   - ``"scale-input-mb"``: both, for a machine whose speed changed since the table.
+  - ``"count-io"``: ``measured ≈ scale · Σ p(op) + per_op · n_ops + per_io_mb · Σ io MB(op) + offset``.
+  - ``"kinds"``: ``measured ≈ Σ s_kind(op) · p(op) + per_op · n_ops + per_io_mb · Σ io MB(op) + offset``,
+    one scale per op kind (ridge-regularised towards 1, the ridge chosen by leave-one-out), for whole
+    models made of many kinds (:mod:`hwlat.models.composed` networks, measured whole). Each kind runs
+    differently inside a model than alone: ONNX Runtime times a convolution alone with the layout
+    reorders (NCHW to its blocked NCHWc and back) a model pays only at layout boundaries, up to 60 %
+    of a memory-bound depthwise conv's time alone; SiLU runs as a kernel of its own; grouped
+    convolutions fall back to another layout. ``io MB`` counts every input and output activation of
+    the op (what a reorder or a copy moves).
 
 Every model of :class:`hwlat.predict.protocol.LatencyModel` gives a network
 ``scale_ · Σ predict(ops) + overhead_ms_`` (:func:`network_ms`);
@@ -50,8 +59,10 @@ __all__ = [
     "CALIBRATION_TERMS",
     "NetworkCalibration",
     "CalibratedPredictor",
+    "choose_calibration",
     "fit_scale_overhead",
     "input_mb",
+    "io_mb",
     "network_ms",
 ]
 
@@ -105,6 +116,11 @@ def network_ms(model: LatencyModel, networks: Sequence[Network]) -> np.ndarray:
 def input_mb(ops: Sequence[OpSpec]) -> np.ndarray:
     """Input activation size of each op in MB (fp32, batch 1)."""
     return np.array([4e-6 * float(np.prod(op.input_shape)) for op in ops])
+
+
+def io_mb(ops: Sequence[OpSpec]) -> np.ndarray:
+    """Activation MB each op reads and writes (fp32, batch 1): every input and the output, no weights."""
+    return np.array([1e-6 * (op.bytes - 4 * op.params) for op in ops])
 
 
 # Each fitter maps (Σ p(op), n_ops, Σ input MB, measured ms), one entry per network, and the smallest
@@ -181,7 +197,109 @@ def _fit_scale_input_mb(sums: np.ndarray, counts: np.ndarray, mb: np.ndarray, me
 
 
 _FITTERS: dict[str, _Fitter] = {"count": _fit_count, "input-mb": _fit_input_mb, "scale-input-mb": _fit_scale_input_mb}
-CALIBRATION_TERMS: tuple[str, ...] = tuple(_FITTERS)
+CALIBRATION_TERMS: tuple[str, ...] = (*_FITTERS, "count-io", "kinds")
+#: The fewest measured networks each term set is fitted from.
+MIN_NETWORKS = {"count": 1, "input-mb": 2, "scale-input-mb": 3, "count-io": 5, "kinds": 5}
+#: ``count-io`` and ``kinds`` keep each op's share of a network at least this part of its time alone.
+MIN_SHARE = 0.1
+#: Ridge strengths the ``kinds`` fit chooses from by leave-one-out (relative-error units: a kind scale 0.5
+#: away from 1 costs as much as a network predicted ``0.5 * sqrt(ridge)`` off).
+KIND_RIDGES: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+KIND_SCALE_BOUNDS = (0.2, 5.0)
+
+
+#: What an op brings to a network besides its own time, per op: 1 (a call of its own when timed alone), the MB of
+#: image activations (NCHW: a layout a runtime may keep blocked between kernels) and of other activations
+#: (tokens, views) it reads and writes, and the MB of its weights (in cache when the op runs alone, not in a model).
+OP_TERMS = ("per_op_ms", "per_io_mb_ms", "per_token_mb_ms", "per_weight_mb_ms")
+_VIEW_KINDS = ("slice", "transpose")
+
+
+def op_terms(ops: Sequence[OpSpec]) -> np.ndarray:
+    """(ops, 4): each op's :data:`OP_TERMS` columns: 1, image activation MB, other activation MB, weight MB."""
+    out = np.zeros((len(ops), len(OP_TERMS)))
+    if not len(ops):
+        return out
+    io = io_mb(ops)
+    image = np.array([len(op.input_shape) == 4 and op.kind not in _VIEW_KINDS for op in ops])
+    out[:, 0] = 1.0
+    out[:, 1] = np.where(image, io, 0.0)
+    out[:, 2] = np.where(image, 0.0, io)
+    out[:, 3] = [4e-6 * op.params for op in ops]
+    return out
+
+
+@dataclass(frozen=True)
+class _KindsDesign:
+    """The per-network columns of the ``kinds`` and ``count-io`` fits: Σ p(op) of each kind, Σ :func:`op_terms`."""
+
+    kinds: tuple[str, ...]
+    sums: np.ndarray  # (networks, kinds)
+    terms: np.ndarray  # (networks, len(OP_TERMS))
+
+    @classmethod
+    def of(cls, ops_per_net: Sequence[Sequence[OpSpec]], preds: Sequence[np.ndarray], pooled: bool = False):
+        """The columns of these networks; ``pooled``: one scale for every kind (``count-io``)."""
+        kinds = ("*",) if pooled else tuple(sorted({op.kind for ops in ops_per_net for op in ops}))
+        col = {k: i for i, k in enumerate(kinds)}
+        sums = np.zeros((len(preds), len(kinds)))
+        for n, (ops, p) in enumerate(zip(ops_per_net, preds)):
+            for op, ms in zip(ops, p):
+                sums[n, col["*" if pooled else op.kind]] += ms
+        terms = np.array([op_terms(list(ops)).sum(axis=0) for ops in ops_per_net]).reshape(-1, len(OP_TERMS))
+        return cls(kinds, sums, terms)
+
+    def matrix(self) -> np.ndarray:
+        return np.column_stack([self.sums, self.terms, np.ones(len(self.sums))])
+
+
+def _solve_kinds(A: np.ndarray, measured: np.ndarray, n_kinds: int, ridge: float) -> np.ndarray:
+    """Least squares in relative error, kind scales bounded and pulled towards 1 by ``ridge``; a term no
+    network varies in (no token ops at all, one op count) is left at 0."""
+    from scipy.optimize import lsq_linear
+
+    cols = A.shape[1]
+    keep = np.ones(cols, dtype=bool)
+    keep[n_kinds:-1] = np.ptp(A[:, n_kinds:-1], axis=0) > 0
+    rows = A[:, keep] / measured[:, None]
+    target = np.ones(len(measured))
+    if ridge > 0:
+        penalty = np.zeros((n_kinds, keep.sum()))
+        penalty[np.arange(n_kinds), np.arange(n_kinds)] = math.sqrt(ridge)
+        rows = np.vstack([rows, penalty])
+        target = np.concatenate([target, np.full(n_kinds, math.sqrt(ridge))])
+    low = np.full(keep.sum(), -np.inf)
+    high = np.full(keep.sum(), np.inf)
+    low[:n_kinds], high[:n_kinds] = KIND_SCALE_BOUNDS
+    coef = np.zeros(cols)
+    coef[keep] = lsq_linear(rows, target, bounds=(low, high), method="bvls").x
+    return coef
+
+
+def _fit_kinds(design: _KindsDesign, measured: np.ndarray, ridge: float | None, terms: str = "kinds"):
+    """(kind scales, {OP_TERMS name: value}, offset, ridge); ``ridge=None``: chosen by leave-one-out.
+
+    Unlike the other sets, no per-op term is refused for making the smallest op's share <= 0: a
+    single kernel alone pays a whole inference call, and the smallest kernels of a model cost less
+    than that inside it. :class:`CalibratedPredictor` keeps every share at least :data:`MIN_SHARE`
+    of the op's time alone instead."""
+    if len(measured) < MIN_NETWORKS[terms]:
+        raise ValueError(f"terms={terms!r} needs at least {MIN_NETWORKS[terms]} measured networks, got {len(measured)}")
+    A, k = design.matrix(), len(design.kinds)
+    if ridge is None:
+        errors = {}
+        for r in KIND_RIDGES:
+            err = []
+            for j in range(len(measured)):
+                rest = np.arange(len(measured)) != j
+                coef = _solve_kinds(A[rest], measured[rest], k, r)
+                err.append(abs(A[j] @ coef / measured[j] - 1))
+            errors[r] = float(np.mean(err))
+        ridge = min(errors, key=errors.get)
+    coef = _solve_kinds(A, measured, k, ridge)
+    scales = tuple((kind, float(v)) for kind, v in zip(design.kinds, coef[:k]))
+    per_op = {name: float(v) for name, v in zip(OP_TERMS, coef[k:-1])}
+    return scales, per_op, float(coef[-1]), float(ridge)
 
 
 @dataclass(frozen=True)
@@ -213,17 +331,34 @@ class NetworkCalibration:
     max_rel_error: float = float("nan")
     terms: str = "count"
     drift: float = 1.0
+    kind_scales: tuple[tuple[str, float], ...] = ()
+    per_io_mb_ms: float = 0.0
+    per_token_mb_ms: float = 0.0
+    per_weight_mb_ms: float = 0.0
+    ridge: float = 0.0
+
+    def kind_scale(self, kind: str) -> float:
+        """The scale of ``kind``'s op predictions (``scale`` for a kind the fit did not see)."""
+        return dict(self.kind_scales).get(kind, self.scale)
 
     @classmethod
     def fit(
-        cls, predictor: LatencyModel, networks: Sequence[Network], measured_ms: Sequence[float], terms: str = "count"
+        cls,
+        predictor: LatencyModel,
+        networks: Sequence[Network],
+        measured_ms: Sequence[float],
+        terms: str = "count",
+        ridge: float | None = None,
     ) -> NetworkCalibration:
         """Fit the ``terms`` set by least squares in relative error.
 
         ``terms="count"`` fits scale, per_op and offset (fewer than 3 networks or a single
         op count: scale and offset; one network: a scale only); ``terms="input-mb"`` fits
         per_mb and offset with the scale fixed at 1 (at least 2 networks);
-        ``terms="scale-input-mb"`` fits scale, per_mb and offset (at least 3 networks).
+        ``terms="scale-input-mb"`` fits scale, per_mb and offset (at least 3 networks);
+        ``terms="kinds"`` fits one scale per op kind, per_op, per_io_mb and offset (at least 4
+        networks; ``ridge`` pulls the kind scales towards 1, None: chosen by leave-one-out from
+        :data:`KIND_RIDGES`). ``networks`` are anything with ``ops`` (a model's kernels as OpSpecs).
 
         Raises
         ------
@@ -236,7 +371,7 @@ class NetworkCalibration:
         >>> # calib = NetworkCalibration.fit(predictor, networks, measured_ms, terms="input-mb")
         >>> # CalibratedPredictor(predictor, calib).predict_network(networks[0])
         """
-        if terms not in _FITTERS:
+        if terms not in CALIBRATION_TERMS:
             raise ValueError(f"unknown calibration terms {terms!r}; choose one of {', '.join(CALIBRATION_TERMS)}")
         measured = np.asarray(measured_ms, dtype=float)
         if len(networks) != len(measured) or len(measured) == 0:
@@ -250,7 +385,22 @@ class NetworkCalibration:
         sums = np.array([float(p.sum()) for p in per_op_ms])
         counts = np.array([len(n.ops) for n in networks], dtype=float)
         mb = np.array([input_mb(n.ops).sum() for n in networks])
-        smallest = min(float(p.min()) for p in per_op_ms)
+        smallest = min(float(p.min()) for p in per_op_ms if len(p))
+        if terms in ("kinds", "count-io"):
+            pooled = terms == "count-io"
+            design = _KindsDesign.of([list(n.ops) for n in networks], per_op_ms, pooled=pooled)
+            scales, per_op, offset, ridge = _fit_kinds(design, measured, 0.0 if pooled else ridge, terms)
+            pred = design.matrix() @ np.array([v for _, v in scales] + [per_op[t] for t in OP_TERMS] + [offset])
+            return cls(
+                scale=scales[0][1] if pooled else 1.0,
+                offset_ms=offset,
+                n_networks=len(measured),
+                max_rel_error=float(np.max(np.abs(pred / measured - 1))),
+                terms=terms,
+                kind_scales=() if pooled else scales,
+                ridge=ridge,
+                **per_op,
+            )
         scale, per_op, per_mb, offset = _FITTERS[terms](sums, counts, mb, measured, smallest)
         pred = scale * sums + per_op * counts + per_mb * mb + offset
         err = float(np.max(np.abs(pred / measured - 1)))
@@ -298,9 +448,15 @@ class CalibratedPredictor:
         ops = list(ops)
         if not ops:
             return np.zeros(0)
-        out = self._scale * np.asarray(self.predictor.predict(ops), dtype=float) + self._per_op
+        raw = np.asarray(self.predictor.predict(ops), dtype=float)
+        c = self.calibration
+        scale = np.array([c.kind_scale(op.kind) for op in ops]) if c is not None and c.kind_scales else self._scale
+        out = scale * raw + self._per_op
         if self._per_mb:
             out = out + self._per_mb * input_mb(ops)
+        if c is not None and c.terms in ("count-io", "kinds"):
+            coef = np.array([0.0, c.per_io_mb_ms, c.per_token_mb_ms, c.per_weight_mb_ms])
+            out = np.maximum(out + op_terms(ops) @ coef, MIN_SHARE * raw)
         return out
 
     def predict_network(self, network: Network | Sequence[Network]) -> float | np.ndarray:
@@ -320,6 +476,18 @@ class CalibratedPredictor:
         if c is None:
             return "uncalibrated (sum of op predictions + the predictor's overhead)"
         mb = f" {c.per_mb_ms * 1e3:+.2f} us/MB of op input" if c.per_mb_ms else ""
+        if c.terms in ("count-io", "kinds"):
+            mb += (
+                f" {c.per_io_mb_ms * 1e3:+.2f} us/MB of image activations {c.per_token_mb_ms * 1e3:+.2f} us/MB of "
+                f"other activations {c.per_weight_mb_ms * 1e3:+.2f} us/MB of weights"
+            )
+        if c.kind_scales:
+            scales = ", ".join(f"{k} {v:.2f}" for k, v in c.kind_scales)
+            return (
+                f"calibrated on {c.n_networks} measured networks: per-kind scales ({scales}) x ops "
+                f"{c.per_op_ms * 1e3:+.2f} us/op{mb} {c.offset_ms * 1e3:+.2f} us "
+                f"(ridge {c.ridge:g}; max fit error {100 * c.max_rel_error:.1f} %)"
+            )
         drift = f"; networks take {c.drift:.3f}x their table latency today" if c.drift != 1.0 else ""
         return (
             f"calibrated on {c.n_networks} measured networks: {c.scale:.3f} x sum(ops) "
@@ -334,3 +502,39 @@ class CalibratedPredictor:
         if not math.isfinite(d["max_rel_error"]):
             d["max_rel_error"] = None
         return {"format": "hwlat.network-calibration/1", **d, "device_key": self.device_key_}
+
+
+def choose_calibration(
+    predictor: LatencyModel,
+    networks: Sequence[Any],
+    measured_ms: Sequence[float],
+    terms: Sequence[str] = CALIBRATION_TERMS,
+) -> tuple[NetworkCalibration | None, dict[str, float], dict[str, NetworkCalibration | None]]:
+    """Fit every term set of ``terms`` on ``networks`` (anything with ``ops``) and keep the one with the lowest
+    leave-one-out MAPE, the plain sum (``"none"``, None) included.
+
+    Returns the chosen calibration (None: the plain sum), each set's leave-one-out MAPE and each set's fit.
+    A set that needs more networks than leave-one-out leaves (:data:`MIN_NETWORKS`) is left out.
+    ``kinds`` is cross-validated with the ridge its fit on all networks chose."""
+    measured = np.asarray(measured_ms, dtype=float)
+    nets = list(networks)
+
+    def total(calib: NetworkCalibration | None, net: Any) -> float:
+        cp = CalibratedPredictor(predictor, calib)
+        return float(cp.predict(list(net.ops)).sum() + cp.overhead_ms_)
+
+    fits: dict[str, NetworkCalibration | None] = {"none": None}
+    loo = {"none": float(np.mean([abs(total(None, n) / m - 1) for n, m in zip(nets, measured)]))}
+    for t in terms:
+        if len(nets) - 1 < MIN_NETWORKS[t]:  # leave-one-out needs one network more than the fit
+            continue
+        fits[t] = NetworkCalibration.fit(predictor, nets, measured, terms=t)
+        ridge = fits[t].ridge if t == "kinds" else None
+        errs = []
+        for j in range(len(nets)):
+            rest = [i for i in range(len(nets)) if i != j]
+            c = NetworkCalibration.fit(predictor, [nets[i] for i in rest], measured[rest], terms=t, ridge=ridge)
+            errs.append(abs(total(c, nets[j]) / measured[j] - 1))
+        loo[t] = float(np.mean(errs))
+    best = min(loo, key=loo.get)
+    return fits[best], loo, fits

@@ -4,9 +4,11 @@ The model's graph is split into kernels with the predictor's runtime's rules
 (:mod:`hwlat.graph.kernels`); each kernel is predicted through the op kind that stands for it,
 a block kind (``mbconv``, ``head``, ...) where the predictor knows the block but not its parts.
 The total is ``scale_ · Σ kernels + overhead_ms_``, as for networks
-(:func:`hwlat.predict.calibration.network_ms`). A kernel with no op kind, or whose kind the
-predictor has no data for, never costs a silent 0 ms: :class:`MissingKernelsError` names the
-kernels with their counts and share of MACs, and the command that measures them;
+(:func:`hwlat.predict.calibration.network_ms`); a predictor fitted on a table with models measured
+whole (``composition_``) predicts each kernel's share of a whole model instead of its time alone
+(per-kind scales, a per-kernel and a per-MB term: :mod:`hwlat.predict.calibration`, ``kinds``).
+A kernel with no op kind, or whose kind the predictor has no data for, never costs a silent 0 ms:
+:class:`MissingKernelsError` names the kernels with their counts and share of MACs, and the command that measures them;
 ``allow_missing=True`` predicts the known part and lists what is missing.
 """
 
@@ -182,6 +184,11 @@ def predict_model(
     graph = item if isinstance(item, Graph) else item_graph(item, batch)
     device_key = device or getattr(model, "device_key_", "") or ""
     kset = detect_kernels(graph, learned_rules(model) or None, device=device_key or None)
+    composition = model.composition() if hasattr(model, "composition") else None
+    if composition is not None:  # each kernel's share of a whole model on this device, not its time alone
+        from hwlat.predict.calibration import CalibratedPredictor
+
+        model = CalibratedPredictor(model, composition)
     units = assign_kernels(kset, model)
     specs = [u.spec for u in units if u.spec is not None]
     if specs:

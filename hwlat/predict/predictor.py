@@ -13,6 +13,7 @@ ops plus a device overhead fitted by :meth:`LatencyPredictor.calibrate`
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 from collections.abc import Sequence
@@ -26,7 +27,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from hwlat.cache import file_sha256
 from hwlat.network import Network
-from hwlat.ops import WHOLE_KINDS, OpSpec
+from hwlat.ops import ACTIVATIONS, WHOLE_KINDS, OpSpec
 from hwlat.predict.calibration import fit_scale_overhead, network_ms
 
 __all__ = ["LatencyPredictor", "MODELS", "op_features", "UnknownKindError"]
@@ -47,8 +48,12 @@ _LOG_FEATURES = (
     "dense_flops",
     "dw_flops",
     "act_bytes",
+    "group_width",
 )
-_RAW_FEATURES = ("kernel", "stride", "expand", "layers")
+# The activation an op applies, one-hot (all zero: none): on a CPU a GELU or SiLU pass costs several
+# times a ReLU, and a runtime fuses some into the conv before it and runs others on their own.
+_ACT_FEATURES = tuple(f"act_{a}" for a in ACTIVATIONS if a != "none")
+_RAW_FEATURES = ("kernel", "stride", "expand", "layers", *_ACT_FEATURES)
 FEATURES = _LOG_FEATURES + _RAW_FEATURES
 
 
@@ -113,12 +118,22 @@ def _prior_row(op: OpSpec) -> tuple[float, ...]:
 def _feature_row(op: OpSpec) -> tuple[float, ...]:
     # Cached: searches predict the same candidate ops over and over.
     f = {**op.features(), **_layer_features(op)}
+    # channels per group of a grouped conv (0 for every other op): RegNet's 24-wide groups run unlike ResNeXt's 4
+    f["group_width"] = op.cin // op.groups if op.groups > 1 else 0
+    f.update({name: float(name == f"act_{op.act}") for name in _ACT_FEATURES})
     return tuple(float(np.log1p(float(f[k]))) for k in _LOG_FEATURES) + tuple(float(f[k]) for k in _RAW_FEATURES)
 
 
-def op_features(ops: Sequence[OpSpec]) -> np.ndarray:
-    """Feature matrix: log1p of sizes and cost counters, raw kernel/stride/expand/layers."""
-    return np.asarray([_feature_row(op) for op in ops], dtype=float).reshape(len(ops), len(FEATURES))
+def op_features(ops: Sequence[OpSpec], names: Sequence[str] | None = None) -> np.ndarray:
+    """Feature matrix: log1p of sizes and cost counters, raw kernel/stride/expand/layers, the activation
+    one-hot; ``names``: only those columns, in that order (a predictor fitted on an older feature set)."""
+    F = np.asarray([_feature_row(op) for op in ops], dtype=float).reshape(len(ops), len(FEATURES))
+    if names is None or list(names) == list(FEATURES):
+        return F
+    unknown = sorted(set(names) - set(FEATURES))
+    if unknown:
+        raise ValueError(f"features {', '.join(unknown)} are not computed by this hwlat; re-fit the predictor")
+    return F[:, [FEATURES.index(n) for n in names]]
 
 
 def _as_ops(X: Any) -> list[OpSpec]:
@@ -198,6 +213,10 @@ class LatencyPredictor(BaseEstimator, RegressorMixin):
         One fitted model per op kind.
     overhead_ms_, scale_ : float
         Network-level calibration: ``scale_ * sum(ops) + overhead_ms_`` (:meth:`calibrate`).
+    composition_ : dict or None
+        How the device runs kernels together in whole models (:meth:`calibrate_models`, fitted by
+        :meth:`fit_table` on the table's models measured whole, such as ``hwlat measure --model
+        composed:96``): the chosen term set, its terms and every set's leave-one-out MAPE; None without.
     target_ : str
         Table column the latencies came from (``"median_ms"`` when fitted on raw arrays).
     table_sha256_ : str or None
@@ -246,6 +265,7 @@ class LatencyPredictor(BaseEstimator, RegressorMixin):
         self.device_key_ = device_key
         self.overhead_ms_ = 0.0
         self.scale_ = 1.0
+        self.composition_: dict | None = None
         self.feature_names_ = list(FEATURES)
         # Training-data provenance: raw arrays have none; fit_table fills in the table's.
         self.target_ = "median_ms"
@@ -285,7 +305,39 @@ class LatencyPredictor(BaseEstimator, RegressorMixin):
         net_rows = df[(df["kind"] == "network") & df["op_key"].isin(list(nets))]
         if len(net_rows):
             self.calibrate([nets[k] for k in net_rows["op_key"]], net_rows[target].to_numpy())
+        self.composition_ = None
+        chains, measured = model_chains(df[df["kind"] == "model"], target, set(self.models_))
+        if len(chains) >= MIN_COMPOSITION_MODELS:
+            self.calibrate_models(chains, measured)
         return self
+
+    def calibrate_models(self, models: Sequence[Any], measured_ms: Any) -> LatencyPredictor:
+        """Fit how this device runs kernels together in a whole model (``composition_``) from models measured
+        whole: each term set of :data:`hwlat.predict.calibration.CALIBRATION_TERMS` is fitted on the models'
+        kernels (anything with ``ops``: the OpSpecs standing for them) and the one with the lowest
+        leave-one-out error is kept (the plain sum when none beats it). :meth:`predict_model` applies it."""
+        from hwlat.predict.calibration import choose_calibration
+
+        check_is_fitted(self)
+        calib, loo, _ = choose_calibration(self, list(models), measured_ms)
+        record = dataclasses.asdict(calib) if calib is not None else {"terms": "none"}
+        record["kind_scales"] = dict(record.get("kind_scales", ()))
+        record["loo_mape"] = loo
+        record["n_models"] = len(measured_ms)
+        self.composition_ = record
+        return self
+
+    def composition(self):
+        """The fitted :class:`~hwlat.predict.calibration.NetworkCalibration` of whole models, or None."""
+        from hwlat.predict.calibration import NetworkCalibration
+
+        record = getattr(self, "composition_", None)
+        if not record or record.get("terms") == "none":
+            return None
+        fields = {f.name for f in dataclasses.fields(NetworkCalibration)}
+        values = {k: v for k, v in record.items() if k in fields}
+        values["kind_scales"] = tuple(sorted(values.get("kind_scales", {}).items()))
+        return NetworkCalibration(**values)
 
     def calibrate(self, networks: Sequence[Network], measured_ms: Any, scale: bool = False) -> LatencyPredictor:
         """Fit the device overhead (and optionally a scale) from whole-network measurements.
@@ -309,7 +361,7 @@ class LatencyPredictor(BaseEstimator, RegressorMixin):
         ops = _as_ops(X)
         out = np.empty(len(ops))
         kinds = np.array([op.kind for op in ops])
-        F, P = op_features(ops), _prior_columns(ops)
+        F, P = op_features(ops, getattr(self, "feature_names_", None)), _prior_columns(ops)
         for kind in set(kinds):
             model = self.models_.get(kind)
             if model is None:
@@ -348,7 +400,13 @@ class LatencyPredictor(BaseEstimator, RegressorMixin):
         # Predictors saved before fit set the training provenance (only fit_table did) load with fit's values,
         # so readers never need a default; pickle and skops both restore through here.
         if "models_" in state:
-            state = {"target_": "median_ms", "table_sha256_": None, "drift_corrected_": False, **state}
+            state = {
+                "target_": "median_ms",
+                "table_sha256_": None,
+                "drift_corrected_": False,
+                "composition_": None,
+                **state,
+            }
         super().__setstate__(state)
 
     def __sklearn_is_fitted__(self) -> bool:
@@ -379,6 +437,27 @@ def _table_frame(table: Any, correct_drift: bool = False):
     with LatencyStore(table, readonly=True) as store:
         found = {k: store.fusion_rules(k) for k in store.device_keys()}
         return store.frame(provenance=False, correct_drift=correct_drift), store.networks(), found.get
+
+
+#: Models measured whole (rows with their kernels recorded) a table needs before ``fit_table`` calibrates on them.
+MIN_COMPOSITION_MODELS = 8
+
+
+def model_chains(rows: Any, target: str, kinds: set[str]) -> tuple[list[Any], np.ndarray]:
+    """The model rows whose kernels were recorded (``extra["kernels"]``, :func:`hwlat.workflows.model_kernels`)
+    and all map to a kind in ``kinds``: their kernels as ``ops`` and their latencies."""
+    from types import SimpleNamespace
+
+    chains, measured = [], []
+    for extra, ms in zip(rows["extra"], rows[target].astype(float)):
+        keys = str((extra or {}).get("kernels", "")).split(";")
+        if not keys or keys == [""] or any(k.startswith("?") for k in keys):
+            continue
+        ops = [OpSpec.from_key(k) for k in keys]
+        if all(op.kind in kinds for op in ops) and np.isfinite(ms) and ms > 0:
+            chains.append(SimpleNamespace(ops=tuple(ops)))
+            measured.append(ms)
+    return chains, np.asarray(measured, dtype=float)
 
 
 def table_checksum(df) -> str:
@@ -512,6 +591,7 @@ def save_predictor(
         "target": predictor.target_,
         "overhead_ms": predictor.overhead_ms_,
         "scale": predictor.scale_,
+        "composition": getattr(predictor, "composition_", None),
         "training_table": str(table) if table else None,
         "training_table_sha256": predictor.table_sha256_,
         "drift_corrected": predictor.drift_corrected_,
