@@ -27,8 +27,9 @@ def card(
     df["median_ms"] = df["median_ms"].astype(float)
     info = json.loads(df["device_info_json"].iloc[0])
     extra = info.get("extra", {})
-    ops = df[df["kind"] != "network"]
-    nets = df[df["kind"] == "network"]
+    whole = df["kind"].isin(["network", "model"])  # networks and models measured whole
+    ops = df[~whole]
+    nets = df[whole]
     dates = sorted(df["created_at"])
     kinds = ", ".join(f"{k} ({n})" for k, n in ops["kind"].value_counts().sort_index().items())
     rel_iqr = (ops["iqr_ms"].astype(float) / ops["median_ms"]).median()
@@ -85,7 +86,12 @@ def card(
         "",
         "Columns: one row per (device, op, protocol) with `n`, `median_ms`, `mean_ms`, `std_ms`, `p5_ms`, `p95_ms`,",
         "`iqr_ms`, the median's 95 % CI, `round_medians_ms`, `stable`, `loadavg`, `wall_s`, provenance",
-        "(`device_info_json`, `hwlat_version`, `created_at`) and, for network rows, `network_json` (its op list).",
+        "(`device_info_json`, `hwlat_version`, `created_at`) and, for network rows, `network_json` (its op list)."
+        + (
+            " Model rows keep the kernels the runtime ran in `extra_json` (`kernels`: one op key per kernel)."
+            if (df["kind"] == "model").any()
+            else ""
+        ),
         "",
         "Use: `hwlat table import --db t.db "
         + f"datasets_lat/{csv.name}` then `hwlat fit --table t.db --out p.skops`.",
