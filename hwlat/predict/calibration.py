@@ -43,6 +43,7 @@ is 1), which keeps :class:`hwlat.cost.LatencyLUT` and
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -215,18 +216,17 @@ OP_TERMS = ("per_op_ms", "per_io_mb_ms", "per_token_mb_ms", "per_weight_mb_ms")
 _VIEW_KINDS = ("slice", "transpose")
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _op_term_row(op: OpSpec) -> tuple[float, float, float, float]:
+    # cached: a leave-one-out fit asks for the same networks' ops once per network
+    (io,) = io_mb([op])
+    image = len(op.input_shape) == 4 and op.kind not in _VIEW_KINDS
+    return (1.0, io if image else 0.0, 0.0 if image else io, 4e-6 * op.params)
+
+
 def op_terms(ops: Sequence[OpSpec]) -> np.ndarray:
     """(ops, 4): each op's :data:`OP_TERMS` columns: 1, image activation MB, other activation MB, weight MB."""
-    out = np.zeros((len(ops), len(OP_TERMS)))
-    if not len(ops):
-        return out
-    io = io_mb(ops)
-    image = np.array([len(op.input_shape) == 4 and op.kind not in _VIEW_KINDS for op in ops])
-    out[:, 0] = 1.0
-    out[:, 1] = np.where(image, io, 0.0)
-    out[:, 2] = np.where(image, 0.0, io)
-    out[:, 3] = [4e-6 * op.params for op in ops]
-    return out
+    return np.array([_op_term_row(op) for op in ops], dtype=float).reshape(len(ops), len(OP_TERMS))
 
 
 @dataclass(frozen=True)
@@ -251,6 +251,45 @@ class _KindsDesign:
 
     def matrix(self) -> np.ndarray:
         return np.column_stack([self.sums, self.terms, np.ones(len(self.sums))])
+
+    def take(self, rows: Sequence[int]) -> _KindsDesign:
+        return _KindsDesign(self.kinds, self.sums[rows], self.terms[rows])
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """What every term set fits on, per network, computed once (leave-one-out takes rows of it)."""
+
+    per_op_ms: list[np.ndarray]
+    counts: np.ndarray
+    mb: np.ndarray
+    kinds: _KindsDesign
+    pooled: _KindsDesign
+
+    @classmethod
+    def of(cls, predictor: LatencyModel, networks: Sequence[Any]) -> _Columns:
+        ops = [list(n.ops) for n in networks]
+        flat = [op for o in ops for op in o]
+        preds = np.asarray(predictor.predict(flat), dtype=float) if flat else np.zeros(0)
+        bounds = np.cumsum([0] + [len(o) for o in ops])
+        per_op_ms = [preds[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        return cls(
+            per_op_ms,
+            np.array([len(o) for o in ops], dtype=float),
+            np.array([input_mb(o).sum() for o in ops]),
+            _KindsDesign.of(ops, per_op_ms),
+            _KindsDesign.of(ops, per_op_ms, pooled=True),
+        )
+
+    def take(self, rows: Sequence[int]) -> _Columns:
+        rows = list(rows)
+        return _Columns(
+            [self.per_op_ms[i] for i in rows],
+            self.counts[rows],
+            self.mb[rows],
+            self.kinds.take(rows),
+            self.pooled.take(rows),
+        )
 
 
 def _solve_kinds(A: np.ndarray, measured: np.ndarray, n_kinds: int, ridge: float) -> np.ndarray:
@@ -381,14 +420,16 @@ class NetworkCalibration:
             )
         if not np.all(np.isfinite(measured)) or np.any(measured <= 0):
             raise ValueError("measured latencies must be finite and > 0 ms")
-        per_op_ms = [np.asarray(predictor.predict(list(n.ops)), dtype=float) for n in networks]
-        sums = np.array([float(p.sum()) for p in per_op_ms])
-        counts = np.array([len(n.ops) for n in networks], dtype=float)
-        mb = np.array([input_mb(n.ops).sum() for n in networks])
-        smallest = min(float(p.min()) for p in per_op_ms if len(p))
+        return cls._fit_columns(_Columns.of(predictor, networks), measured, terms, ridge)
+
+    @classmethod
+    def _fit_columns(cls, cols: _Columns, measured: np.ndarray, terms: str, ridge: float | None) -> NetworkCalibration:
+        sums = np.array([float(p.sum()) for p in cols.per_op_ms])
+        counts, mb = cols.counts, cols.mb
+        smallest = min(float(p.min()) for p in cols.per_op_ms if len(p))
         if terms in ("kinds", "count-io"):
             pooled = terms == "count-io"
-            design = _KindsDesign.of([list(n.ops) for n in networks], per_op_ms, pooled=pooled)
+            design = cols.pooled if pooled else cols.kinds
             scales, per_op, offset, ridge = _fit_kinds(design, measured, 0.0 if pooled else ridge, terms)
             pred = design.matrix() @ np.array([v for _, v in scales] + [per_op[t] for t in OP_TERMS] + [offset])
             return cls(
@@ -518,6 +559,7 @@ def choose_calibration(
     ``kinds`` is cross-validated with the ridge its fit on all networks chose."""
     measured = np.asarray(measured_ms, dtype=float)
     nets = list(networks)
+    cols = _Columns.of(predictor, nets)  # every fit below takes rows of these: one prediction per kernel
 
     def total(calib: NetworkCalibration | None, net: Any) -> float:
         cp = CalibratedPredictor(predictor, calib)
@@ -533,7 +575,7 @@ def choose_calibration(
         errs = []
         for j in range(len(nets)):
             rest = [i for i in range(len(nets)) if i != j]
-            c = NetworkCalibration.fit(predictor, [nets[i] for i in rest], measured[rest], terms=t, ridge=ridge)
+            c = NetworkCalibration._fit_columns(cols.take(rest), measured[rest], t, ridge)
             errs.append(abs(total(c, nets[j]) / measured[j] - 1))
         loo[t] = float(np.mean(errs))
     best = min(loo, key=loo.get)
