@@ -81,3 +81,24 @@ def test_tables_without_model_rows_fit_no_composition(tmp_path):
         run_measure(FAKE, ops, store, Protocol(), quiet=True)
         p = LatencyPredictor(model="prior").fit_table(store)
     assert p.composition_ is None and p.composition() is None
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime-cpu", "litert-cpu"])
+def test_the_shipped_model_kernels_tables_calibrate_whole_models(runtime):
+    """datasets_lat/*_model-kernels.csv: 96 composed networks whose recorded kernels all parse into op kinds
+    the table has rows for, so `hwlat fit` on them fits composition_ (and no zoo model is among them)."""
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    csv = Path(__file__).resolve().parents[1] / "datasets_lat" / f"{runtime}_model-kernels.csv"
+    df = pd.read_csv(csv, keep_default_na=False)
+    models = df[df["kind"] == "model"]
+    assert len(models) == 96 and models["op_key"].str.startswith("model:composed-").all()
+    df["extra"] = [json.loads(e or "{}") for e in df["extra_json"]]
+    df["median_ms"] = df["median_ms"].astype(float)
+    kinds = set(df.loc[df["kind"] != "model", "kind"])
+    chains, measured = model_chains(df[df["kind"] == "model"], "median_ms", kinds)
+    assert len(chains) >= 90 and np.all(measured > 0)
+    assert {op.kind for c in chains for op in c.ops} <= kinds
