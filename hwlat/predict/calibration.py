@@ -256,6 +256,21 @@ class _KindsDesign:
         return _KindsDesign(self.kinds, self.sums[rows], self.terms[rows])
 
 
+def _checked(networks: Sequence[Any], measured_ms: Sequence[float], terms: str) -> np.ndarray:
+    """``measured_ms`` as an array, once it is known to fit ``networks`` and ``terms`` (ValueError if not)."""
+    if terms not in CALIBRATION_TERMS:
+        raise ValueError(f"unknown calibration terms {terms!r}; choose one of {', '.join(CALIBRATION_TERMS)}")
+    measured = np.asarray(measured_ms, dtype=float)
+    if len(networks) != len(measured) or len(measured) == 0:
+        raise ValueError(
+            f"calibration needs one measured latency per network, got {len(networks)} networks "
+            f"and {len(measured)} latencies"
+        )
+    if not np.all(np.isfinite(measured)) or np.any(measured <= 0):
+        raise ValueError("measured latencies must be finite and > 0 ms")
+    return measured
+
+
 @dataclass(frozen=True)
 class _Columns:
     """What every term set fits on, per network, computed once (leave-one-out takes rows of it)."""
@@ -410,16 +425,7 @@ class NetworkCalibration:
         >>> # calib = NetworkCalibration.fit(predictor, networks, measured_ms, terms="input-mb")
         >>> # CalibratedPredictor(predictor, calib).predict_network(networks[0])
         """
-        if terms not in CALIBRATION_TERMS:
-            raise ValueError(f"unknown calibration terms {terms!r}; choose one of {', '.join(CALIBRATION_TERMS)}")
-        measured = np.asarray(measured_ms, dtype=float)
-        if len(networks) != len(measured) or len(measured) == 0:
-            raise ValueError(
-                f"calibration needs one measured latency per network, got {len(networks)} networks "
-                f"and {len(measured)} latencies"
-            )
-        if not np.all(np.isfinite(measured)) or np.any(measured <= 0):
-            raise ValueError("measured latencies must be finite and > 0 ms")
+        measured = _checked(networks, measured_ms, terms)
         return cls._fit_columns(_Columns.of(predictor, networks), measured, terms, ridge)
 
     @classmethod
@@ -480,6 +486,7 @@ class CalibratedPredictor:
         else:
             c = calibration
             self._scale, self._per_op, self._per_mb, self.overhead_ms_ = c.scale, c.per_op_ms, c.per_mb_ms, c.offset_ms
+        self._kind_scales = dict(calibration.kind_scales) if calibration is not None else {}
         self.scale_ = 1.0  # LatencyModel's network factor: the calibration's scale is applied per op by predict()
         self.device_key_: str = predictor.device_key_
         # (network, ms) measured when calibrating, for re-measuring later in the same session as a speed check.
@@ -489,9 +496,13 @@ class CalibratedPredictor:
         ops = list(ops)
         if not ops:
             return np.zeros(0)
-        raw = np.asarray(self.predictor.predict(ops), dtype=float)
+        return self._shares(ops, np.asarray(self.predictor.predict(ops), dtype=float))
+
+    def _shares(self, ops: list[OpSpec], raw: np.ndarray) -> np.ndarray:
+        """Each op's share of a network from its prediction alone (``raw``)."""
         c = self.calibration
-        scale = np.array([c.kind_scale(op.kind) for op in ops]) if c is not None and c.kind_scales else self._scale
+        kinds = self._kind_scales
+        scale = np.array([kinds.get(op.kind, self._scale) for op in ops]) if kinds else self._scale
         out = scale * raw + self._per_op
         if self._per_mb:
             out = out + self._per_mb * input_mb(ops)
@@ -557,26 +568,27 @@ def choose_calibration(
     Returns the chosen calibration (None: the plain sum), each set's leave-one-out MAPE and each set's fit.
     A set that needs more networks than leave-one-out leaves (:data:`MIN_NETWORKS`) is left out.
     ``kinds`` is cross-validated with the ridge its fit on all networks chose."""
-    measured = np.asarray(measured_ms, dtype=float)
     nets = list(networks)
+    measured = _checked(nets, measured_ms, "count")
     cols = _Columns.of(predictor, nets)  # every fit below takes rows of these: one prediction per kernel
 
-    def total(calib: NetworkCalibration | None, net: Any) -> float:
+    def total(calib: NetworkCalibration | None, j: int) -> float:
         cp = CalibratedPredictor(predictor, calib)
-        return float(cp.predict(list(net.ops)).sum() + cp.overhead_ms_)
+        return float(cp._shares(list(nets[j].ops), cols.per_op_ms[j]).sum() + cp.overhead_ms_)
 
     fits: dict[str, NetworkCalibration | None] = {"none": None}
-    loo = {"none": float(np.mean([abs(total(None, n) / m - 1) for n, m in zip(nets, measured)]))}
+    loo = {"none": float(np.mean([abs(total(None, j) / m - 1) for j, m in enumerate(measured)]))}
     for t in terms:
+        _checked(nets, measured, t)
         if len(nets) - 1 < MIN_NETWORKS[t]:  # leave-one-out needs one network more than the fit
             continue
-        fits[t] = NetworkCalibration.fit(predictor, nets, measured, terms=t)
+        fits[t] = NetworkCalibration._fit_columns(cols, measured, t, None)
         ridge = fits[t].ridge if t == "kinds" else None
         errs = []
         for j in range(len(nets)):
             rest = [i for i in range(len(nets)) if i != j]
             c = NetworkCalibration._fit_columns(cols.take(rest), measured[rest], t, ridge)
-            errs.append(abs(total(c, nets[j]) / measured[j] - 1))
+            errs.append(abs(total(c, j) / measured[j] - 1))
         loo[t] = float(np.mean(errs))
     best = min(loo, key=loo.get)
     return fits[best], loo, fits
